@@ -1,0 +1,333 @@
+//! The GPU and LLM catalogs: the JSON files under `models/`, embedded at build time so the
+//! binary works from any directory, parsed into [`GpuSpec`] and [`ModelSpec`], and looked up
+//! by forgiving names (`a100-40gb`, `A100_40GB`, `llama-2-7b`).
+//!
+//! This is the only code that knows the `models/` folder.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Dense peak throughput per precision, in TFLOPS (TOPS for integers); `None` where the GPU
+/// has no such tensor path.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeakTflops {
+    pub fp32: f64,
+    pub tf32: Option<f64>,
+    pub fp16_bf16: f64,
+    pub fp8: Option<f64>,
+    pub int8: Option<f64>,
+    pub int4: Option<f64>,
+}
+
+/// Efficiencies and overheads of the roofline step-time model for one GPU.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepTimeParams {
+    /// Fraction of dense peak reached by the linear layers (GEMMs).
+    pub matmul_efficiency: f64,
+    /// Fraction of dense peak reached by attention kernels.
+    pub attention_efficiency: f64,
+    /// Fraction of DRAM bandwidth reached when streaming weights and KV.
+    pub bandwidth_efficiency: f64,
+    /// Fixed cost of every step: scheduling, input preparation, sampling, launch.
+    pub step_overhead_us: f64,
+    /// Extra cost per scheduled sequence per step.
+    pub per_sequence_overhead_us: f64,
+    /// Fraction of the interconnect bandwidth an all-reduce reaches.
+    pub allreduce_efficiency: f64,
+    /// Latency of one all-reduce.
+    pub allreduce_latency_us: f64,
+    pub provenance: String,
+    pub sources: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuSpec {
+    pub name: String,
+    pub display_name: String,
+    pub aliases: Vec<String>,
+    pub vendor: String,
+    pub architecture: String,
+    pub memory_gib: f64,
+    /// Total memory as `torch.cuda.mem_get_info` reports it; vLLM multiplies this number by
+    /// `gpu_memory_utilization`.
+    pub memory_visible_gib: f64,
+    pub hbm_bandwidth_gbps: f64,
+    pub tflops: PeakTflops,
+    pub interconnect: Option<String>,
+    /// GPU-to-GPU bandwidth, GB/s, bidirectional total per GPU as vendors quote it.
+    pub interconnect_gbps: Option<f64>,
+    pub pcie_gbps: f64,
+    pub sources: BTreeMap<String, String>,
+    pub verification: String,
+    pub step_time: StepTimeParams,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoeSpec {
+    pub num_experts: u32,
+    pub experts_per_token: u32,
+    pub expert_intermediate_size: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    pub name: String,
+    pub display_name: String,
+    pub aliases: Vec<String>,
+    pub hf_id: String,
+    pub architecture: String,
+    pub hidden_size: u64,
+    pub intermediate_size: u64,
+    pub num_layers: u64,
+    pub num_attention_heads: u64,
+    pub num_kv_heads: u64,
+    pub head_dim: u64,
+    pub vocab_size: u64,
+    pub max_position_embeddings: u64,
+    pub tie_word_embeddings: bool,
+    pub attention_qkv_bias: bool,
+    pub moe: Option<MoeSpec>,
+    /// Sliding-window attention width, when every layer uses one.
+    pub sliding_window: Option<u64>,
+    pub torch_dtype: String,
+    pub num_params_published: String,
+    pub sources: BTreeMap<String, String>,
+}
+
+/// The shipped catalog files, embedded at build time.
+const GPU_FILES: &[(&str, &str)] = &[
+    (
+        "a100-40gb.json",
+        include_str!("../../../models/gpu/a100-40gb.json"),
+    ),
+    (
+        "a100-80gb.json",
+        include_str!("../../../models/gpu/a100-80gb.json"),
+    ),
+    ("a10g.json", include_str!("../../../models/gpu/a10g.json")),
+    ("b200.json", include_str!("../../../models/gpu/b200.json")),
+    (
+        "h100-80gb.json",
+        include_str!("../../../models/gpu/h100-80gb.json"),
+    ),
+    (
+        "h100-pcie.json",
+        include_str!("../../../models/gpu/h100-pcie.json"),
+    ),
+    ("h200.json", include_str!("../../../models/gpu/h200.json")),
+    ("l4.json", include_str!("../../../models/gpu/l4.json")),
+    ("l40.json", include_str!("../../../models/gpu/l40.json")),
+    ("l40s.json", include_str!("../../../models/gpu/l40s.json")),
+    (
+        "mi300x.json",
+        include_str!("../../../models/gpu/mi300x.json"),
+    ),
+    (
+        "rtx-3090.json",
+        include_str!("../../../models/gpu/rtx-3090.json"),
+    ),
+    (
+        "rtx-4090.json",
+        include_str!("../../../models/gpu/rtx-4090.json"),
+    ),
+];
+
+const MODEL_FILES: &[(&str, &str)] = &[
+    (
+        "llama-2-13b.json",
+        include_str!("../../../models/llm/llama-2-13b.json"),
+    ),
+    (
+        "llama-2-70b.json",
+        include_str!("../../../models/llm/llama-2-70b.json"),
+    ),
+    (
+        "llama-2-7b.json",
+        include_str!("../../../models/llm/llama-2-7b.json"),
+    ),
+    (
+        "llama-3.1-70b.json",
+        include_str!("../../../models/llm/llama-3.1-70b.json"),
+    ),
+    (
+        "llama-3.1-8b.json",
+        include_str!("../../../models/llm/llama-3.1-8b.json"),
+    ),
+    (
+        "mistral-7b.json",
+        include_str!("../../../models/llm/mistral-7b.json"),
+    ),
+    (
+        "mixtral-8x7b.json",
+        include_str!("../../../models/llm/mixtral-8x7b.json"),
+    ),
+    (
+        "phi-3-mini.json",
+        include_str!("../../../models/llm/phi-3-mini.json"),
+    ),
+    (
+        "qwen2.5-0.5b.json",
+        include_str!("../../../models/llm/qwen2.5-0.5b.json"),
+    ),
+    (
+        "qwen2.5-1.5b.json",
+        include_str!("../../../models/llm/qwen2.5-1.5b.json"),
+    ),
+    (
+        "qwen2.5-7b.json",
+        include_str!("../../../models/llm/qwen2.5-7b.json"),
+    ),
+];
+
+/// Lowercases and maps `_`, spaces and dots-in-sizes to one spelling so that `A100_40GB`,
+/// `a100-40gb` and `A100 40GB` find the same entry.
+pub fn normalize_name(name: &str) -> String {
+    name.trim().to_ascii_lowercase().replace(['_', ' '], "-")
+}
+
+/// Both catalogs, parsed.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    pub gpus: Vec<GpuSpec>,
+    pub models: Vec<ModelSpec>,
+}
+
+/// A name that matches no catalog entry; the message lists the known names.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("unknown {kind} `{name}`; known: {known}")]
+pub struct UnknownName {
+    pub kind: &'static str,
+    pub name: String,
+    pub known: String,
+}
+
+impl Catalog {
+    /// The embedded catalog. The files are part of the build, so a parse error is a bug that a
+    /// unit test catches.
+    pub fn builtin() -> &'static Catalog {
+        static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+        CATALOG.get_or_init(|| Catalog {
+            gpus: GPU_FILES
+                .iter()
+                .map(|(file, text)| {
+                    serde_json::from_str(text).unwrap_or_else(|e| panic!("models/gpu/{file}: {e}"))
+                })
+                .collect(),
+            models: MODEL_FILES
+                .iter()
+                .map(|(file, text)| {
+                    serde_json::from_str(text).unwrap_or_else(|e| panic!("models/llm/{file}: {e}"))
+                })
+                .collect(),
+        })
+    }
+
+    pub fn gpu(&self, name: &str) -> Result<&GpuSpec, UnknownName> {
+        let wanted = normalize_name(name);
+        self.gpus
+            .iter()
+            .find(|g| g.name == wanted || g.aliases.contains(&wanted))
+            .ok_or_else(|| UnknownName {
+                kind: "gpu",
+                name: name.to_string(),
+                known: self
+                    .gpus
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    pub fn model(&self, name: &str) -> Result<&ModelSpec, UnknownName> {
+        let wanted = normalize_name(name);
+        let wanted_tail = wanted.rsplit('/').next().unwrap_or(&wanted).to_string();
+        self.models
+            .iter()
+            .find(|m| {
+                m.name == wanted
+                    || m.aliases.contains(&wanted)
+                    || normalize_name(&m.hf_id) == wanted
+                    || m.name == wanted_tail
+            })
+            .ok_or_else(|| UnknownName {
+                kind: "model",
+                name: name.to_string(),
+                known: self
+                    .models
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalog_file_is_embedded_and_parses() {
+        let catalog = Catalog::builtin();
+        let on_disk = |dir: &str| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("models")
+                .join(dir);
+            let mut names: Vec<String> = std::fs::read_dir(path)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.ends_with(".json"))
+                .collect();
+            names.sort();
+            names
+        };
+        let embedded =
+            |files: &[(&str, &str)]| files.iter().map(|f| f.0.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            embedded(GPU_FILES),
+            on_disk("gpu"),
+            "add the new file to GPU_FILES"
+        );
+        assert_eq!(
+            embedded(MODEL_FILES),
+            on_disk("llm"),
+            "add the new file to MODEL_FILES"
+        );
+        assert_eq!(catalog.gpus.len(), 13);
+        assert_eq!(catalog.models.len(), 11);
+    }
+
+    #[test]
+    fn names_are_forgiving() {
+        let catalog = Catalog::builtin();
+        assert_eq!(catalog.gpu("A100_40GB").unwrap().name, "a100-40gb");
+        assert_eq!(catalog.gpu("h100").unwrap().name, "h100-80gb");
+        assert_eq!(catalog.model("Llama-2-7B").unwrap().name, "llama-2-7b");
+        assert_eq!(
+            catalog.model("meta-llama/Llama-2-7b-hf").unwrap().name,
+            "llama-2-7b"
+        );
+        assert_eq!(
+            catalog.model("Qwen/Qwen2.5-0.5B").unwrap().name,
+            "qwen2.5-0.5b"
+        );
+    }
+
+    #[test]
+    fn unknown_names_list_the_known_ones() {
+        let err = Catalog::builtin().gpu("a100").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("unknown gpu `a100`; known: "), "{text}");
+        assert!(
+            text.contains("a100-40gb") && text.contains("a100-80gb"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! What a step costs: the [`StepTimeModel`] trait, the roofline model built from the model's
+//! shape and the GPU's datasheet, and a constant model for tests.
+//!
+//! Roofline per step: linear layers cost `max(FLOPs / (peak x matmul_eff), weight bytes /
+//! (bandwidth x bw_eff))`; attention costs `max(attention FLOPs / (peak x attn_eff), KV bytes
+//! read / (bandwidth x bw_eff))` summed over the batch's sequences; tensor parallelism adds two
+//! all-reduces per layer; every step pays a fixed overhead plus a per-sequence one.
+
+use super::catalog::{GpuSpec, ModelSpec, StepTimeParams};
+use super::memory::kv_bytes_per_token;
+use super::quant::{KvDtype, Quant};
+use super::shape::ParamBreakdown;
+use crate::sim::Nanos;
+
+/// The work of one sequence in a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeqWork {
+    /// Tokens computed for this sequence in this step (1 for a decode).
+    pub query_tokens: u32,
+    /// Tokens already in its KV cache before this step.
+    pub cached_tokens: u32,
+}
+
+/// Prices one scheduler step from the batch's composition.
+pub trait StepTimeModel: Send + Sync {
+    fn step_time(&self, batch: &[SeqWork]) -> Nanos;
+}
+
+/// Every step takes `per_step` plus `per_token` for each scheduled token; for tests with exact
+/// expected numbers.
+#[derive(Clone, Copy, Debug)]
+pub struct ConstantStepTime {
+    pub per_step: Nanos,
+    pub per_token: Nanos,
+}
+
+impl StepTimeModel for ConstantStepTime {
+    fn step_time(&self, batch: &[SeqWork]) -> Nanos {
+        let tokens: u64 = batch.iter().map(|s| s.query_tokens as u64).sum();
+        Nanos(self.per_step.0 + self.per_token.0 * tokens)
+    }
+}
+
+/// The roofline model of one replica (one model on `tp` GPUs of one kind).
+#[derive(Clone, Debug)]
+pub struct Roofline {
+    params: StepTimeParams,
+    tp: f64,
+    layers: f64,
+    hidden: f64,
+    /// FLOPs per token through the linear layers on one rank (2 x active params / tp).
+    linear_flops_per_token: f64,
+    /// LM-head FLOPs per sampled sequence on one rank.
+    lm_head_flops_per_seq: f64,
+    /// Weight bytes every step reads on one rank, apart from MoE experts.
+    dense_weight_bytes: f64,
+    /// Bytes of one expert's weights on one rank, and the expert counts, for MoE models.
+    expert_bytes: f64,
+    num_experts: f64,
+    experts_per_token: f64,
+    /// Attention FLOPs per (query token x context token) on one rank: 4 x layers x q_heads x
+    /// head_dim / tp (QK^T and PV, 2 FLOPs per multiply-add).
+    attention_flops_per_pair: f64,
+    kv_bytes_per_token: f64,
+    activation_bytes: f64,
+    matmul_peak: f64,
+    attention_peak: f64,
+    bandwidth: f64,
+    /// One-direction GPU-to-GPU bandwidth, bytes/s.
+    link_bandwidth: f64,
+}
+
+impl Roofline {
+    pub fn new(
+        model: &ModelSpec,
+        gpu: &GpuSpec,
+        quant: Quant,
+        kv_dtype: KvDtype,
+        tp: u64,
+    ) -> Roofline {
+        let p = ParamBreakdown::of(model);
+        let tpf = tp as f64;
+        let bpp = quant.weight_bytes_per_param();
+        let dense_bytes = quant.activation_bytes() as f64;
+        let (expert_params, num_experts, experts_per_token) = match &model.moe {
+            Some(moe) => (
+                (3 * model.hidden_size * moe.expert_intermediate_size * model.num_layers) as f64,
+                moe.num_experts as f64,
+                moe.experts_per_token as f64,
+            ),
+            None => (0.0, 0.0, 0.0),
+        };
+        let non_expert_linear = p.linear as f64 - expert_params * num_experts;
+        let lm_head_params = (if p.lm_head > 0 {
+            p.lm_head
+        } else {
+            p.embedding
+        }) as f64;
+        // vLLM's default for fp32 is the link the catalog names; PCIe when there is none.
+        let link_gbps = gpu.interconnect_gbps.unwrap_or(gpu.pcie_gbps);
+        Roofline {
+            params: gpu.step_time.clone(),
+            tp: tpf,
+            layers: model.num_layers as f64,
+            hidden: model.hidden_size as f64,
+            linear_flops_per_token: 2.0 * p.linear_active as f64 / tpf,
+            lm_head_flops_per_seq: 2.0 * lm_head_params / tpf,
+            dense_weight_bytes: (non_expert_linear * bpp + lm_head_params * dense_bytes) / tpf,
+            expert_bytes: expert_params * bpp / tpf,
+            num_experts,
+            experts_per_token,
+            attention_flops_per_pair: 4.0
+                * (model.num_layers * model.num_attention_heads * model.head_dim) as f64
+                / tpf,
+            kv_bytes_per_token: kv_bytes_per_token(model, quant, kv_dtype, tp) as f64,
+            activation_bytes: quant.activation_bytes() as f64,
+            matmul_peak: quant.matmul_peak_flops(gpu),
+            attention_peak: quant.attention_peak_flops(gpu),
+            bandwidth: gpu.hbm_bandwidth_gbps * 1e9,
+            link_bandwidth: link_gbps * 1e9 / 2.0,
+        }
+    }
+
+    /// Seconds for the linear layers given the step's tokens and sequences.
+    fn linear_secs(&self, tokens: f64, seqs: f64) -> f64 {
+        let flops = self.linear_flops_per_token * tokens + self.lm_head_flops_per_seq * seqs;
+        // Expected number of distinct experts touched when each token picks k of E.
+        let experts_read = if self.num_experts > 0.0 {
+            self.num_experts
+                * (1.0 - (1.0 - self.experts_per_token / self.num_experts).powf(tokens))
+        } else {
+            0.0
+        };
+        let bytes = self.dense_weight_bytes + self.expert_bytes * experts_read;
+        let p = &self.params;
+        (flops / (self.matmul_peak * p.matmul_efficiency))
+            .max(bytes / (self.bandwidth * p.bandwidth_efficiency))
+    }
+
+    fn attention_secs(&self, batch: &[SeqWork]) -> f64 {
+        let mut pairs = 0.0;
+        let mut kv_tokens = 0.0;
+        for seq in batch {
+            let q = seq.query_tokens as f64;
+            let cached = seq.cached_tokens as f64;
+            // Causal attention: query i sees cached + i + 1 tokens.
+            pairs += q * (cached + (q + 1.0) / 2.0);
+            kv_tokens += cached + q;
+        }
+        let p = &self.params;
+        let compute =
+            pairs * self.attention_flops_per_pair / (self.attention_peak * p.attention_efficiency);
+        let memory =
+            kv_tokens * self.kv_bytes_per_token / (self.bandwidth * p.bandwidth_efficiency);
+        compute.max(memory)
+    }
+
+    /// Two ring all-reduces of the hidden states per layer (after attention and after the MLP).
+    fn allreduce_secs(&self, tokens: f64) -> f64 {
+        if self.tp <= 1.0 {
+            return 0.0;
+        }
+        let p = &self.params;
+        let bytes = tokens * self.hidden * self.activation_bytes;
+        let per_call = p.allreduce_latency_us * 1e-6
+            + 2.0 * (self.tp - 1.0) / self.tp * bytes
+                / (self.link_bandwidth * p.allreduce_efficiency);
+        2.0 * self.layers * per_call
+    }
+
+    /// Seconds of one all-reduce-free breakdown, for reports and tests.
+    pub fn breakdown_secs(&self, batch: &[SeqWork]) -> [f64; 4] {
+        let tokens: f64 = batch.iter().map(|s| s.query_tokens as f64).sum();
+        let seqs = batch.len() as f64;
+        let p = &self.params;
+        [
+            self.linear_secs(tokens, seqs),
+            self.attention_secs(batch),
+            self.allreduce_secs(tokens),
+            (p.step_overhead_us + p.per_sequence_overhead_us * seqs) * 1e-6,
+        ]
+    }
+}
+
+impl StepTimeModel for Roofline {
+    fn step_time(&self, batch: &[SeqWork]) -> Nanos {
+        Nanos::from_secs_f64(self.breakdown_secs(batch).iter().sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::catalog::Catalog;
+
+    fn roofline(model: &str, gpu: &str, tp: u64) -> Roofline {
+        let c = Catalog::builtin();
+        Roofline::new(
+            c.model(model).unwrap(),
+            c.gpu(gpu).unwrap(),
+            Quant::Bf16,
+            KvDtype::Auto,
+            tp,
+        )
+    }
+
+    #[test]
+    fn a_single_decode_is_bound_by_reading_the_weights() {
+        let r = roofline("llama-3.1-8b", "h100", 1);
+        let [linear, attention, allreduce, overhead] = r.breakdown_secs(&[SeqWork {
+            query_tokens: 1,
+            cached_tokens: 100,
+        }]);
+        // Linear layers and LM head, 2 B each (the embedding table is not streamed; norms are
+        // negligible), at 3350 GB/s x 0.8.
+        let p = ParamBreakdown::of(Catalog::builtin().model("llama-3.1-8b").unwrap());
+        let weight_bytes = (p.linear + p.lm_head) as f64 * 2.0;
+        assert!(
+            (linear - weight_bytes / (3350e9 * 0.8)).abs() < 1e-9,
+            "{linear}"
+        );
+        assert!(attention < linear / 100.0);
+        assert_eq!(allreduce, 0.0);
+        assert!((overhead - 402e-6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_long_prefill_is_bound_by_compute() {
+        let r = roofline("llama-3.1-8b", "h100", 1);
+        let [linear, ..] = r.breakdown_secs(&[SeqWork {
+            query_tokens: 8192,
+            cached_tokens: 0,
+        }]);
+        let p = ParamBreakdown::of(Catalog::builtin().model("llama-3.1-8b").unwrap());
+        let flops = 2.0 * p.linear as f64 * 8192.0 + 2.0 * p.lm_head as f64;
+        assert!((linear - flops / (989.4e12 * 0.6)).abs() / linear < 1e-9);
+    }
+
+    /// Llama-3.1-70B at TP 4 on H100, 256 decode tokens: per all-reduce 256 x 8192 x 2 B
+    /// = 4 MiB, ring factor 2 x 3/4, over 450 GB/s x 0.7 one way, plus 8 us; 160 of them.
+    #[test]
+    fn tensor_parallel_all_reduce_matches_the_hand_calculation() {
+        let r = roofline("llama-3.1-70b", "h100", 4);
+        let batch = vec![
+            SeqWork {
+                query_tokens: 1,
+                cached_tokens: 500
+            };
+            256
+        ];
+        let [_, _, allreduce, _] = r.breakdown_secs(&batch);
+        let bytes = 256.0 * 8192.0 * 2.0;
+        let per_call = 8e-6 + 1.5 * bytes / (450e9 * 0.7);
+        assert!((allreduce - 160.0 * per_call).abs() < 1e-12, "{allreduce}");
+    }
+
+    #[test]
+    fn moe_reads_only_the_experts_a_small_batch_touches() {
+        let r = roofline("mixtral-8x7b", "h100", 2);
+        let one = r.breakdown_secs(&[SeqWork {
+            query_tokens: 1,
+            cached_tokens: 0,
+        }])[0];
+        let many = r.breakdown_secs(&vec![
+            SeqWork {
+                query_tokens: 1,
+                cached_tokens: 0
+            };
+            64
+        ])[0];
+        // One token touches 2 of 8 experts; 64 tokens touch nearly all of them.
+        assert!(many / one > 2.5 && many / one < 4.0, "{}", many / one);
+    }
+
+    #[test]
+    fn constant_model_is_exact() {
+        let m = ConstantStepTime {
+            per_step: Nanos(1000),
+            per_token: Nanos(10),
+        };
+        let batch = [
+            SeqWork {
+                query_tokens: 5,
+                cached_tokens: 0,
+            },
+            SeqWork {
+                query_tokens: 1,
+                cached_tokens: 9,
+            },
+        ];
+        assert_eq!(m.step_time(&batch), Nanos(1060));
+    }
+}

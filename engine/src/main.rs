@@ -1,0 +1,188 @@
+//! The `symbiote` command line: parse, call the library, print, exit with a meaningful code
+//! (0 ok, 1 an expectation failed, 2 bad input).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use symbiote::cli::{self, MemoryArgs, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
+use symbiote::hardware::{KvDtype, Quant};
+use symbiote::report::markdown;
+
+#[derive(Parser)]
+#[command(
+    name = "symbiote",
+    version,
+    about = "Deterministic simulator of LLM inference serving (vLLM V1)"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenario files (or directories of them) and write reports under --out.
+    Run {
+        paths: Vec<PathBuf>,
+        #[arg(long, default_value = "outputs")]
+        out: PathBuf,
+        /// Run only this seed instead of the file's seeds.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Check scenario files without running them.
+    Validate { paths: Vec<PathBuf> },
+    /// Print the start-up memory split of a model on a GPU, as vLLM computes it.
+    Memory {
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        gpu: String,
+        #[arg(long, value_enum, default_value = "fp16")]
+        quant: QuantArg,
+        #[arg(long, default_value = "auto")]
+        kv_cache_dtype: String,
+        #[arg(long, default_value_t = 1)]
+        tp: u64,
+        #[arg(long)]
+        max_model_len: Option<u64>,
+        #[arg(long, default_value_t = 0.9)]
+        gpu_memory_utilization: f64,
+        #[arg(long)]
+        max_num_batched_tokens: Option<u64>,
+        #[arg(long)]
+        max_num_seqs: Option<u64>,
+    },
+    /// List the catalog: `models` or `gpus`.
+    List { what: String },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum QuantArg {
+    Fp32,
+    Fp16,
+    Bf16,
+    Fp8,
+    Int8,
+    Int4,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<u8> {
+    match args.command {
+        Command::Run {
+            paths,
+            out,
+            seed,
+            jobs,
+            quiet,
+        } => {
+            if let Some(jobs) = jobs {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(jobs.max(1))
+                    .build_global()?;
+            }
+            let files = cli::scenario_files(&paths)?;
+            let mut scenarios = match cli::load_all(&files) {
+                Ok(s) => s,
+                Err(problems) => {
+                    problems.iter().for_each(|p| eprintln!("error: {p}"));
+                    return Ok(EXIT_BAD_INPUT);
+                }
+            };
+            let mut all_pass = true;
+            for scenario in &mut scenarios {
+                if let Some(seed) = seed {
+                    scenario.seeds = vec![seed];
+                }
+                let report = cli::run_and_write(scenario, &out)?;
+                all_pass &= report.all_expectations_pass();
+                if !quiet {
+                    println!("{}\n{}", scenario.name, markdown::table(&report));
+                    println!("wrote {}\n", out.join(&scenario.name).display());
+                }
+            }
+            Ok(if all_pass { EXIT_OK } else { EXIT_FAILED })
+        }
+        Command::Validate { paths } => {
+            let files = cli::scenario_files(&paths)?;
+            match cli::load_all(&files) {
+                Ok(scenarios) => {
+                    for s in scenarios {
+                        println!(
+                            "{}: {} cases x {} seeds",
+                            s.name,
+                            s.cases.len(),
+                            s.seeds.len()
+                        );
+                    }
+                    Ok(EXIT_OK)
+                }
+                Err(problems) => {
+                    problems.iter().for_each(|p| eprintln!("error: {p}"));
+                    Ok(EXIT_BAD_INPUT)
+                }
+            }
+        }
+        Command::Memory {
+            model,
+            gpu,
+            quant,
+            kv_cache_dtype,
+            tp,
+            max_model_len,
+            gpu_memory_utilization,
+            max_num_batched_tokens,
+            max_num_seqs,
+        } => {
+            let quant = match quant {
+                QuantArg::Fp32 => Quant::Fp32,
+                QuantArg::Fp16 => Quant::Fp16,
+                QuantArg::Bf16 => Quant::Bf16,
+                QuantArg::Fp8 => Quant::Fp8,
+                QuantArg::Int8 => Quant::Int8,
+                QuantArg::Int4 => Quant::Int4,
+            };
+            let kv_cache_dtype = match kv_cache_dtype.as_str() {
+                "auto" => KvDtype::Auto,
+                "fp8" => KvDtype::Fp8,
+                other => anyhow::bail!("unknown --kv-cache-dtype `{other}`; use auto or fp8"),
+            };
+            let args = MemoryArgs {
+                model,
+                gpu,
+                quant,
+                kv_cache_dtype,
+                tp,
+                max_model_len,
+                gpu_memory_utilization,
+                max_num_batched_tokens,
+                max_num_seqs,
+            };
+            let (text, fits) = cli::memory_report(&args)?;
+            print!("{text}");
+            Ok(if fits { EXIT_OK } else { EXIT_FAILED })
+        }
+        Command::List { what } => {
+            print!("{}", cli::list(&what)?);
+            Ok(EXIT_OK)
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Collectors filled while a run goes: exact per-request latencies (kept as vectors, for
+//! numpy-style percentiles), per-token inter-token latencies in an HdrHistogram (one record per
+//! token), and per-step engine statistics. They only accumulate; `summary` turns them into
+//! numbers.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+
+use crate::serving::request::Request;
+use crate::sim::{Nanos, SimTime};
+
+/// What is kept of a finished request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub seq_no: u64,
+    pub arrival: SimTime,
+    pub first_scheduled: SimTime,
+    pub first_token: SimTime,
+    pub finish: SimTime,
+    pub prompt_tokens: u32,
+    pub output_tokens: u32,
+    pub cached_prompt_tokens: u32,
+    pub preemptions: u32,
+    pub replica: u32,
+}
+
+impl RequestRecord {
+    pub fn of(request: &Request, finish: SimTime, replica: u32) -> RequestRecord {
+        RequestRecord {
+            seq_no: request.seq_no,
+            arrival: request.arrival,
+            first_scheduled: request
+                .first_scheduled
+                .expect("a finished request was scheduled"),
+            first_token: request
+                .first_token
+                .expect("a finished request has a first token"),
+            finish,
+            prompt_tokens: request.prompt_tokens,
+            output_tokens: request.output_tokens,
+            cached_prompt_tokens: request.cached_prompt_tokens,
+            preemptions: request.num_preemptions,
+            replica,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    pub ttft_ns: Vec<u64>,
+    pub e2el_ns: Vec<u64>,
+    /// Per request with more than one output token: (e2e - ttft) / (output - 1), in ns.
+    pub tpot_ns: Vec<f64>,
+    pub queue_ns: Vec<u64>,
+    pub itl: Histogram<u64>,
+    pub itl_sum_ns: u128,
+    pub itl_count: u64,
+    pub completed: u64,
+    pub total_input_tokens: u64,
+    pub total_output_tokens: u64,
+    pub cached_prompt_tokens: u64,
+    /// vLLM's prefix-cache counters, in tokens, summed over replicas at the end of the run.
+    pub prefix_queries: u64,
+    pub prefix_hits: u64,
+    pub requests_preempted: u64,
+    pub rejected: BTreeMap<String, u64>,
+    pub first_rejection: Option<String>,
+    pub preemptions: u64,
+    pub last_finish: SimTime,
+    pub steps: u64,
+    pub busy_ns: u64,
+    pub scheduled_tokens: u64,
+    pub kv_usage_weighted: f64,
+    pub kv_usage_peak: f64,
+    pub running_sum: u64,
+    pub running_max: u64,
+    pub waiting_peak: u64,
+    /// Kept only when asked for (`requests.csv`).
+    pub records: Option<Vec<RequestRecord>>,
+}
+
+impl Metrics {
+    pub fn new(keep_records: bool) -> Metrics {
+        Metrics {
+            ttft_ns: Vec::new(),
+            e2el_ns: Vec::new(),
+            tpot_ns: Vec::new(),
+            queue_ns: Vec::new(),
+            // 1 ns .. 1 hour at 3 significant digits.
+            itl: Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+                .expect("valid histogram bounds"),
+            itl_sum_ns: 0,
+            itl_count: 0,
+            completed: 0,
+            total_input_tokens: 0,
+            total_output_tokens: 0,
+            cached_prompt_tokens: 0,
+            prefix_queries: 0,
+            prefix_hits: 0,
+            requests_preempted: 0,
+            rejected: BTreeMap::new(),
+            first_rejection: None,
+            preemptions: 0,
+            last_finish: SimTime::ZERO,
+            steps: 0,
+            busy_ns: 0,
+            scheduled_tokens: 0,
+            kv_usage_weighted: 0.0,
+            kv_usage_peak: 0.0,
+            running_sum: 0,
+            running_max: 0,
+            waiting_peak: 0,
+            records: keep_records.then(Vec::new),
+        }
+    }
+
+    pub fn record_itl(&mut self, gap: Nanos) {
+        self.itl.saturating_record(gap.0.max(1));
+        self.itl_sum_ns += gap.0 as u128;
+        self.itl_count += 1;
+    }
+
+    pub fn record_request(&mut self, r: RequestRecord) {
+        let ttft = r.first_token.since(r.arrival).0;
+        let e2el = r.finish.since(r.arrival).0;
+        self.ttft_ns.push(ttft);
+        self.e2el_ns.push(e2el);
+        if r.output_tokens > 1 {
+            self.tpot_ns
+                .push((e2el - ttft) as f64 / (r.output_tokens - 1) as f64);
+        }
+        self.queue_ns.push(r.first_scheduled.since(r.arrival).0);
+        self.completed += 1;
+        self.total_input_tokens += r.prompt_tokens as u64;
+        self.total_output_tokens += r.output_tokens as u64;
+        self.cached_prompt_tokens += r.cached_prompt_tokens as u64;
+        self.requests_preempted += (r.preemptions > 0) as u64;
+        self.last_finish = self.last_finish.max(r.finish);
+        if let Some(records) = &mut self.records {
+            records.push(r);
+        }
+    }
+
+    pub fn record_rejection(&mut self, reason: &str, message: &str) {
+        *self.rejected.entry(reason.to_string()).or_insert(0) += 1;
+        self.first_rejection
+            .get_or_insert_with(|| message.to_string());
+    }
+
+    pub fn on_step(
+        &mut self,
+        duration: Nanos,
+        tokens: u32,
+        running: usize,
+        waiting: usize,
+        kv_usage: f64,
+    ) {
+        self.steps += 1;
+        self.busy_ns += duration.0;
+        self.scheduled_tokens += tokens as u64;
+        self.kv_usage_weighted += kv_usage * duration.0 as f64;
+        self.kv_usage_peak = self.kv_usage_peak.max(kv_usage);
+        self.running_sum += running as u64;
+        self.running_max = self.running_max.max(running as u64);
+        self.waiting_peak = self.waiting_peak.max(waiting as u64);
+    }
+
+    pub fn note_waiting(&mut self, waiting: usize) {
+        self.waiting_peak = self.waiting_peak.max(waiting as u64);
+    }
+}

@@ -1,0 +1,72 @@
+//! What it means: metric collectors, summaries, the report value and its renderings
+//! (JSON, Markdown), and atomic writes. Report code never changes simulation state.
+
+pub mod expect;
+pub mod markdown;
+pub mod metrics;
+pub mod stats;
+pub mod summary;
+pub mod write;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::hardware::MemoryBreakdown;
+
+/// Version of the report.json layout; bump it when a field changes meaning.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The whole report of one scenario: every case and seed. Holds nothing that varies between
+/// runs of the same scenario (no wall-clock time, paths or thread counts).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub format_version: u32,
+    pub scenario: String,
+    pub description: String,
+    pub seeds: Vec<u64>,
+    pub cases: Vec<CaseReport>,
+}
+
+/// One case: its resolved configuration, each seed's run, and statistics over the seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseReport {
+    pub name: String,
+    pub config: Map<String, Value>,
+    pub runs: Vec<RunReport>,
+    /// Per headline metric over the seeds: mean, std, min, max and 95% CI half-width.
+    pub over_seeds: BTreeMap<String, stats::SeedStats>,
+}
+
+/// One (case, seed) run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub seed: u64,
+    pub outcome: String,
+    /// vLLM's start-up error when the outcome is `oom`.
+    pub startup_error: Option<String>,
+    pub memory: MemoryBreakdown,
+    pub metrics: Map<String, Value>,
+    /// Requests refused at the door, by reason, and the first message.
+    pub rejections: BTreeMap<String, u64>,
+    pub first_rejection: Option<String>,
+    pub expectations: Vec<expect::ExpectationResult>,
+}
+
+impl Report {
+    /// True when every expectation of every run passed.
+    pub fn all_expectations_pass(&self) -> bool {
+        self.cases
+            .iter()
+            .flat_map(|c| &c.runs)
+            .flat_map(|r| &r.expectations)
+            .all(|e| e.pass)
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("report serializes");
+        text.push('\n');
+        text
+    }
+}

@@ -1,0 +1,195 @@
+//! What the numbers mean: metrics as `vllm bench serve` defines them, under its result keys,
+//! plus the engine statistics a capacity planner needs.
+//!
+//! - TTFT, E2EL and queueing delay are per request; TPOT is per request with more than one
+//!   output token, `(e2el - ttft) / (output_tokens - 1)`; their percentiles use numpy's default
+//!   linear interpolation over the exact samples, and std is numpy's (ddof 0).
+//! - ITL is every gap between consecutive tokens of a request; its mean is exact, its
+//!   percentiles come from an HdrHistogram with 3 significant digits (within 0.1%).
+//! - Throughputs divide by `duration`, from the start of the run to the last completion.
+
+use serde_json::{Map, Value};
+
+use super::metrics::Metrics;
+
+/// numpy `percentile(samples, q)` with linear interpolation; `samples` must be sorted.
+pub fn percentile_sorted(samples: &[f64], q: f64) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let rank = q / 100.0 * (samples.len() - 1) as f64;
+    let lo = rank.floor() as usize;
+    let hi = rank.ceil() as usize;
+    Some(samples[lo] + (samples[hi] - samples[lo]) * (rank - lo as f64))
+}
+
+/// Mean and population standard deviation (numpy's defaults).
+pub fn mean_std(samples: &[f64]) -> Option<(f64, f64)> {
+    if samples.is_empty() {
+        return None;
+    }
+    let n = samples.len() as f64;
+    let mean = samples.iter().sum::<f64>() / n;
+    let var = samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    Some((mean, var.sqrt()))
+}
+
+fn number(x: f64) -> Value {
+    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+}
+
+fn opt(x: Option<f64>) -> Value {
+    x.map_or(Value::Null, number)
+}
+
+/// Adds `mean_`, `median_`, `std_`, `p90_` and `p99_` keys for one latency, in ms.
+fn latency_keys(out: &mut Map<String, Value>, name: &str, samples_ns: impl Iterator<Item = f64>) {
+    let mut ms: Vec<f64> = samples_ns.map(|ns| ns * 1e-6).collect();
+    ms.sort_by(f64::total_cmp);
+    let stats = mean_std(&ms);
+    out.insert(format!("mean_{name}_ms"), opt(stats.map(|s| s.0)));
+    out.insert(
+        format!("median_{name}_ms"),
+        opt(percentile_sorted(&ms, 50.0)),
+    );
+    out.insert(format!("std_{name}_ms"), opt(stats.map(|s| s.1)));
+    out.insert(format!("p90_{name}_ms"), opt(percentile_sorted(&ms, 90.0)));
+    out.insert(format!("p99_{name}_ms"), opt(percentile_sorted(&ms, 99.0)));
+}
+
+/// The metrics object of one run, keys in a fixed order.
+pub fn summarize(m: &Metrics) -> Map<String, Value> {
+    let mut out = Map::new();
+    let duration = m.last_finish.as_secs_f64();
+    let per_s = |x: f64| if duration > 0.0 { x / duration } else { 0.0 };
+    out.insert("duration".into(), number(duration));
+    out.insert("completed".into(), m.completed.into());
+    out.insert("rejected".into(), m.rejected.values().sum::<u64>().into());
+    out.insert("total_input_tokens".into(), m.total_input_tokens.into());
+    out.insert("total_output_tokens".into(), m.total_output_tokens.into());
+    out.insert(
+        "request_throughput".into(),
+        number(per_s(m.completed as f64)),
+    );
+    out.insert(
+        "input_throughput".into(),
+        number(per_s(m.total_input_tokens as f64)),
+    );
+    out.insert(
+        "output_throughput".into(),
+        number(per_s(m.total_output_tokens as f64)),
+    );
+    out.insert(
+        "total_token_throughput".into(),
+        number(per_s((m.total_input_tokens + m.total_output_tokens) as f64)),
+    );
+    latency_keys(&mut out, "ttft", m.ttft_ns.iter().map(|&x| x as f64));
+    latency_keys(&mut out, "tpot", m.tpot_ns.iter().copied());
+    let itl_mean = (m.itl_count > 0).then(|| m.itl_sum_ns as f64 / m.itl_count as f64 * 1e-6);
+    let itl_q = |q: f64| (m.itl_count > 0).then(|| m.itl.value_at_quantile(q) as f64 * 1e-6);
+    out.insert("mean_itl_ms".into(), opt(itl_mean));
+    out.insert("median_itl_ms".into(), opt(itl_q(0.5)));
+    out.insert(
+        "std_itl_ms".into(),
+        opt((m.itl_count > 0).then(|| m.itl.stdev() * 1e-6)),
+    );
+    out.insert("p90_itl_ms".into(), opt(itl_q(0.9)));
+    out.insert("p99_itl_ms".into(), opt(itl_q(0.99)));
+    latency_keys(&mut out, "e2el", m.e2el_ns.iter().map(|&x| x as f64));
+    latency_keys(&mut out, "queue", m.queue_ns.iter().map(|&x| x as f64));
+    out.insert("preemptions".into(), m.preemptions.into());
+    out.insert("requests_preempted".into(), m.requests_preempted.into());
+    // vLLM's definition: hit tokens over queried tokens, over every lookup (preempted
+    // requests' lookups included), as `vllm:prefix_cache_hits / vllm:prefix_cache_queries`.
+    let queries = m.prefix_queries as f64;
+    out.insert(
+        "prefix_cache_hit_rate".into(),
+        number(if queries > 0.0 {
+            m.prefix_hits as f64 / queries
+        } else {
+            0.0
+        }),
+    );
+    out.insert("prefix_cache_queries".into(), m.prefix_queries.into());
+    out.insert("prefix_cache_hits".into(), m.prefix_hits.into());
+    out.insert("cached_prompt_tokens".into(), m.cached_prompt_tokens.into());
+    let busy = m.busy_ns as f64;
+    out.insert(
+        "kv_usage_mean".into(),
+        number(if busy > 0.0 {
+            m.kv_usage_weighted / busy
+        } else {
+            0.0
+        }),
+    );
+    out.insert("kv_usage_peak".into(), number(m.kv_usage_peak));
+    out.insert(
+        "mean_running_batch".into(),
+        number(if m.steps > 0 {
+            m.running_sum as f64 / m.steps as f64
+        } else {
+            0.0
+        }),
+    );
+    out.insert("max_running_batch".into(), m.running_max.into());
+    out.insert("peak_waiting".into(), m.waiting_peak.into());
+    out.insert("steps".into(), m.steps.into());
+    out.insert(
+        "mean_tokens_per_step".into(),
+        number(if m.steps > 0 {
+            m.scheduled_tokens as f64 / m.steps as f64
+        } else {
+            0.0
+        }),
+    );
+    out.insert(
+        "busy_fraction".into(),
+        number(if duration > 0.0 {
+            busy * 1e-9 / duration
+        } else {
+            0.0
+        }),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values from numpy: np.percentile([1, 2, 3, 4, 10], [50, 90, 99]) = 3, 7.6, 9.76.
+    #[test]
+    fn percentiles_interpolate_like_numpy() {
+        let xs = [1.0, 2.0, 3.0, 4.0, 10.0];
+        assert_eq!(percentile_sorted(&xs, 50.0), Some(3.0));
+        assert!((percentile_sorted(&xs, 90.0).unwrap() - 7.6).abs() < 1e-12);
+        assert!((percentile_sorted(&xs, 99.0).unwrap() - 9.76).abs() < 1e-12);
+        assert_eq!(percentile_sorted(&[], 50.0), None);
+    }
+
+    /// Against a naive implementation over many random samples.
+    #[test]
+    fn percentiles_agree_with_a_naive_oracle() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for n in [1usize, 2, 7, 100, 1001] {
+            let mut xs: Vec<f64> = (0..n).map(|_| rng.gen_range(0.0..1000.0)).collect();
+            xs.sort_by(f64::total_cmp);
+            for q in [0.0, 12.5, 50.0, 90.0, 99.0, 100.0] {
+                // numpy 'linear': h = (n - 1) q / 100, x[floor h] + (h - floor h)(x[floor h + 1] - x[floor h]).
+                let h = (n - 1) as f64 * q / 100.0;
+                let below = xs[h.floor() as usize];
+                let above = xs[(h.floor() as usize + 1).min(n - 1)];
+                let naive = below + (h - h.floor()) * (above - below);
+                assert!((percentile_sorted(&xs, q).unwrap() - naive).abs() < 1e-9);
+            }
+        }
+    }
+
+    #[test]
+    fn std_is_numpys_population_std() {
+        let (mean, std) = mean_std(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]).unwrap();
+        assert_eq!(mean, 5.0);
+        assert_eq!(std, 2.0);
+    }
+}

@@ -1,0 +1,163 @@
+//! The scenario file exactly as written: serde mirrors of the JSON with
+//! `deny_unknown_fields`, `Option`s where a default applies. Nothing here is validated or
+//! resolved; `validate` does that.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::hardware::{KvDtype, Quant};
+use crate::workload::WorkloadSpec;
+
+/// Which vLLM entrypoint the defaults follow: `server` (`vllm serve`, what `vllm bench serve`
+/// measures) or `offline` (the `LLM` class, as Ray Data LLM drives it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Entrypoint {
+    #[default]
+    Server,
+    Offline,
+}
+
+/// vLLM engine arguments; every field is optional and defaults the way vLLM does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EngineFile {
+    /// `--max-num-batched-tokens`: the token budget of one step.
+    pub max_num_batched_tokens: Option<u32>,
+    /// `--max-num-seqs`: the most requests running at once.
+    pub max_num_seqs: Option<u32>,
+    /// `--max-model-len`: default the model's `max_position_embeddings`.
+    pub max_model_len: Option<u32>,
+    /// `--block-size`: default 16.
+    pub block_size: Option<u32>,
+    /// `--gpu-memory-utilization`: default 0.9.
+    pub gpu_memory_utilization: Option<f64>,
+    /// `--enable-prefix-caching`: default true in V1.
+    pub enable_prefix_caching: Option<bool>,
+    /// `--enable-chunked-prefill`: default true in V1.
+    pub enable_chunked_prefill: Option<bool>,
+    /// `--long-prefill-token-threshold`: default 0 (off).
+    pub long_prefill_token_threshold: Option<u32>,
+    /// `--num-gpu-blocks-override`.
+    pub num_gpu_blocks_override: Option<u64>,
+    /// Which entrypoint's defaults apply. Default `server`.
+    pub entrypoint: Option<Entrypoint>,
+}
+
+/// The step-time model of a case.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "model", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StepTimeFile {
+    /// The roofline model with the GPU catalog's efficiencies (the default).
+    Roofline,
+    /// Every step costs `step_ms` plus `token_us` per scheduled token.
+    Constant {
+        step_ms: f64,
+        #[serde(default)]
+        token_us: f64,
+    },
+}
+
+/// Bounds on one run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Stop at this simulated time (outcome `time_limit`). Default: none.
+    pub max_sim_time_s: Option<f64>,
+    /// Stop after this many events (outcome `event_limit`). Default 200 million.
+    pub max_events: Option<u64>,
+}
+
+/// One case, complete: what `base` holds and what overrides produce.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    /// Catalog name (`llama-2-7b`) or Hugging Face id.
+    pub model: String,
+    /// Catalog name (`a100-80gb`).
+    pub gpu: String,
+    /// Weight precision: fp32, fp16, bf16, fp8, int8, int4. Default fp16.
+    #[serde(default)]
+    pub quant: Option<Quant>,
+    /// `--kv-cache-dtype`: auto or fp8. Default auto.
+    #[serde(default)]
+    pub kv_cache_dtype: Option<KvDtype>,
+    /// `--tensor-parallel-size`. Default 1.
+    #[serde(default)]
+    pub tp: Option<u32>,
+    /// Number of replicas (round robin). Default 1.
+    #[serde(default)]
+    pub replicas: Option<u32>,
+    #[serde(default)]
+    pub engine: EngineFile,
+    pub workload: WorkloadSpec,
+    #[serde(default)]
+    pub step_time: Option<StepTimeFile>,
+    #[serde(default)]
+    pub limits: LimitsFile,
+}
+
+/// Bounds on one metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounds {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// What a case is expected to show; each item is reported as pass or fail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectFile {
+    /// `completed`, `oom`, `time_limit`, `event_limit` or `stalled`.
+    pub outcome: Option<String>,
+    /// Every `slo` threshold met (true) or some missed (false).
+    pub slo_met: Option<bool>,
+    /// Bounds on metrics, by their report key.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, Bounds>,
+}
+
+/// Service-level objectives. Per-request thresholds define goodput as `vllm bench serve
+/// --goodput` does; percentile thresholds decide `slo_met`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SloFile {
+    pub ttft_ms: Option<f64>,
+    pub tpot_ms: Option<f64>,
+    pub e2el_ms: Option<f64>,
+    pub p99_ttft_ms: Option<f64>,
+    pub p99_tpot_ms: Option<f64>,
+    pub p99_e2el_ms: Option<f64>,
+}
+
+/// Seeds as a list or an inclusive range.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SeedsFile {
+    List(Vec<u64>),
+    Range { from: u64, to: u64 },
+}
+
+/// The whole file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub seeds: Option<SeedsFile>,
+    #[serde(default)]
+    pub slo: Option<SloFile>,
+    pub base: serde_json::Value,
+    /// Named cases, each `{"name": ..., "<dotted.path>": value, ..., "expect": {...}}`.
+    #[serde(default)]
+    pub cases: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// Axes (dotted path -> values) whose cartesian product is expanded into cases.
+    #[serde(default)]
+    pub matrix: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Expectations applied to every case that does not set its own.
+    #[serde(default)]
+    pub expect: Option<ExpectFile>,
+}

@@ -1,0 +1,80 @@
+//! What to run: scenario files (`file`), their validation into resolved cases (`validate`).
+//! The engine only ever sees the validated types below: every default resolved, every unit
+//! converted, no `Option` where a value is required. Nothing here touches simulated time.
+
+pub mod file;
+pub mod validate;
+
+pub use file::{Bounds, Entrypoint, ExpectFile, SloFile};
+pub use validate::{load, parse, Diagnostic};
+
+use crate::hardware::memory::MemoryConfig;
+use crate::hardware::{GpuSpec, KvDtype, ModelSpec, Quant};
+use crate::sim::run::Limits;
+use crate::sim::Nanos;
+use crate::workload::WorkloadSpec;
+
+/// Resolved vLLM engine arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    pub max_num_batched_tokens: u32,
+    pub max_num_seqs: u32,
+    pub max_model_len: u32,
+    pub block_size: u32,
+    pub gpu_memory_utilization: f64,
+    pub enable_prefix_caching: bool,
+    pub enable_chunked_prefill: bool,
+    pub long_prefill_token_threshold: u32,
+    pub num_gpu_blocks_override: Option<u64>,
+    pub entrypoint: Entrypoint,
+}
+
+/// The resolved step-time model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StepTimeChoice {
+    Roofline,
+    Constant { per_step: Nanos, per_token: Nanos },
+}
+
+/// One fully resolved case, ready to run with any seed.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub name: String,
+    pub model: ModelSpec,
+    pub gpu: GpuSpec,
+    pub quant: Quant,
+    pub kv_dtype: KvDtype,
+    pub tp: u64,
+    pub replicas: u32,
+    pub engine: EngineConfig,
+    pub workload: WorkloadSpec,
+    pub step_time: StepTimeChoice,
+    pub limits: Limits,
+    pub expect: ExpectFile,
+}
+
+impl Case {
+    pub fn memory_config(&self) -> MemoryConfig {
+        MemoryConfig {
+            quant: self.quant,
+            kv_dtype: self.kv_dtype,
+            tp: self.tp,
+            gpu_memory_utilization: self.engine.gpu_memory_utilization,
+            max_num_batched_tokens: self.engine.max_num_batched_tokens as u64,
+            max_num_seqs: self.engine.max_num_seqs as u64,
+            max_model_len: self.engine.max_model_len as u64,
+            block_size: self.engine.block_size as u64,
+            num_gpu_blocks_override: self.engine.num_gpu_blocks_override,
+        }
+    }
+}
+
+/// A validated scenario: named cases and the seeds each runs with.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub seeds: Vec<u64>,
+    pub slo: Option<SloFile>,
+    pub cases: Vec<Case>,
+}

@@ -1,0 +1,373 @@
+//! The paged KV cache of one replica, as vLLM V1's `KVCacheManager` and `BlockPool` run it:
+//! a block pool with reference counts, block 0 reserved as the null block, an LRU queue of
+//! free blocks (allocation pops the head, freed blocks join the tail, a request's blocks are
+//! freed tail-first), and prefix caching of full blocks by their hash chain. A free block keeps
+//! its hash, and can be hit again, until it is handed out and evicted.
+
+use std::collections::BTreeMap;
+
+use super::request::{KvState, Request};
+
+const NONE: u32 = u32::MAX;
+
+/// Token counters behind vLLM's prefix-cache hit rate (`PrefixCacheStats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PrefixStats {
+    pub queries: u64,
+    pub hits: u64,
+}
+
+#[derive(Debug)]
+pub struct KvCache {
+    block_size: u32,
+    num_blocks: u32,
+    ref_cnt: Vec<u32>,
+    hash: Vec<Option<u64>>,
+    /// Doubly linked free queue over block ids.
+    prev: Vec<u32>,
+    next: Vec<u32>,
+    head: u32,
+    tail: u32,
+    num_free: u32,
+    /// Hash -> a block holding it. Used for lookups only; never iterated.
+    cached: BTreeMap<u64, u32>,
+    prefix_caching: bool,
+    pub stats: PrefixStats,
+}
+
+impl KvCache {
+    /// A pool of `num_blocks` blocks; block 0 is the null block, so `num_blocks - 1` are usable.
+    pub fn new(num_blocks: u32, block_size: u32, prefix_caching: bool) -> KvCache {
+        assert!(
+            num_blocks >= 2,
+            "a KV cache needs at least one usable block"
+        );
+        let n = num_blocks as usize;
+        let mut cache = KvCache {
+            block_size,
+            num_blocks,
+            ref_cnt: vec![0; n],
+            hash: vec![None; n],
+            prev: vec![NONE; n],
+            next: vec![NONE; n],
+            head: NONE,
+            tail: NONE,
+            num_free: 0,
+            cached: BTreeMap::new(),
+            prefix_caching,
+            stats: PrefixStats::default(),
+        };
+        cache.ref_cnt[0] = 1;
+        for block in 1..num_blocks {
+            cache.push_tail(block);
+        }
+        cache
+    }
+
+    pub fn block_size(&self) -> u32 {
+        self.block_size
+    }
+
+    pub fn usable_blocks(&self) -> u32 {
+        self.num_blocks - 1
+    }
+
+    /// Free blocks, evictable cached ones included (vLLM `get_num_free_blocks`).
+    pub fn num_free(&self) -> u32 {
+        self.num_free
+    }
+
+    /// vLLM `BlockPool.get_usage`: `1 - free / (num_gpu_blocks - 1)`.
+    pub fn usage(&self) -> f64 {
+        1.0 - self.num_free as f64 / self.usable_blocks() as f64
+    }
+
+    fn push_tail(&mut self, block: u32) {
+        self.prev[block as usize] = self.tail;
+        self.next[block as usize] = NONE;
+        if self.tail == NONE {
+            self.head = block;
+        } else {
+            self.next[self.tail as usize] = block;
+        }
+        self.tail = block;
+        self.num_free += 1;
+    }
+
+    fn unlink(&mut self, block: u32) {
+        let (p, n) = (self.prev[block as usize], self.next[block as usize]);
+        if p == NONE {
+            self.head = n;
+        } else {
+            self.next[p as usize] = n;
+        }
+        if n == NONE {
+            self.tail = p;
+        } else {
+            self.prev[n as usize] = p;
+        }
+        self.prev[block as usize] = NONE;
+        self.next[block as usize] = NONE;
+        self.num_free -= 1;
+    }
+
+    /// Pops the least recently freed block, evicting its cached hash.
+    fn pop_free(&mut self) -> u32 {
+        let block = self.head;
+        assert!(block != NONE, "allocating from an empty free queue");
+        self.unlink(block);
+        if let Some(hash) = self.hash[block as usize].take() {
+            if self.cached.get(&hash) == Some(&block) {
+                self.cached.remove(&hash);
+            }
+        }
+        self.ref_cnt[block as usize] = 1;
+        block
+    }
+
+    /// The longest run of cached full blocks from the start of the request's tokens, at most
+    /// `(num_tokens - 1) / block_size` blocks, since the last token is always recomputed
+    /// (`KVCacheManager.get_computed_blocks`). Writes the blocks to `hits` and counts the lookup
+    /// in the hit-rate statistics. Returns the hit tokens.
+    pub fn find_cached_prefix(&mut self, request: &mut Request, hits: &mut Vec<u32>) -> u32 {
+        hits.clear();
+        if !self.prefix_caching {
+            return 0;
+        }
+        let num_tokens = request.num_tokens();
+        let max_blocks = ((num_tokens - 1) / self.block_size) as usize;
+        request.ensure_block_hashes(max_blocks as u32 * self.block_size, self.block_size);
+        for &hash in &request.kv.block_hashes[..max_blocks] {
+            match self.cached.get(&hash) {
+                Some(&block) => hits.push(block),
+                None => break,
+            }
+        }
+        let hit_tokens = hits.len() as u32 * self.block_size;
+        self.stats.queries += num_tokens as u64;
+        self.stats.hits += hit_tokens as u64;
+        hit_tokens
+    }
+
+    /// vLLM `allocate_slots`: makes room for `num_new_tokens` more tokens after the request's
+    /// computed tokens and the `hits` just found. Returns false, changing nothing, when the free
+    /// blocks (counting hit blocks that sit in the free queue as taken) do not suffice.
+    pub fn allocate_slots(
+        &mut self,
+        request: &mut Request,
+        num_new_tokens: u32,
+        hits: &[u32],
+        max_model_len: u32,
+    ) -> bool {
+        let computed = request.num_computed + hits.len() as u32 * self.block_size;
+        let total = (computed + num_new_tokens).min(max_model_len);
+        let required = total.div_ceil(self.block_size) as usize;
+        let held = request.kv.blocks.len() + hits.len();
+        let new_blocks = required.saturating_sub(held) as u32;
+        let hits_in_free_queue = hits
+            .iter()
+            .filter(|&&b| self.ref_cnt[b as usize] == 0)
+            .count() as u32;
+        if new_blocks + hits_in_free_queue > self.num_free {
+            return false;
+        }
+        for &block in hits {
+            if self.ref_cnt[block as usize] == 0 {
+                self.unlink(block);
+            }
+            self.ref_cnt[block as usize] += 1;
+            request.kv.blocks.push(block);
+        }
+        if !hits.is_empty() {
+            // Hits come only at admission, before the request holds anything, and they are
+            // already registered in the cache under this request's hashes.
+            debug_assert_eq!(held, hits.len());
+            request.kv.num_cached_blocks = hits.len();
+        }
+        for _ in 0..new_blocks {
+            let block = self.pop_free();
+            request.kv.blocks.push(block);
+        }
+        if self.prefix_caching {
+            let cacheable = (computed + num_new_tokens).min(request.num_tokens());
+            self.cache_full_blocks(request, cacheable);
+        }
+        true
+    }
+
+    /// Registers the request's blocks that are full within its first `tokens` tokens.
+    fn cache_full_blocks(&mut self, request: &mut Request, tokens: u32) {
+        let full = ((tokens / self.block_size) as usize).min(request.kv.blocks.len());
+        if full <= request.kv.num_cached_blocks {
+            return;
+        }
+        request.ensure_block_hashes(full as u32 * self.block_size, self.block_size);
+        for i in request.kv.num_cached_blocks..full {
+            let block = request.kv.blocks[i];
+            let hash = request.kv.block_hashes[i];
+            if self.hash[block as usize].is_none() {
+                self.hash[block as usize] = Some(hash);
+                // Duplicates are not merged: an existing entry keeps serving lookups.
+                self.cached.entry(hash).or_insert(block);
+            }
+        }
+        request.kv.num_cached_blocks = full;
+    }
+
+    /// Releases a request's blocks, last block first, so that its tail is evicted first
+    /// (`KVCacheManager.free`). Cached blocks keep their hash in the free queue.
+    pub fn free(&mut self, kv: &mut KvState) {
+        for &block in kv.blocks.iter().rev() {
+            let count = &mut self.ref_cnt[block as usize];
+            assert!(*count > 0, "block {block} freed twice");
+            *count -= 1;
+            if *count == 0 {
+                self.push_tail(block);
+            }
+        }
+        kv.blocks.clear();
+        kv.num_cached_blocks = 0;
+    }
+
+    /// Blocks in use by running requests (ref count > 0), excluding the null block.
+    pub fn used_blocks(&self) -> u32 {
+        self.usable_blocks() - self.num_free
+    }
+
+    /// Checks the pool's bookkeeping; used after every step in debug and test builds.
+    pub fn check_invariants(&self) {
+        let in_use = self.ref_cnt[1..].iter().filter(|&&c| c > 0).count() as u32;
+        assert_eq!(
+            in_use + self.num_free,
+            self.usable_blocks(),
+            "KV blocks not conserved"
+        );
+        let mut walked = 0;
+        let mut block = self.head;
+        while block != NONE {
+            assert_eq!(
+                self.ref_cnt[block as usize], 0,
+                "block {block} in free queue with references"
+            );
+            walked += 1;
+            block = self.next[block as usize];
+        }
+        assert_eq!(walked, self.num_free, "free queue length");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::SimTime;
+    use crate::workload::{RequestSpec, Segment};
+
+    fn request(id: u64, segments: Vec<Segment>) -> Request {
+        let prompt_tokens = segments.iter().map(|s| s.len).sum();
+        Request::new(
+            0,
+            RequestSpec {
+                index: 0,
+                arrival: SimTime::ZERO,
+                prompt_tokens,
+                output_tokens: 4,
+                segments,
+                output_segment: 1000 + id,
+                client: None,
+            },
+        )
+    }
+
+    #[test]
+    fn allocation_takes_whole_blocks_and_free_returns_them() {
+        let mut kv = KvCache::new(11, 16, true);
+        let mut r = request(1, vec![Segment { id: 1, len: 40 }]);
+        assert!(kv.allocate_slots(&mut r, 40, &[], 4096));
+        assert_eq!(r.kv.blocks.len(), 3);
+        assert_eq!(kv.num_free(), 7);
+        // Two full blocks are cached, the third (8 tokens) is not.
+        assert_eq!(r.kv.num_cached_blocks, 2);
+        kv.free(&mut r.kv);
+        assert_eq!(kv.num_free(), 10);
+        kv.check_invariants();
+    }
+
+    #[test]
+    fn a_later_request_hits_the_freed_prefix_and_the_last_token_is_recomputed() {
+        let mut kv = KvCache::new(20, 16, true);
+        let mut a = request(1, vec![Segment { id: 1, len: 48 }]);
+        assert!(kv.allocate_slots(&mut a, 48, &[], 4096));
+        kv.free(&mut a.kv);
+        // Same 48 tokens: 3 full blocks cached, but at most (48 - 1) / 16 = 2 may be hit.
+        let mut b = request(2, vec![Segment { id: 1, len: 48 }]);
+        let mut hits = Vec::new();
+        assert_eq!(kv.find_cached_prefix(&mut b, &mut hits), 32);
+        assert_eq!(hits, a_blocks_prefix(&kv, &b, 2));
+        assert!(kv.allocate_slots(&mut b, 16, &hits, 4096));
+        assert_eq!(b.kv.blocks.len(), 3);
+        assert_eq!(
+            kv.stats,
+            PrefixStats {
+                queries: 48,
+                hits: 32
+            }
+        );
+        kv.check_invariants();
+    }
+
+    fn a_blocks_prefix(kv: &KvCache, b: &Request, n: usize) -> Vec<u32> {
+        b.kv.block_hashes[..n]
+            .iter()
+            .map(|h| kv.cached[h])
+            .collect()
+    }
+
+    #[test]
+    fn eviction_is_lru_and_tail_blocks_go_first() {
+        // 4 usable blocks.
+        let mut kv = KvCache::new(5, 16, true);
+        let mut a = request(1, vec![Segment { id: 1, len: 32 }]);
+        assert!(kv.allocate_slots(&mut a, 32, &[], 4096));
+        let a_blocks = a.kv.blocks.clone();
+        kv.free(&mut a.kv);
+        // Free queue now: [3, 4, a1, a0] (a's tail first).
+        let mut b = request(2, vec![Segment { id: 2, len: 48 }]);
+        assert!(kv.allocate_slots(&mut b, 48, &[], 4096));
+        // b took 3, 4 and then a's second block, evicting it; a's first block is still cached.
+        assert_eq!(b.kv.blocks[2], a_blocks[1]);
+        let mut again = request(3, vec![Segment { id: 1, len: 40 }]);
+        let mut hits = Vec::new();
+        assert_eq!(kv.find_cached_prefix(&mut again, &mut hits), 16);
+        assert_eq!(hits, vec![a_blocks[0]]);
+    }
+
+    #[test]
+    fn allocation_fails_without_changing_anything() {
+        let mut kv = KvCache::new(3, 16, false);
+        let mut r = request(1, vec![Segment { id: 1, len: 40 }]);
+        assert!(!kv.allocate_slots(&mut r, 40, &[], 4096));
+        assert!(r.kv.blocks.is_empty());
+        assert_eq!(kv.num_free(), 2);
+        assert_eq!(kv.usage(), 0.0);
+    }
+
+    #[test]
+    fn hit_blocks_in_the_free_queue_count_against_free_space() {
+        let mut kv = KvCache::new(4, 16, true);
+        let mut a = request(1, vec![Segment { id: 1, len: 33 }]);
+        assert!(kv.allocate_slots(&mut a, 33, &[], 4096));
+        kv.free(&mut a.kv);
+        let mut b = request(
+            2,
+            vec![Segment { id: 1, len: 32 }, Segment { id: 9, len: 40 }],
+        );
+        let mut hits = Vec::new();
+        assert_eq!(kv.find_cached_prefix(&mut b, &mut hits), 32);
+        // 72 tokens need 5 blocks: 2 hits (both in the free queue) + 3 new > 3 free.
+        assert!(!kv.allocate_slots(&mut b, 40, &hits, 4096));
+        assert_eq!(kv.num_free(), 3);
+        assert!(kv.allocate_slots(&mut b, 16, &hits, 4096));
+        assert_eq!(kv.num_free(), 0);
+        kv.check_invariants();
+    }
+}

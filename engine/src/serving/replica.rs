@@ -1,0 +1,196 @@
+//! One engine instance: a scheduler, a KV cache and a step-time model. The loop asks it to
+//! start a step (it plans the batch and prices it) and to finish one (it emits tokens, retires
+//! finished requests and frees their blocks). One event per step, never per token.
+
+use std::sync::Arc;
+
+use super::kv_cache::KvCache;
+use super::request::{Request, RequestSlab, Status};
+use super::scheduler::{Scheduler, SchedulerConfig, StepPlan};
+use crate::hardware::{SeqWork, StepTimeModel};
+use crate::report::metrics::{Metrics, RequestRecord};
+use crate::sim::{Nanos, SimTime};
+use crate::workload::RequestSpec;
+
+/// Why a request was refused at the door; the message is vLLM's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// A request that finished in this step, for closed-loop clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finished {
+    pub client: Option<u32>,
+}
+
+pub struct Replica {
+    pub index: u32,
+    pub scheduler: Scheduler,
+    pub kv: KvCache,
+    pub requests: RequestSlab,
+    step_time: Arc<dyn StepTimeModel>,
+    plan: StepPlan,
+    work: Vec<SeqWork>,
+    busy: bool,
+    step_started: SimTime,
+    /// Requests accepted so far and finished so far, for conservation checks.
+    pub accepted: u64,
+    pub finished: u64,
+}
+
+impl Replica {
+    pub fn new(
+        index: u32,
+        config: SchedulerConfig,
+        kv: KvCache,
+        step_time: Arc<dyn StepTimeModel>,
+    ) -> Replica {
+        Replica {
+            index,
+            scheduler: Scheduler::new(config),
+            kv,
+            requests: RequestSlab::default(),
+            step_time,
+            plan: StepPlan::default(),
+            work: Vec::new(),
+            busy: false,
+            step_started: SimTime::ZERO,
+            accepted: 0,
+            finished: 0,
+        }
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.busy
+    }
+
+    /// Requests queued or running here.
+    pub fn outstanding(&self) -> usize {
+        self.requests.live()
+    }
+
+    /// Accepts a request into the waiting queue, or refuses a prompt longer than
+    /// `max_model_len` with vLLM's message (`Processor._validate_model_input`).
+    pub fn admit(&mut self, seq_no: u64, spec: RequestSpec) -> Result<(), Rejection> {
+        let max_model_len = self.scheduler.config.max_model_len;
+        if spec.prompt_tokens > max_model_len {
+            return Err(Rejection {
+                reason: "prompt_too_long",
+                message: format!(
+                    "The decoder prompt (length {}) is longer than the maximum model length of {}. Make sure that `max_model_len` is no smaller than the number of text tokens.",
+                    spec.prompt_tokens, max_model_len
+                ),
+            });
+        }
+        let id = self.requests.insert(Request::new(seq_no, spec));
+        self.scheduler.add(id);
+        self.accepted += 1;
+        Ok(())
+    }
+
+    /// Plans and prices the next step; `None` when there is nothing to run.
+    pub fn start_step(&mut self, now: SimTime, metrics: &mut Metrics) -> Option<Nanos> {
+        debug_assert!(!self.busy, "step started while one is running");
+        self.scheduler
+            .schedule(&mut self.requests, &mut self.kv, &mut self.plan);
+        metrics.preemptions += self.plan.preempted as u64;
+        if self.plan.scheduled.is_empty() {
+            return None;
+        }
+        self.work.clear();
+        for s in &self.plan.scheduled {
+            self.work.push(SeqWork {
+                query_tokens: s.tokens,
+                cached_tokens: s.computed_before,
+            });
+            let request = self.requests.get_mut(s.id);
+            request.first_scheduled.get_or_insert(now);
+        }
+        let duration = self.step_time.step_time(&self.work);
+        self.busy = true;
+        self.step_started = now;
+        metrics.on_step(
+            duration,
+            self.plan.total_tokens(),
+            self.scheduler.running.len(),
+            self.scheduler.waiting.len(),
+            self.kv.usage(),
+        );
+        Some(duration)
+    }
+
+    /// Completes the running step at `now`: requests whose computed tokens reached their end
+    /// sample a token; those that hit their output length or `max_model_len` finish.
+    pub fn finish_step(
+        &mut self,
+        now: SimTime,
+        metrics: &mut Metrics,
+        finished: &mut Vec<Finished>,
+    ) {
+        debug_assert!(self.busy, "finishing a step that was not started");
+        self.busy = false;
+        let max_model_len = self.scheduler.config.max_model_len;
+        let mut any_finished = false;
+        for s in &self.plan.scheduled {
+            let request = self.requests.get_mut(s.id);
+            if request.num_computed < request.num_tokens() {
+                continue; // an intermediate prefill chunk samples nothing
+            }
+            request.output_tokens += 1;
+            match request.last_token {
+                None => request.first_token = Some(now),
+                Some(last) => metrics.record_itl(now.since(last)),
+            }
+            request.last_token = Some(now);
+            if request.output_tokens >= request.max_output_tokens
+                || request.num_tokens() >= max_model_len
+            {
+                request.status = Status::Finished;
+                any_finished = true;
+            }
+        }
+        if any_finished {
+            let requests = &mut self.requests;
+            let kv = &mut self.kv;
+            let index = self.index;
+            let mut count = 0u64;
+            self.scheduler.running.retain(|&id| {
+                if requests.get(id).status != Status::Finished {
+                    return true;
+                }
+                let mut request = requests.remove(id);
+                kv.free(&mut request.kv);
+                metrics.record_request(RequestRecord::of(&request, now, index));
+                finished.push(Finished {
+                    client: request.client,
+                });
+                count += 1;
+                false
+            });
+            self.finished += count;
+        }
+        self.check_invariants();
+    }
+
+    /// Conservation checks after every step in debug and test builds.
+    pub fn check_invariants(&self) {
+        if cfg!(debug_assertions) {
+            self.kv.check_invariants();
+            let live = self.scheduler.waiting.len() + self.scheduler.running.len();
+            assert_eq!(
+                live,
+                self.requests.live(),
+                "requests not conserved on replica {}",
+                self.index
+            );
+            assert_eq!(
+                self.accepted,
+                self.finished + live as u64,
+                "accepted != finished + in flight"
+            );
+            assert!(self.scheduler.running.len() <= self.scheduler.config.max_num_seqs as usize);
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! A request's serving state: token counts, progress, KV blocks and its timestamps.
+
+use crate::sim::rng::mix2;
+use crate::sim::SimTime;
+use crate::workload::{RequestSpec, Segment};
+
+/// Where a request is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Waiting,
+    Running,
+    Finished,
+}
+
+/// The KV blocks a request holds and the hashes of its full blocks.
+#[derive(Clone, Debug, Default)]
+pub struct KvState {
+    pub blocks: Vec<u32>,
+    /// Hash-chain values of the request's full blocks, computed as far as needed.
+    pub block_hashes: Vec<u64>,
+    /// How many of `blocks` are registered in the prefix cache.
+    pub num_cached_blocks: usize,
+}
+
+/// One request inside a replica.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Position of the request in the workload (stable across replicas, used in outputs).
+    pub seq_no: u64,
+    pub arrival: SimTime,
+    pub prompt_tokens: u32,
+    pub max_output_tokens: u32,
+    pub segments: Vec<Segment>,
+    pub output_segment: u64,
+    pub client: Option<u32>,
+    pub status: Status,
+    /// Tokens whose KV is computed (vLLM `num_computed_tokens`).
+    pub num_computed: u32,
+    /// Tokens generated so far.
+    pub output_tokens: u32,
+    /// Prompt tokens served from the prefix cache at first admission.
+    pub cached_prompt_tokens: u32,
+    pub num_preemptions: u32,
+    /// Tokens computed again after preemptions.
+    pub recomputed_tokens: u64,
+    pub first_scheduled: Option<SimTime>,
+    pub first_token: Option<SimTime>,
+    pub last_token: Option<SimTime>,
+    pub kv: KvState,
+    /// Set while the request is in the current step's plan.
+    pub scheduled_this_step: bool,
+}
+
+impl Request {
+    pub fn new(seq_no: u64, spec: RequestSpec) -> Request {
+        Request {
+            seq_no,
+            arrival: spec.arrival,
+            prompt_tokens: spec.prompt_tokens,
+            max_output_tokens: spec.output_tokens,
+            segments: spec.segments,
+            output_segment: spec.output_segment,
+            client: spec.client,
+            status: Status::Waiting,
+            num_computed: 0,
+            output_tokens: 0,
+            cached_prompt_tokens: 0,
+            num_preemptions: 0,
+            recomputed_tokens: 0,
+            first_scheduled: None,
+            first_token: None,
+            last_token: None,
+            kv: KvState::default(),
+            scheduled_this_step: false,
+        }
+    }
+
+    /// Prompt plus generated tokens (vLLM `request.num_tokens`).
+    pub fn num_tokens(&self) -> u32 {
+        self.prompt_tokens + self.output_tokens
+    }
+
+    /// Extends `kv.block_hashes` to cover every full block within the first `tokens` tokens.
+    /// Block `i`'s hash chains its parent's hash with the identity of its tokens, so equal
+    /// prefixes give equal hashes (vLLM `hash_block_tokens`).
+    pub fn ensure_block_hashes(&mut self, tokens: u32, block_size: u32) {
+        let want = (tokens / block_size) as usize;
+        while self.kv.block_hashes.len() < want {
+            let index = self.kv.block_hashes.len();
+            let parent = index
+                .checked_sub(1)
+                .map_or(0x51_7C_C1_B7_27_22_0A_95, |p| self.kv.block_hashes[p]);
+            let start = index as u32 * block_size;
+            let hash = mix2(parent, self.content_hash(start, start + block_size));
+            self.kv.block_hashes.push(hash);
+        }
+    }
+
+    /// Identity of tokens `start..end`: the runs of segments they cover.
+    fn content_hash(&self, start: u32, end: u32) -> u64 {
+        let mut hash = 0u64;
+        let mut offset = 0u32;
+        let runs = self
+            .segments
+            .iter()
+            .copied()
+            .chain(std::iter::once(Segment {
+                id: self.output_segment,
+                len: u32::MAX - self.prompt_tokens,
+            }));
+        for segment in runs {
+            let seg_end = offset.saturating_add(segment.len);
+            if seg_end > start && offset < end {
+                let from = start.max(offset) - offset;
+                let to = end.min(seg_end) - offset;
+                hash = mix2(hash, mix2(segment.id, ((from as u64) << 32) | to as u64));
+            }
+            if seg_end >= end {
+                break;
+            }
+            offset = seg_end;
+        }
+        hash
+    }
+}
+
+/// Requests in flight, in reused slots: memory grows with requests in flight, not with the
+/// workload's length.
+#[derive(Debug, Default)]
+pub struct RequestSlab {
+    slots: Vec<Option<Request>>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl RequestSlab {
+    pub fn insert(&mut self, request: Request) -> u32 {
+        self.live += 1;
+        match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = Some(request);
+                id
+            }
+            None => {
+                self.slots.push(Some(request));
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    pub fn remove(&mut self, id: u32) -> Request {
+        let request = self.slots[id as usize]
+            .take()
+            .expect("removing a live request");
+        self.free.push(id);
+        self.live -= 1;
+        request
+    }
+
+    pub fn get(&self, id: u32) -> &Request {
+        self.slots[id as usize].as_ref().expect("live request")
+    }
+
+    pub fn get_mut(&mut self, id: u32) -> &mut Request {
+        self.slots[id as usize].as_mut().expect("live request")
+    }
+
+    pub fn live(&self) -> usize {
+        self.live
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(segments: Vec<Segment>, output_segment: u64) -> Request {
+        let prompt_tokens = segments.iter().map(|s| s.len).sum();
+        Request::new(
+            0,
+            RequestSpec {
+                index: 0,
+                arrival: SimTime::ZERO,
+                prompt_tokens,
+                output_tokens: 8,
+                segments,
+                output_segment,
+                client: None,
+            },
+        )
+    }
+
+    #[test]
+    fn equal_prefixes_hash_alike_and_diverge_after() {
+        let system = Segment { id: 7, len: 40 };
+        let mut a = request(vec![system, Segment { id: 100, len: 30 }], 1);
+        let mut b = request(vec![system, Segment { id: 200, len: 30 }], 2);
+        a.ensure_block_hashes(70, 16);
+        b.ensure_block_hashes(70, 16);
+        assert_eq!(a.kv.block_hashes.len(), 4);
+        // Blocks 0 and 1 lie inside the 40-token system prompt; block 2 spans both segments.
+        assert_eq!(a.kv.block_hashes[..2], b.kv.block_hashes[..2]);
+        assert_ne!(a.kv.block_hashes[2], b.kv.block_hashes[2]);
+    }
+
+    #[test]
+    fn a_later_turn_quoting_an_answer_hashes_like_the_answering_request() {
+        let q = Segment { id: 9, len: 20 };
+        let mut turn1 = request(vec![q], 55);
+        turn1.output_tokens = 12; // 32 tokens: two full blocks, the second half answer
+        turn1.ensure_block_hashes(32, 16);
+        let mut turn2 = request(
+            vec![q, Segment { id: 55, len: 12 }, Segment { id: 77, len: 10 }],
+            56,
+        );
+        turn2.ensure_block_hashes(42, 16);
+        assert_eq!(turn1.kv.block_hashes, turn2.kv.block_hashes[..2]);
+    }
+
+    #[test]
+    fn slab_reuses_slots() {
+        let mut slab = RequestSlab::default();
+        let a = slab.insert(request(vec![Segment { id: 1, len: 4 }], 1));
+        slab.remove(a);
+        let b = slab.insert(request(vec![Segment { id: 2, len: 4 }], 2));
+        assert_eq!(a, b);
+        assert_eq!(slab.live(), 1);
+    }
+}

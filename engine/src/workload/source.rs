@@ -1,0 +1,313 @@
+//! The workload as the loop sees it: a lazy source of [`RequestSpec`]s, open-loop (an arrival
+//! process) or closed-loop (N users who each wait for their answer, think, and ask again).
+
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Exp1};
+use serde::{Deserialize, Serialize};
+
+use super::arrivals::{ArrivalProcess, ArrivalSpec};
+use super::lengths::LengthDist;
+use super::prefixes::{Content, ContentRngs, ContentSpec, PrefixGroups, SharedPrefixSpec};
+use super::RequestSpec;
+use crate::sim::{Nanos, SimTime, Stream, Streams};
+
+/// Closed-loop clients: `users` concurrent users, each sending its next request when the last
+/// one ends, after an optional think time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClosedLoopSpec {
+    pub users: u32,
+    /// Mean think time between a response and the next request, in seconds.
+    #[serde(default)]
+    pub think_time_s: f64,
+    /// Draw think times from an exponential distribution instead of using the mean as is.
+    #[serde(default)]
+    pub think_time_exponential: bool,
+}
+
+/// The workload section of a scenario, as written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// Open-loop arrivals (give this or `clients`).
+    #[serde(default)]
+    pub arrival: Option<ArrivalSpec>,
+    /// Closed-loop users (give this or `arrival`).
+    #[serde(default)]
+    pub clients: Option<ClosedLoopSpec>,
+    /// Stop generating after this many requests.
+    #[serde(default)]
+    pub num_requests: Option<u64>,
+    /// Stop generating arrivals after this many seconds.
+    #[serde(default)]
+    pub duration_s: Option<f64>,
+    /// Prompt length distribution (after any shared prefix). Default: fixed 512.
+    #[serde(default)]
+    pub prompt: Option<LengthDist>,
+    /// Output length distribution. Default: fixed 128.
+    #[serde(default)]
+    pub output: Option<LengthDist>,
+    /// Shared prefixes in front of independent prompts.
+    #[serde(default)]
+    pub prefix: Option<PrefixGroups>,
+    /// inference-perf `shared_prefix` data instead of independent prompts.
+    #[serde(default)]
+    pub shared_prefix: Option<SharedPrefixSpec>,
+}
+
+impl WorkloadSpec {
+    pub fn content(&self) -> ContentSpec {
+        ContentSpec {
+            prompt: self.prompt.clone(),
+            output: self.output.clone(),
+            prefix: self.prefix.clone(),
+            shared_prefix: self.shared_prefix.clone(),
+        }
+    }
+
+    /// Problems as `(path relative to the workload, message)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        match (&self.arrival, &self.clients) {
+            (None, None) => out.push((
+                "arrival".into(),
+                "a workload needs `arrival` (open loop) or `clients` (closed loop)".into(),
+            )),
+            (Some(_), Some(_)) => out.push((
+                "clients".into(),
+                "give `arrival` or `clients`, not both".into(),
+            )),
+            (Some(arrival), None) => out.extend(
+                arrival
+                    .problems()
+                    .into_iter()
+                    .map(|(p, m)| (format!("arrival.{p}"), m)),
+            ),
+            (None, Some(clients)) => {
+                if clients.users == 0 {
+                    out.push(("clients.users".into(), "need at least one user".into()));
+                }
+                if !(clients.think_time_s >= 0.0 && clients.think_time_s.is_finite()) {
+                    out.push(("clients.think_time_s".into(), "must be >= 0 seconds".into()));
+                }
+            }
+        }
+        let unbounded_rate = self.arrival.as_ref().is_some_and(|a| a.stages.is_empty());
+        if self.num_requests.is_none()
+            && self.duration_s.is_none()
+            && (unbounded_rate || self.clients.is_some())
+        {
+            out.push((
+                "num_requests".into(),
+                "the workload never ends: set `num_requests`, `duration_s` or arrival `stages`"
+                    .into(),
+            ));
+        }
+        if self.num_requests == Some(0) {
+            out.push(("num_requests".into(), "must be at least 1".into()));
+        }
+        if let Some(d) = self.duration_s {
+            if !(d > 0.0 && d.is_finite()) {
+                out.push(("duration_s".into(), format!("must be > 0, got {d}")));
+            }
+        }
+        for (name, dist) in [("prompt", &self.prompt), ("output", &self.output)] {
+            if let Some(dist) = dist {
+                out.extend(
+                    dist.problems()
+                        .into_iter()
+                        .map(|(f, m)| (format!("{name}.{f}"), m)),
+                );
+            }
+        }
+        if let Some(shared) = &self.shared_prefix {
+            if self.prompt.is_some() || self.output.is_some() || self.prefix.is_some() {
+                out.push((
+                    "shared_prefix".into(),
+                    "shared_prefix sets prompt and output lengths itself; remove `prompt`, `output` and `prefix`".into(),
+                ));
+            }
+            if shared.num_groups == 0 || shared.num_prompts_per_group == 0 {
+                out.push((
+                    "shared_prefix.num_groups".into(),
+                    "need at least one group and one prompt per group".into(),
+                ));
+            }
+            if shared.question_len == 0 || shared.output_len == 0 {
+                out.push((
+                    "shared_prefix.question_len".into(),
+                    "question_len and output_len must be at least 1".into(),
+                ));
+            }
+        }
+        if let Some(prefix) = &self.prefix {
+            if prefix.groups == 0 || prefix.tokens == 0 {
+                out.push((
+                    "prefix.groups".into(),
+                    "need at least one group of at least one token".into(),
+                ));
+            }
+            if !(0.0..=1.0).contains(&prefix.fraction) {
+                out.push((
+                    "prefix.fraction".into(),
+                    format!("must be within 0..1, got {}", prefix.fraction),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// The lazy request source for one run.
+#[derive(Debug)]
+pub struct Workload {
+    arrivals: Option<ArrivalProcess>,
+    clients: Option<ClosedLoopSpec>,
+    content: Content,
+    prompt_rng: ChaCha8Rng,
+    output_rng: ChaCha8Rng,
+    group_rng: ChaCha8Rng,
+    think_rng: ChaCha8Rng,
+    issued: u64,
+    num_requests: Option<u64>,
+    end: Option<SimTime>,
+}
+
+impl Workload {
+    pub fn new(spec: &WorkloadSpec, streams: &Streams, max_prompt_tokens: u32) -> Workload {
+        Workload {
+            arrivals: spec
+                .arrival
+                .as_ref()
+                .map(|a| ArrivalProcess::new(a, streams.get(Stream::Arrivals))),
+            clients: spec.clients.clone(),
+            content: Content::new(&spec.content(), max_prompt_tokens),
+            prompt_rng: streams.get(Stream::PromptLength),
+            output_rng: streams.get(Stream::OutputLength),
+            group_rng: streams.get(Stream::PrefixGroup),
+            think_rng: streams.get(Stream::ThinkTime),
+            issued: 0,
+            num_requests: spec.num_requests,
+            end: spec.duration_s.map(SimTime::from_secs_f64),
+        }
+    }
+
+    /// Requests issued so far.
+    pub fn issued(&self) -> u64 {
+        self.issued
+    }
+
+    fn make(&mut self, arrival: SimTime, client: Option<u32>) -> Option<RequestSpec> {
+        if self.num_requests.is_some_and(|n| self.issued >= n)
+            || self.end.is_some_and(|end| arrival >= end)
+        {
+            return None;
+        }
+        let drawn = self.content.draw(
+            self.issued,
+            ContentRngs {
+                prompt: &mut self.prompt_rng,
+                output: &mut self.output_rng,
+                group: &mut self.group_rng,
+            },
+        );
+        self.issued += 1;
+        Some(RequestSpec {
+            index: self.issued - 1,
+            arrival,
+            prompt_tokens: drawn.prompt_tokens,
+            output_tokens: drawn.output_tokens,
+            segments: drawn.segments,
+            output_segment: drawn.output_segment,
+            client,
+        })
+    }
+
+    /// The requests known at the start: the first arrival, or one request per client at t=0.
+    pub fn initial(&mut self) -> Vec<RequestSpec> {
+        if let Some(clients) = self.clients.clone() {
+            return (0..clients.users)
+                .filter_map(|c| self.make(SimTime::ZERO, Some(c)))
+                .collect();
+        }
+        self.next_open_loop().into_iter().collect()
+    }
+
+    /// The next open-loop arrival; call when the previous one is handled.
+    pub fn next_open_loop(&mut self) -> Option<RequestSpec> {
+        let time = self.arrivals.as_mut()?.next_arrival()?;
+        self.make(time, None)
+    }
+
+    /// The next request of a closed-loop `client` whose previous request ended at `now`.
+    pub fn after_finish(&mut self, client: u32, now: SimTime) -> Option<RequestSpec> {
+        let clients = self.clients.as_ref()?;
+        let think_s = if clients.think_time_exponential && clients.think_time_s > 0.0 {
+            let unit: f64 = Exp1.sample(&mut self.think_rng);
+            unit * clients.think_time_s
+        } else {
+            clients.think_time_s
+        };
+        self.make(now + Nanos::from_secs_f64(think_s), Some(client))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(rate: f64, n: u64) -> WorkloadSpec {
+        WorkloadSpec {
+            arrival: Some(ArrivalSpec {
+                rate: Some(rate),
+                ..serde_json::from_str("{}").unwrap()
+            }),
+            clients: None,
+            num_requests: Some(n),
+            duration_s: None,
+            prompt: Some(LengthDist::Fixed { value: 100 }),
+            output: Some(LengthDist::Fixed { value: 10 }),
+            prefix: None,
+            shared_prefix: None,
+        }
+    }
+
+    #[test]
+    fn open_loop_stops_at_num_requests() {
+        let mut w = Workload::new(&open(10.0, 5), &Streams::new(1), 4096);
+        let mut count = w.initial().len();
+        while w.next_open_loop().is_some() {
+            count += 1;
+        }
+        assert_eq!(count, 5);
+    }
+
+    #[test]
+    fn closed_loop_starts_one_request_per_user_and_follows_each_finish() {
+        let mut spec = open(1.0, 10);
+        spec.arrival = None;
+        spec.clients = Some(ClosedLoopSpec {
+            users: 3,
+            think_time_s: 0.5,
+            think_time_exponential: false,
+        });
+        let mut w = Workload::new(&spec, &Streams::new(1), 4096);
+        let first = w.initial();
+        assert_eq!(
+            first.iter().map(|r| r.client).collect::<Vec<_>>(),
+            vec![Some(0), Some(1), Some(2)]
+        );
+        let next = w.after_finish(1, SimTime(2_000_000_000)).unwrap();
+        assert_eq!(next.arrival, SimTime(2_500_000_000));
+        assert_eq!(next.client, Some(1));
+        assert!(w.next_open_loop().is_none());
+    }
+
+    #[test]
+    fn problems_name_the_field() {
+        let mut spec = open(1.0, 10);
+        spec.num_requests = None;
+        let problems = spec.problems();
+        assert_eq!(problems[0].0, "num_requests");
+    }
+}

@@ -231,3 +231,231 @@ impl Scheduler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serving::request::Request;
+    use crate::sim::SimTime;
+    use crate::workload::{RequestSpec, Segment};
+
+    struct Bench {
+        scheduler: Scheduler,
+        requests: RequestSlab,
+        kv: KvCache,
+        plan: StepPlan,
+    }
+
+    fn config(budget: u32, seqs: u32) -> SchedulerConfig {
+        SchedulerConfig {
+            max_num_batched_tokens: budget,
+            max_num_seqs: seqs,
+            max_model_len: 4096,
+            enable_chunked_prefill: true,
+            long_prefill_token_threshold: 0,
+        }
+    }
+
+    impl Bench {
+        fn new(config: SchedulerConfig, blocks: u32) -> Bench {
+            Bench {
+                scheduler: Scheduler::new(config),
+                requests: RequestSlab::default(),
+                kv: KvCache::new(blocks, 16, true),
+                plan: StepPlan::default(),
+            }
+        }
+
+        /// Adds a request with a unique prompt of `prompt` tokens and `output` output tokens.
+        fn add(&mut self, prompt: u32, output: u32) -> u32 {
+            self.add_segments(
+                vec![Segment {
+                    id: 1000 + self.requests.live() as u64,
+                    len: prompt,
+                }],
+                output,
+            )
+        }
+
+        fn add_segments(&mut self, segments: Vec<Segment>, output: u32) -> u32 {
+            let prompt_tokens = segments.iter().map(|s| s.len).sum();
+            let index = self.requests.live() as u64;
+            let spec = RequestSpec {
+                index,
+                arrival: SimTime::ZERO,
+                prompt_tokens,
+                output_tokens: output,
+                segments,
+                output_segment: 5000 + index,
+                client: None,
+            };
+            let id = self.requests.insert(Request::new(index, spec));
+            self.scheduler.add(id);
+            id
+        }
+
+        /// Plans a step and returns its composition as (request, tokens).
+        fn step(&mut self) -> Vec<(u32, u32)> {
+            self.scheduler
+                .schedule(&mut self.requests, &mut self.kv, &mut self.plan);
+            let composition = self
+                .plan
+                .scheduled
+                .iter()
+                .map(|s| (s.id, s.tokens))
+                .collect();
+            // What the replica does at the end of the step: a request whose computed tokens
+            // reached its end samples one token.
+            for s in &self.plan.scheduled {
+                let r = self.requests.get_mut(s.id);
+                if r.num_computed == r.num_tokens() {
+                    r.output_tokens += 1;
+                }
+            }
+            self.kv.check_invariants();
+            composition
+        }
+    }
+
+    #[test]
+    fn running_requests_go_first_and_new_prompts_take_the_rest_of_the_budget() {
+        let mut b = Bench::new(config(250, 16), 100);
+        let (x, y, z) = (b.add(100, 5), b.add(100, 5), b.add(100, 5));
+        // Step 1: admissions in FCFS order; the third gets only the 50 tokens left (a chunk).
+        assert_eq!(b.step(), vec![(x, 100), (y, 100), (z, 50)]);
+        // Step 2: running first: x and y decode 1 token each, z continues its prefill.
+        assert_eq!(b.step(), vec![(x, 1), (y, 1), (z, 50)]);
+        assert_eq!(b.step(), vec![(x, 1), (y, 1), (z, 1)]);
+    }
+
+    #[test]
+    fn a_new_request_arriving_mid_run_is_admitted_after_the_running_ones() {
+        let mut b = Bench::new(config(64, 16), 100);
+        let x = b.add(40, 3);
+        assert_eq!(b.step(), vec![(x, 40)]);
+        let y = b.add(100, 3);
+        // x decodes (1 token), y takes the remaining 63 tokens as a first chunk.
+        assert_eq!(b.step(), vec![(x, 1), (y, 63)]);
+        assert_eq!(b.step(), vec![(x, 1), (y, 37)]);
+    }
+
+    #[test]
+    fn long_prefill_token_threshold_caps_each_chunk() {
+        let mut cfg = config(1000, 16);
+        cfg.long_prefill_token_threshold = 128;
+        let mut b = Bench::new(cfg, 200);
+        let (x, y) = (b.add(300, 2), b.add(300, 2));
+        assert_eq!(b.step(), vec![(x, 128), (y, 128)]);
+        assert_eq!(b.step(), vec![(x, 128), (y, 128)]);
+        assert_eq!(b.step(), vec![(x, 44), (y, 44)]);
+        assert_eq!(b.step(), vec![(x, 1), (y, 1)]);
+    }
+
+    #[test]
+    fn without_chunked_prefill_a_prompt_larger_than_the_budget_left_waits_and_blocks_the_queue() {
+        let mut cfg = config(300, 16);
+        cfg.enable_chunked_prefill = false;
+        let mut b = Bench::new(cfg, 200);
+        let (x, y, z) = (b.add(200, 3), b.add(200, 3), b.add(50, 3));
+        // y does not fit in the 100 tokens left; z, which would fit, is behind it.
+        assert_eq!(b.step(), vec![(x, 200)]);
+        assert_eq!(b.step(), vec![(x, 1), (y, 200), (z, 50)]);
+    }
+
+    #[test]
+    fn max_num_seqs_limits_admissions() {
+        let mut b = Bench::new(config(1000, 2), 100);
+        let (x, y, _z) = (b.add(10, 2), b.add(10, 2), b.add(10, 2));
+        assert_eq!(b.step(), vec![(x, 10), (y, 10)]);
+        assert_eq!(b.step(), vec![(x, 1), (y, 1)]);
+        assert_eq!(b.scheduler.waiting.len(), 1);
+    }
+
+    #[test]
+    fn head_of_line_blocking_on_kv_blocks() {
+        // 6 usable blocks of 16 tokens.
+        let mut b = Bench::new(config(1000, 16), 7);
+        let x = b.add(64, 50); // 4 blocks
+        let y = b.add(48, 2); // needs 3 blocks: does not fit beside x
+        let _z = b.add(8, 2); // would fit in 1 block, but waits behind y
+        assert_eq!(b.step(), vec![(x, 64)]);
+        assert_eq!(
+            b.scheduler.waiting.iter().copied().collect::<Vec<_>>(),
+            vec![y, _z]
+        );
+        assert_eq!(b.step(), vec![(x, 1)]);
+    }
+
+    #[test]
+    fn kv_exhaustion_preempts_the_latest_admitted_and_blocks_admission_in_that_step() {
+        // 4 usable blocks: x and y take 2 each (32 tokens = exactly 2 full blocks).
+        let mut b = Bench::new(config(1000, 16), 5);
+        let (x, y) = (b.add(32, 10), b.add(32, 10));
+        assert_eq!(b.step(), vec![(x, 32), (y, 32)]);
+        let w = b.add(4, 2);
+        // Both decodes need a third block; x gets none free, so y (admitted last) is
+        // preempted; x then takes a freed block. Nothing is admitted in this step.
+        assert_eq!(b.step(), vec![(x, 1)]);
+        assert_eq!(b.plan.preempted, 1);
+        assert_eq!(b.scheduler.running, vec![x]);
+        // The victim goes to the front of the queue, ahead of the newer w.
+        assert_eq!(
+            b.scheduler.waiting.iter().copied().collect::<Vec<_>>(),
+            vec![y, w]
+        );
+        let victim = b.requests.get(y);
+        assert_eq!(
+            (
+                victim.num_computed,
+                victim.num_preemptions,
+                victim.output_tokens
+            ),
+            (0, 1, 1)
+        );
+        // Next step: y's freed tail block went to x, so only y's first block is still cached:
+        // resuming 33 tokens needs 1 hit + 2 new blocks with 1 free. y keeps waiting.
+        assert_eq!(b.step(), vec![(x, 1)]);
+        assert_eq!(b.scheduler.waiting.front(), Some(&y));
+        assert_eq!(b.kv.stats.hits, 16);
+    }
+
+    #[test]
+    fn a_request_that_would_preempt_itself_stops_the_running_loop() {
+        // 2 usable blocks; one request fills both, then needs a third for its next token.
+        let mut b = Bench::new(config(1000, 16), 3);
+        let x = b.add(32, 10);
+        assert_eq!(b.step(), vec![(x, 32)]);
+        assert_eq!(b.step(), vec![]);
+        assert_eq!(b.plan.preempted, 1);
+        assert_eq!(b.scheduler.waiting.front(), Some(&x));
+    }
+
+    #[test]
+    fn a_shared_prefix_is_computed_once() {
+        let mut b = Bench::new(config(1000, 16), 100);
+        let system = Segment { id: 42, len: 64 };
+        let x = b.add_segments(vec![system, Segment { id: 1, len: 20 }], 3);
+        assert_eq!(b.step(), vec![(x, 84)]);
+        let y = b.add_segments(vec![system, Segment { id: 2, len: 20 }], 3);
+        // y hits the 4 cached blocks of the system prompt and computes only its own 20 tokens.
+        assert_eq!(b.step(), vec![(x, 1), (y, 20)]);
+        assert_eq!(b.requests.get(y).cached_prompt_tokens, 64);
+        assert_eq!(b.kv.stats.hits, 64);
+    }
+
+    #[test]
+    fn max_model_len_caps_the_tokens_a_request_may_compute() {
+        let mut cfg = config(1000, 16);
+        cfg.max_model_len = 50;
+        let mut b = Bench::new(cfg, 100);
+        let x = b.add(45, 100);
+        assert_eq!(b.step(), vec![(x, 45)]);
+        for _ in 0..4 {
+            assert_eq!(b.step(), vec![(x, 1)]);
+        }
+        // 49 computed, 50 tokens: at most max_model_len - 1 tokens are ever computed, so the
+        // request gets nothing more (the replica finishes it as length-capped).
+        assert_eq!(b.requests.get(x).num_computed, 49);
+        assert_eq!(b.step(), vec![]);
+    }
+}

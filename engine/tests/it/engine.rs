@@ -1,0 +1,141 @@
+//! Whole runs with the constant step-time model, where every number can be worked by hand.
+
+use symbiote::report::summary::summarize;
+use symbiote::sim::run::{run_case, Outcome};
+
+use crate::scenario;
+
+fn constant_case(workload: &str, engine: &str) -> String {
+    format!(
+        r#"{{"name": "t", "base": {{"model": "llama-2-7b", "gpu": "a100-80gb",
+            "step_time": {{"model": "constant", "step_ms": 10}},
+            "engine": {engine}, "workload": {workload}}}}}"#
+    )
+}
+
+/// One request, prompt 100, output 5, every step 10 ms: the prefill step ends at 10 ms with
+/// the first token; four decode steps follow. TTFT 10, E2E 50, TPOT and every ITL 10 ms.
+#[test]
+fn a_single_request_has_hand_computed_latencies() {
+    let s = scenario(&constant_case(
+        r#"{"arrival": {"process": "constant", "rate": 1}, "num_requests": 1,
+            "prompt": {"dist": "fixed", "value": 100}, "output": {"dist": "fixed", "value": 5}}"#,
+        "{}",
+    ));
+    let result = run_case(&s.cases[0], 1, true);
+    assert_eq!(result.outcome, Outcome::Completed);
+    let m = summarize(&result.metrics);
+    assert_eq!(m["completed"], 1);
+    assert_eq!(m["mean_ttft_ms"], 10.0);
+    assert_eq!(m["mean_e2el_ms"], 50.0);
+    assert_eq!(m["mean_tpot_ms"], 10.0);
+    assert_eq!(m["mean_itl_ms"], 10.0);
+    assert_eq!(m["steps"], 5);
+    assert_eq!(m["duration"], 0.05);
+}
+
+/// Two requests at t=0 with prompts of 1500 tokens and a 2048-token budget: the first step
+/// runs 1500 + 548 tokens, the second finishes the other prompt (952) beside the first's
+/// decode. TTFTs are 10 and 20 ms.
+#[test]
+fn chunked_prefill_splits_the_second_prompt_across_steps() {
+    let s = scenario(&constant_case(
+        r#"{"clients": {"users": 2}, "num_requests": 2,
+            "prompt": {"dist": "fixed", "value": 1500}, "output": {"dist": "fixed", "value": 3}}"#,
+        r#"{"max_num_batched_tokens": 2048}"#,
+    ));
+    let result = run_case(&s.cases[0], 1, true);
+    let records = result.metrics.records.as_ref().unwrap();
+    let ttfts: Vec<u64> = records
+        .iter()
+        .map(|r| r.first_token.0 - r.arrival.0)
+        .collect();
+    assert!(
+        ttfts.contains(&10_000_000) && ttfts.contains(&20_000_000),
+        "{ttfts:?}"
+    );
+    let m = summarize(&result.metrics);
+    // Steps: 1500 + 548, then 1 + 952, then 1 + 1, then 1: both prompts plus two decodes each.
+    assert_eq!(
+        m["mean_tokens_per_step"],
+        (1500.0 + 1500.0 + 2.0 + 2.0) / 4.0
+    );
+    assert_eq!(m["steps"], 4);
+}
+
+/// A prompt longer than max_model_len is refused with vLLM's message; the run goes on.
+#[test]
+fn an_over_long_prompt_is_rejected_and_counted() {
+    let s = scenario(&constant_case(
+        r#"{"arrival": {"process": "constant", "rate": 10}, "num_requests": 4,
+            "prompt": {"dist": "uniform", "min": 3000, "max": 5000}, "output": {"dist": "fixed", "value": 2}}"#,
+        r#"{"max_model_len": 4096}"#,
+    ));
+    let result = run_case(&s.cases[0], 3, false);
+    assert_eq!(result.outcome, Outcome::Completed);
+    let rejected = result
+        .metrics
+        .rejected
+        .get("prompt_too_long")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        rejected > 0,
+        "seed 3 should draw at least one prompt above 4096"
+    );
+    assert_eq!(result.metrics.completed + rejected, 4);
+    let message = result.metrics.first_rejection.unwrap();
+    assert!(
+        message.starts_with("The decoder prompt (length "),
+        "{message}"
+    );
+    assert!(message.ends_with("is longer than the maximum model length of 4096. Make sure that `max_model_len` is no smaller than the number of text tokens."));
+}
+
+/// A model that does not fit is an outcome with vLLM's message and the breakdown, not a crash.
+#[test]
+fn a_model_that_does_not_fit_is_an_oom_outcome() {
+    let s = scenario(
+        r#"{"name": "t", "base": {"model": "llama-2-13b", "gpu": "rtx-3090", "quant": "fp16",
+            "workload": {"arrival": {"rate": 1}, "num_requests": 5}}}"#,
+    );
+    let result = run_case(&s.cases[0], 1, false);
+    assert_eq!(result.outcome, Outcome::Oom);
+    let failure = result.startup_failure.unwrap();
+    assert!(failure
+        .message
+        .starts_with("No available memory for the cache blocks."));
+    assert!(failure.breakdown.weights_bytes > failure.breakdown.requested_bytes);
+}
+
+/// Under overload the KV cache fills and requests are preempted, yet every request finishes
+/// (the debug-build invariant checks run after every step).
+#[test]
+fn overload_preempts_and_still_completes_every_request() {
+    let s = scenario(&constant_case(
+        r#"{"arrival": {"process": "poisson", "rate": 2000}, "num_requests": 400,
+            "prompt": {"dist": "lognormal", "mean": 300, "cv": 0.5, "max": 2000},
+            "output": {"dist": "uniform", "min": 50, "max": 400}}"#,
+        r#"{"num_gpu_blocks_override": 400, "max_num_seqs": 128}"#,
+    ));
+    let result = run_case(&s.cases[0], 7, false);
+    assert_eq!(result.outcome, Outcome::Completed);
+    assert_eq!(result.metrics.completed, 400);
+    assert!(result.metrics.preemptions > 0);
+    assert!(result.metrics.kv_usage_peak > 0.9);
+}
+
+/// Limits end a run with an outcome instead of running on.
+#[test]
+fn limits_end_the_run_with_an_outcome() {
+    let s = scenario(&constant_case(
+        r#"{"arrival": {"process": "poisson", "rate": 50}, "num_requests": 100000}"#,
+        "{}",
+    ));
+    let mut case = s.cases[0].clone();
+    case.limits.max_events = 1000;
+    assert_eq!(run_case(&case, 1, false).outcome, Outcome::EventLimit);
+    let mut case = s.cases[0].clone();
+    case.limits.max_sim_time = symbiote::sim::SimTime::from_secs_f64(2.0);
+    assert_eq!(run_case(&case, 1, false).outcome, Outcome::TimeLimit);
+}

@@ -35,10 +35,7 @@ pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         } else if path.is_file() {
             files.push(path.clone());
         } else {
-            bail!(
-                "{} does not exist; give a scenario file or a directory of them",
-                path.display()
-            );
+            bail!("{} does not exist; give a scenario file or a directory of them", path.display());
         }
     }
     Ok(files)
@@ -57,10 +54,7 @@ pub fn load_all(files: &[PathBuf]) -> std::result::Result<Vec<Scenario>, Vec<Str
     let mut names = std::collections::BTreeSet::new();
     for s in &scenarios {
         if !names.insert(s.name.clone()) {
-            problems.push(format!(
-                "two scenario files are both named `{}`; their reports would collide",
-                s.name
-            ));
+            problems.push(format!("two scenario files are both named `{}`; their reports would collide", s.name));
         }
     }
     if problems.is_empty() {
@@ -102,19 +96,14 @@ pub fn memory_report(args: &MemoryArgs) -> Result<(String, bool)> {
     let model = catalog.model(&args.model)?;
     let gpu = catalog.gpu(&args.gpu)?;
     let big = gpu.memory_gib >= 70.0 && !gpu.name.contains("a100");
-    let batched = args
-        .max_num_batched_tokens
-        .unwrap_or(if big { 8192 } else { 2048 });
+    let batched = args.max_num_batched_tokens.unwrap_or(if big { 8192 } else { 2048 });
     let config = MemoryConfig {
         quant: args.quant,
         kv_dtype: args.kv_cache_dtype,
         tp: args.tp,
         gpu_memory_utilization: args.gpu_memory_utilization,
         max_num_batched_tokens: batched,
-        max_num_seqs: args
-            .max_num_seqs
-            .unwrap_or(if big { 1024 } else { 256 })
-            .min(batched),
+        max_num_seqs: args.max_num_seqs.unwrap_or(if big { 1024 } else { 256 }).min(batched),
         max_model_len: args.max_model_len.unwrap_or(model.max_position_embeddings),
         block_size: 16,
         num_gpu_blocks_override: None,
@@ -132,10 +121,7 @@ pub fn memory_report(args: &MemoryArgs) -> Result<(String, bool)> {
     match memory::plan(model, gpu, &config) {
         Ok(plan) => {
             text.push_str(&plan.table());
-            text.push_str(&format!(
-                "KV blocks                 {:>9}\n\n",
-                plan.num_gpu_blocks
-            ));
+            text.push_str(&format!("KV blocks                 {:>9}\n\n", plan.num_gpu_blocks));
             for line in plan.startup_lines() {
                 text.push_str(&line);
                 text.push('\n');

@@ -12,11 +12,7 @@ use symbiote::hardware::{KvDtype, Quant};
 use symbiote::report::markdown;
 
 #[derive(Parser)]
-#[command(
-    name = "symbiote",
-    version,
-    about = "Deterministic simulator of LLM inference serving (vLLM V1)"
-)]
+#[command(name = "symbiote", version, about = "Deterministic simulator of LLM inference serving (vLLM V1)")]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -87,17 +83,9 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<u8> {
     match args.command {
-        Command::Run {
-            paths,
-            out,
-            seed,
-            jobs,
-            quiet,
-        } => {
+        Command::Run { paths, out, seed, jobs, quiet } => {
             if let Some(jobs) = jobs {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(jobs.max(1))
-                    .build_global()?;
+                rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global()?;
             }
             let files = cli::scenario_files(&paths)?;
             let mut scenarios = match cli::load_all(&files) {
@@ -126,12 +114,7 @@ fn run(args: Args) -> Result<u8> {
             match cli::load_all(&files) {
                 Ok(scenarios) => {
                     for s in scenarios {
-                        println!(
-                            "{}: {} cases x {} seeds",
-                            s.name,
-                            s.cases.len(),
-                            s.seeds.len()
-                        );
+                        println!("{}: {} cases x {} seeds", s.name, s.cases.len(), s.seeds.len());
                     }
                     Ok(EXIT_OK)
                 }

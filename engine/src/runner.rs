@@ -30,9 +30,8 @@ pub const KEY_METRICS: [&str; 10] = [
 
 /// Runs every case of `scenario` with every seed on the current rayon pool.
 pub fn run_scenario(scenario: &Scenario) -> Report {
-    let jobs: Vec<(usize, u64)> = (0..scenario.cases.len())
-        .flat_map(|c| scenario.seeds.iter().map(move |&s| (c, s)))
-        .collect();
+    let jobs: Vec<(usize, u64)> =
+        (0..scenario.cases.len()).flat_map(|c| scenario.seeds.iter().map(move |&s| (c, s))).collect();
     let results: Vec<RunReport> = jobs
         .par_iter()
         .map(|&(case, seed)| {
@@ -46,12 +45,7 @@ pub fn run_scenario(scenario: &Scenario) -> Report {
         .iter()
         .map(|case| {
             let runs: Vec<RunReport> = results.by_ref().take(scenario.seeds.len()).collect();
-            CaseReport {
-                name: case.name.clone(),
-                config: case_config(case),
-                over_seeds: over_seeds(&runs),
-                runs,
-            }
+            CaseReport { name: case.name.clone(), config: case_config(case), over_seeds: over_seeds(&runs), runs }
         })
         .collect();
     Report {
@@ -98,29 +92,14 @@ fn case_config(case: &Case) -> Map<String, Value> {
     m.insert("quant".into(), case.quant.name().into());
     m.insert("tp".into(), case.tp.into());
     m.insert("replicas".into(), case.replicas.into());
-    m.insert(
-        "max_num_batched_tokens".into(),
-        e.max_num_batched_tokens.into(),
-    );
+    m.insert("max_num_batched_tokens".into(), e.max_num_batched_tokens.into());
     m.insert("max_num_seqs".into(), e.max_num_seqs.into());
     m.insert("max_model_len".into(), e.max_model_len.into());
     m.insert("block_size".into(), e.block_size.into());
-    m.insert(
-        "gpu_memory_utilization".into(),
-        serde_json::json!(e.gpu_memory_utilization),
-    );
-    m.insert(
-        "enable_prefix_caching".into(),
-        e.enable_prefix_caching.into(),
-    );
-    m.insert(
-        "enable_chunked_prefill".into(),
-        e.enable_chunked_prefill.into(),
-    );
-    m.insert(
-        "long_prefill_token_threshold".into(),
-        e.long_prefill_token_threshold.into(),
-    );
+    m.insert("gpu_memory_utilization".into(), serde_json::json!(e.gpu_memory_utilization));
+    m.insert("enable_prefix_caching".into(), e.enable_prefix_caching.into());
+    m.insert("enable_chunked_prefill".into(), e.enable_chunked_prefill.into());
+    m.insert("long_prefill_token_threshold".into(), e.long_prefill_token_threshold.into());
     m
 }
 
@@ -128,10 +107,7 @@ fn over_seeds(runs: &[RunReport]) -> BTreeMap<String, crate::report::stats::Seed
     KEY_METRICS
         .iter()
         .filter_map(|&key| {
-            let values: Vec<f64> = runs
-                .iter()
-                .filter_map(|r| r.metrics.get(key).and_then(Value::as_f64))
-                .collect();
+            let values: Vec<f64> = runs.iter().filter_map(|r| r.metrics.get(key).and_then(Value::as_f64)).collect();
             seed_stats(&values).map(|s| (key.to_string(), s))
         })
         .collect()

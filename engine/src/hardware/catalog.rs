@@ -101,87 +101,33 @@ pub struct ModelSpec {
 
 /// The shipped catalog files, embedded at build time.
 const GPU_FILES: &[(&str, &str)] = &[
-    (
-        "a100-40gb.json",
-        include_str!("../../../models/gpu/a100-40gb.json"),
-    ),
-    (
-        "a100-80gb.json",
-        include_str!("../../../models/gpu/a100-80gb.json"),
-    ),
+    ("a100-40gb.json", include_str!("../../../models/gpu/a100-40gb.json")),
+    ("a100-80gb.json", include_str!("../../../models/gpu/a100-80gb.json")),
     ("a10g.json", include_str!("../../../models/gpu/a10g.json")),
     ("b200.json", include_str!("../../../models/gpu/b200.json")),
-    (
-        "h100-80gb.json",
-        include_str!("../../../models/gpu/h100-80gb.json"),
-    ),
-    (
-        "h100-pcie.json",
-        include_str!("../../../models/gpu/h100-pcie.json"),
-    ),
+    ("h100-80gb.json", include_str!("../../../models/gpu/h100-80gb.json")),
+    ("h100-pcie.json", include_str!("../../../models/gpu/h100-pcie.json")),
     ("h200.json", include_str!("../../../models/gpu/h200.json")),
     ("l4.json", include_str!("../../../models/gpu/l4.json")),
     ("l40.json", include_str!("../../../models/gpu/l40.json")),
     ("l40s.json", include_str!("../../../models/gpu/l40s.json")),
-    (
-        "mi300x.json",
-        include_str!("../../../models/gpu/mi300x.json"),
-    ),
-    (
-        "rtx-3090.json",
-        include_str!("../../../models/gpu/rtx-3090.json"),
-    ),
-    (
-        "rtx-4090.json",
-        include_str!("../../../models/gpu/rtx-4090.json"),
-    ),
+    ("mi300x.json", include_str!("../../../models/gpu/mi300x.json")),
+    ("rtx-3090.json", include_str!("../../../models/gpu/rtx-3090.json")),
+    ("rtx-4090.json", include_str!("../../../models/gpu/rtx-4090.json")),
 ];
 
 const MODEL_FILES: &[(&str, &str)] = &[
-    (
-        "llama-2-13b.json",
-        include_str!("../../../models/llm/llama-2-13b.json"),
-    ),
-    (
-        "llama-2-70b.json",
-        include_str!("../../../models/llm/llama-2-70b.json"),
-    ),
-    (
-        "llama-2-7b.json",
-        include_str!("../../../models/llm/llama-2-7b.json"),
-    ),
-    (
-        "llama-3.1-70b.json",
-        include_str!("../../../models/llm/llama-3.1-70b.json"),
-    ),
-    (
-        "llama-3.1-8b.json",
-        include_str!("../../../models/llm/llama-3.1-8b.json"),
-    ),
-    (
-        "mistral-7b.json",
-        include_str!("../../../models/llm/mistral-7b.json"),
-    ),
-    (
-        "mixtral-8x7b.json",
-        include_str!("../../../models/llm/mixtral-8x7b.json"),
-    ),
-    (
-        "phi-3-mini.json",
-        include_str!("../../../models/llm/phi-3-mini.json"),
-    ),
-    (
-        "qwen2.5-0.5b.json",
-        include_str!("../../../models/llm/qwen2.5-0.5b.json"),
-    ),
-    (
-        "qwen2.5-1.5b.json",
-        include_str!("../../../models/llm/qwen2.5-1.5b.json"),
-    ),
-    (
-        "qwen2.5-7b.json",
-        include_str!("../../../models/llm/qwen2.5-7b.json"),
-    ),
+    ("llama-2-13b.json", include_str!("../../../models/llm/llama-2-13b.json")),
+    ("llama-2-70b.json", include_str!("../../../models/llm/llama-2-70b.json")),
+    ("llama-2-7b.json", include_str!("../../../models/llm/llama-2-7b.json")),
+    ("llama-3.1-70b.json", include_str!("../../../models/llm/llama-3.1-70b.json")),
+    ("llama-3.1-8b.json", include_str!("../../../models/llm/llama-3.1-8b.json")),
+    ("mistral-7b.json", include_str!("../../../models/llm/mistral-7b.json")),
+    ("mixtral-8x7b.json", include_str!("../../../models/llm/mixtral-8x7b.json")),
+    ("phi-3-mini.json", include_str!("../../../models/llm/phi-3-mini.json")),
+    ("qwen2.5-0.5b.json", include_str!("../../../models/llm/qwen2.5-0.5b.json")),
+    ("qwen2.5-1.5b.json", include_str!("../../../models/llm/qwen2.5-1.5b.json")),
+    ("qwen2.5-7b.json", include_str!("../../../models/llm/qwen2.5-7b.json")),
 ];
 
 /// Lowercases and maps `_`, spaces and dots-in-sizes to one spelling so that `A100_40GB`,
@@ -214,34 +160,22 @@ impl Catalog {
         CATALOG.get_or_init(|| Catalog {
             gpus: GPU_FILES
                 .iter()
-                .map(|(file, text)| {
-                    serde_json::from_str(text).unwrap_or_else(|e| panic!("models/gpu/{file}: {e}"))
-                })
+                .map(|(file, text)| serde_json::from_str(text).unwrap_or_else(|e| panic!("models/gpu/{file}: {e}")))
                 .collect(),
             models: MODEL_FILES
                 .iter()
-                .map(|(file, text)| {
-                    serde_json::from_str(text).unwrap_or_else(|e| panic!("models/llm/{file}: {e}"))
-                })
+                .map(|(file, text)| serde_json::from_str(text).unwrap_or_else(|e| panic!("models/llm/{file}: {e}")))
                 .collect(),
         })
     }
 
     pub fn gpu(&self, name: &str) -> Result<&GpuSpec, UnknownName> {
         let wanted = normalize_name(name);
-        self.gpus
-            .iter()
-            .find(|g| g.name == wanted || g.aliases.contains(&wanted))
-            .ok_or_else(|| UnknownName {
-                kind: "gpu",
-                name: name.to_string(),
-                known: self
-                    .gpus
-                    .iter()
-                    .map(|g| g.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+        self.gpus.iter().find(|g| g.name == wanted || g.aliases.contains(&wanted)).ok_or_else(|| UnknownName {
+            kind: "gpu",
+            name: name.to_string(),
+            known: self.gpus.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(", "),
+        })
     }
 
     pub fn model(&self, name: &str) -> Result<&ModelSpec, UnknownName> {
@@ -258,12 +192,7 @@ impl Catalog {
             .ok_or_else(|| UnknownName {
                 kind: "model",
                 name: name.to_string(),
-                known: self
-                    .models
-                    .iter()
-                    .map(|m| m.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                known: self.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
             })
     }
 }
@@ -276,10 +205,7 @@ mod tests {
     fn every_catalog_file_is_embedded_and_parses() {
         let catalog = Catalog::builtin();
         let on_disk = |dir: &str| {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("models")
-                .join(dir);
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("models").join(dir);
             let mut names: Vec<String> = std::fs::read_dir(path)
                 .unwrap()
                 .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -288,18 +214,9 @@ mod tests {
             names.sort();
             names
         };
-        let embedded =
-            |files: &[(&str, &str)]| files.iter().map(|f| f.0.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            embedded(GPU_FILES),
-            on_disk("gpu"),
-            "add the new file to GPU_FILES"
-        );
-        assert_eq!(
-            embedded(MODEL_FILES),
-            on_disk("llm"),
-            "add the new file to MODEL_FILES"
-        );
+        let embedded = |files: &[(&str, &str)]| files.iter().map(|f| f.0.to_string()).collect::<Vec<_>>();
+        assert_eq!(embedded(GPU_FILES), on_disk("gpu"), "add the new file to GPU_FILES");
+        assert_eq!(embedded(MODEL_FILES), on_disk("llm"), "add the new file to MODEL_FILES");
         assert_eq!(catalog.gpus.len(), 13);
         assert_eq!(catalog.models.len(), 11);
     }
@@ -310,14 +227,8 @@ mod tests {
         assert_eq!(catalog.gpu("A100_40GB").unwrap().name, "a100-40gb");
         assert_eq!(catalog.gpu("h100").unwrap().name, "h100-80gb");
         assert_eq!(catalog.model("Llama-2-7B").unwrap().name, "llama-2-7b");
-        assert_eq!(
-            catalog.model("meta-llama/Llama-2-7b-hf").unwrap().name,
-            "llama-2-7b"
-        );
-        assert_eq!(
-            catalog.model("Qwen/Qwen2.5-0.5B").unwrap().name,
-            "qwen2.5-0.5b"
-        );
+        assert_eq!(catalog.model("meta-llama/Llama-2-7b-hf").unwrap().name, "llama-2-7b");
+        assert_eq!(catalog.model("Qwen/Qwen2.5-0.5B").unwrap().name, "qwen2.5-0.5b");
     }
 
     #[test]
@@ -325,9 +236,6 @@ mod tests {
         let err = Catalog::builtin().gpu("a100").unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("unknown gpu `a100`; known: "), "{text}");
-        assert!(
-            text.contains("a100-40gb") && text.contains("a100-80gb"),
-            "{text}"
-        );
+        assert!(text.contains("a100-40gb") && text.contains("a100-80gb"), "{text}");
     }
 }

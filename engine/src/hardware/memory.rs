@@ -76,10 +76,7 @@ impl MemoryBreakdown {
     /// vLLM's two start-up lines.
     pub fn startup_lines(&self) -> [String; 2] {
         [
-            format!(
-                "GPU KV cache size: {} tokens",
-                group_thousands(self.kv_cache_tokens)
-            ),
+            format!("GPU KV cache size: {} tokens", group_thousands(self.kv_cache_tokens)),
             format!(
                 "Maximum concurrency for {} tokens per request: {:.2}x",
                 group_thousands(self.max_model_len),
@@ -148,11 +145,7 @@ pub fn activation_peak_bytes(model: &ModelSpec, cfg: &MemoryConfig) -> f64 {
 }
 
 /// Plans one replica's memory; `Err` is a start-up failure with vLLM's message.
-pub fn plan(
-    model: &ModelSpec,
-    gpu: &GpuSpec,
-    cfg: &MemoryConfig,
-) -> Result<MemoryBreakdown, Box<StartupFailure>> {
+pub fn plan(model: &ModelSpec, gpu: &GpuSpec, cfg: &MemoryConfig) -> Result<MemoryBreakdown, Box<StartupFailure>> {
     let params = ParamBreakdown::of(model);
     let total = gpu.memory_visible_gib * GIB;
     let requested = total * cfg.gpu_memory_utilization;
@@ -161,11 +154,8 @@ pub fn plan(
     let available = requested - weights - activation - NON_TORCH_BYTES;
     let kv_per_token = kv_bytes_per_token(model, cfg.quant, cfg.kv_dtype, cfg.tp);
     let page = kv_per_token / model.num_layers * cfg.block_size;
-    let computed_blocks = if available > 0.0 {
-        (available / page as f64 / model.num_layers as f64).floor() as u64
-    } else {
-        0
-    };
+    let computed_blocks =
+        if available > 0.0 { (available / page as f64 / model.num_layers as f64).floor() as u64 } else { 0 };
     let num_gpu_blocks = cfg.num_gpu_blocks_override.unwrap_or(computed_blocks);
     let blocks_per_request = cfg.max_model_len.div_ceil(cfg.block_size);
     let breakdown = MemoryBreakdown {
@@ -197,12 +187,7 @@ pub fn plan(
     let needed = (blocks_per_request * page * model.num_layers) as f64;
     let have = (num_gpu_blocks * page * model.num_layers) as f64;
     if needed > have {
-        let estimated = estimate_max_model_len(
-            have,
-            page * model.num_layers,
-            cfg.block_size,
-            cfg.max_model_len,
-        );
+        let estimated = estimate_max_model_len(have, page * model.num_layers, cfg.block_size, cfg.max_model_len);
         return Err(Box::new(StartupFailure {
             message: format!(
                 "To serve at least one request with the models's max seq len ({}), ({:.2} GiB KV cache is needed, which is larger than the available KV cache memory ({:.2} GiB). Based on the available memory, the estimated maximum model length is {}. Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine.",
@@ -276,17 +261,10 @@ mod tests {
         assert_eq!(plan.weights_bytes, 13_476_831_232);
         assert_eq!(plan.activation_peak_bytes, 675_282_944 + 65_536_000);
         assert_eq!(plan.page_bytes_per_layer, 262_144);
-        assert!(
-            (plan.available_kv_bytes - 62_109_287_383).abs() <= 2,
-            "{}",
-            plan.available_kv_bytes
-        );
+        assert!((plan.available_kv_bytes - 62_109_287_383).abs() <= 2, "{}", plan.available_kv_bytes);
         assert_eq!(plan.num_gpu_blocks, 7_404);
         assert_eq!(plan.startup_lines()[0], "GPU KV cache size: 118,464 tokens");
-        assert_eq!(
-            plan.startup_lines()[1],
-            "Maximum concurrency for 4,096 tokens per request: 28.92x"
-        );
+        assert_eq!(plan.startup_lines()[1], "Maximum concurrency for 4,096 tokens per request: 28.92x");
     }
 
     /// vLLM log on A100-80GB (Llama-3-8B, default 8192 batched tokens, 256 sequences):
@@ -308,12 +286,7 @@ mod tests {
             &config(Quant::Fp16, 2048, 256, 4096),
         )
         .unwrap_err();
-        assert!(
-            err.message
-                .starts_with("No available memory for the cache blocks."),
-            "{}",
-            err.message
-        );
+        assert!(err.message.starts_with("No available memory for the cache blocks."), "{}", err.message);
         assert!(err.breakdown.available_kv_bytes < 0);
         assert!(err.breakdown.weights_bytes > 24 * (1 << 30));
     }
@@ -323,35 +296,18 @@ mod tests {
         let catalog = Catalog::builtin();
         let mut cfg = config(Quant::Fp16, 2048, 256, 131_072);
         cfg.gpu_memory_utilization = 0.9;
-        let err = plan(
-            catalog.model("llama-3.1-8b").unwrap(),
-            catalog.gpu("rtx-4090").unwrap(),
-            &cfg,
-        )
-        .unwrap_err();
+        let err = plan(catalog.model("llama-3.1-8b").unwrap(), catalog.gpu("rtx-4090").unwrap(), &cfg).unwrap_err();
         assert!(
-            err.message.starts_with(
-                "To serve at least one request with the models's max seq len (131072), ("
-            ),
+            err.message.starts_with("To serve at least one request with the models's max seq len (131072), ("),
             "{}",
             err.message
         );
-        let estimate: u64 = err
-            .message
-            .split("maximum model length is ")
-            .nth(1)
-            .unwrap()
-            .split('.')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let estimate: u64 =
+            err.message.split("maximum model length is ").nth(1).unwrap().split('.').next().unwrap().parse().unwrap();
         let block_bytes = err.breakdown.page_bytes_per_layer * 32;
         // The estimate fits in the blocks vLLM could allocate; one more block would not.
         assert!(estimate.div_ceil(16) <= err.breakdown.num_gpu_blocks);
-        assert!(
-            (estimate + 16).div_ceil(16) * block_bytes > err.breakdown.num_gpu_blocks * block_bytes
-        );
+        assert!((estimate + 16).div_ceil(16) * block_bytes > err.breakdown.num_gpu_blocks * block_bytes);
     }
 
     #[test]
@@ -365,8 +321,7 @@ mod tests {
         let plan = plan(model, catalog.gpu("h100").unwrap(), &cfg).unwrap();
         // 70,553,706,496 params x 2 B / 4, minus the replicated norms' share.
         let p = ParamBreakdown::of(model);
-        let expected =
-            ((p.linear + p.embedding + p.lm_head) as f64 * 2.0 / 4.0 + p.other as f64 * 2.0) as u64;
+        let expected = ((p.linear + p.embedding + p.lm_head) as f64 * 2.0 / 4.0 + p.other as f64 * 2.0) as u64;
         assert_eq!(plan.weights_bytes, expected);
         assert_eq!(plan.kv_bytes_per_token, 2 * 80 * 2 * 128 * 2);
     }

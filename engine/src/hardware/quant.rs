@@ -42,14 +42,7 @@ pub const INT4_BYTES_PER_GROUP: f64 = 2.5;
 pub const CHANNEL_SCALE_BYTES: f64 = 4.0;
 
 impl Quant {
-    pub const ALL: [Quant; 6] = [
-        Quant::Fp32,
-        Quant::Fp16,
-        Quant::Bf16,
-        Quant::Fp8,
-        Quant::Int8,
-        Quant::Int4,
-    ];
+    pub const ALL: [Quant; 6] = [Quant::Fp32, Quant::Fp16, Quant::Bf16, Quant::Fp8, Quant::Int8, Quant::Int4];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -33,37 +33,24 @@ impl ParamBreakdown {
         let attention = h * (q_out + 2 * kv_out) + q_out * h;
         let attention_out_channels = q_out + 2 * kv_out + h;
         let (mlp, mlp_active, mlp_out_channels) = match &model.moe {
-            None => (
-                3 * h * model.intermediate_size,
-                3 * h * model.intermediate_size,
-                2 * model.intermediate_size + h,
-            ),
+            None => (3 * h * model.intermediate_size, 3 * h * model.intermediate_size, 2 * model.intermediate_size + h),
             Some(moe) => {
                 let expert = 3 * h * moe.expert_intermediate_size;
                 let router = h * moe.num_experts as u64;
                 (
                     expert * moe.num_experts as u64 + router,
                     expert * moe.experts_per_token as u64 + router,
-                    (2 * moe.expert_intermediate_size + h) * moe.num_experts as u64
-                        + moe.num_experts as u64,
+                    (2 * moe.expert_intermediate_size + h) * moe.num_experts as u64 + moe.num_experts as u64,
                 )
             }
         };
-        let bias = if model.attention_qkv_bias {
-            q_out + 2 * kv_out
-        } else {
-            0
-        };
+        let bias = if model.attention_qkv_bias { q_out + 2 * kv_out } else { 0 };
         let layers = model.num_layers;
         let embedding = model.vocab_size * h;
         ParamBreakdown {
             num_layers: layers,
             embedding,
-            lm_head: if model.tie_word_embeddings {
-                0
-            } else {
-                embedding
-            },
+            lm_head: if model.tie_word_embeddings { 0 } else { embedding },
             linear: layers * (attention + mlp),
             linear_active: layers * (attention + mlp_active),
             linear_out_channels: layers * (attention_out_channels + mlp_out_channels),
@@ -116,10 +103,7 @@ mod tests {
     fn mixtral_active_parameters_match_the_reference() {
         let p = ParamBreakdown::of(Catalog::builtin().model("mixtral-8x7b").unwrap());
         // 12,879,925,248 active per models.json, which counts embeddings, LM head and norms.
-        assert_eq!(
-            p.linear_active + p.embedding + p.lm_head + p.other,
-            12_879_925_248
-        );
+        assert_eq!(p.linear_active + p.embedding + p.lm_head + p.other, 12_879_925_248);
     }
 
     #[test]
@@ -131,10 +115,6 @@ mod tests {
         let scales = p.linear as f64 / 128.0 * 2.5;
         let linear_fp32 = p.linear as f64 * 4.0;
         assert!((int4 - (linear_fp32 / 8.0 + embeddings_16bit + scales)).abs() < 1.0);
-        assert!(
-            int4 / fp32 > 0.125 && int4 / fp32 < 0.16,
-            "ratio {}",
-            int4 / fp32
-        );
+        assert!(int4 / fp32 > 0.125 && int4 / fp32 < 0.16, "ratio {}", int4 / fp32);
     }
 }

@@ -71,13 +71,7 @@ pub struct Roofline {
 }
 
 impl Roofline {
-    pub fn new(
-        model: &ModelSpec,
-        gpu: &GpuSpec,
-        quant: Quant,
-        kv_dtype: KvDtype,
-        tp: u64,
-    ) -> Roofline {
+    pub fn new(model: &ModelSpec, gpu: &GpuSpec, quant: Quant, kv_dtype: KvDtype, tp: u64) -> Roofline {
         let p = ParamBreakdown::of(model);
         let tpf = tp as f64;
         let bpp = quant.weight_bytes_per_param();
@@ -91,11 +85,7 @@ impl Roofline {
             None => (0.0, 0.0, 0.0),
         };
         let non_expert_linear = p.linear as f64 - expert_params * num_experts;
-        let lm_head_params = (if p.lm_head > 0 {
-            p.lm_head
-        } else {
-            p.embedding
-        }) as f64;
+        let lm_head_params = (if p.lm_head > 0 { p.lm_head } else { p.embedding }) as f64;
         // vLLM's default for fp32 is the link the catalog names; PCIe when there is none.
         let link_gbps = gpu.interconnect_gbps.unwrap_or(gpu.pcie_gbps);
         Roofline {
@@ -109,8 +99,7 @@ impl Roofline {
             expert_bytes: expert_params * bpp / tpf,
             num_experts,
             experts_per_token,
-            attention_flops_per_pair: 4.0
-                * (model.num_layers * model.num_attention_heads * model.head_dim) as f64
+            attention_flops_per_pair: 4.0 * (model.num_layers * model.num_attention_heads * model.head_dim) as f64
                 / tpf,
             kv_bytes_per_token: kv_bytes_per_token(model, quant, kv_dtype, tp) as f64,
             activation_bytes: quant.activation_bytes() as f64,
@@ -126,15 +115,13 @@ impl Roofline {
         let flops = self.linear_flops_per_token * tokens + self.lm_head_flops_per_seq * seqs;
         // Expected number of distinct experts touched when each token picks k of E.
         let experts_read = if self.num_experts > 0.0 {
-            self.num_experts
-                * (1.0 - (1.0 - self.experts_per_token / self.num_experts).powf(tokens))
+            self.num_experts * (1.0 - (1.0 - self.experts_per_token / self.num_experts).powf(tokens))
         } else {
             0.0
         };
         let bytes = self.dense_weight_bytes + self.expert_bytes * experts_read;
         let p = &self.params;
-        (flops / (self.matmul_peak * p.matmul_efficiency))
-            .max(bytes / (self.bandwidth * p.bandwidth_efficiency))
+        (flops / (self.matmul_peak * p.matmul_efficiency)).max(bytes / (self.bandwidth * p.bandwidth_efficiency))
     }
 
     fn attention_secs(&self, batch: &[SeqWork]) -> f64 {
@@ -148,10 +135,8 @@ impl Roofline {
             kv_tokens += cached + q;
         }
         let p = &self.params;
-        let compute =
-            pairs * self.attention_flops_per_pair / (self.attention_peak * p.attention_efficiency);
-        let memory =
-            kv_tokens * self.kv_bytes_per_token / (self.bandwidth * p.bandwidth_efficiency);
+        let compute = pairs * self.attention_flops_per_pair / (self.attention_peak * p.attention_efficiency);
+        let memory = kv_tokens * self.kv_bytes_per_token / (self.bandwidth * p.bandwidth_efficiency);
         compute.max(memory)
     }
 
@@ -163,8 +148,7 @@ impl Roofline {
         let p = &self.params;
         let bytes = tokens * self.hidden * self.activation_bytes;
         let per_call = p.allreduce_latency_us * 1e-6
-            + 2.0 * (self.tp - 1.0) / self.tp * bytes
-                / (self.link_bandwidth * p.allreduce_efficiency);
+            + 2.0 * (self.tp - 1.0) / self.tp * bytes / (self.link_bandwidth * p.allreduce_efficiency);
         2.0 * self.layers * per_call
     }
 
@@ -195,30 +179,19 @@ mod tests {
 
     fn roofline(model: &str, gpu: &str, tp: u64) -> Roofline {
         let c = Catalog::builtin();
-        Roofline::new(
-            c.model(model).unwrap(),
-            c.gpu(gpu).unwrap(),
-            Quant::Bf16,
-            KvDtype::Auto,
-            tp,
-        )
+        Roofline::new(c.model(model).unwrap(), c.gpu(gpu).unwrap(), Quant::Bf16, KvDtype::Auto, tp)
     }
 
     #[test]
     fn a_single_decode_is_bound_by_reading_the_weights() {
         let r = roofline("llama-3.1-8b", "h100", 1);
-        let [linear, attention, allreduce, overhead] = r.breakdown_secs(&[SeqWork {
-            query_tokens: 1,
-            cached_tokens: 100,
-        }]);
+        let [linear, attention, allreduce, overhead] =
+            r.breakdown_secs(&[SeqWork { query_tokens: 1, cached_tokens: 100 }]);
         // Linear layers and LM head, 2 B each (the embedding table is not streamed; norms are
         // negligible), at 3350 GB/s x 0.8.
         let p = ParamBreakdown::of(Catalog::builtin().model("llama-3.1-8b").unwrap());
         let weight_bytes = (p.linear + p.lm_head) as f64 * 2.0;
-        assert!(
-            (linear - weight_bytes / (3350e9 * 0.8)).abs() < 1e-9,
-            "{linear}"
-        );
+        assert!((linear - weight_bytes / (3350e9 * 0.8)).abs() < 1e-9, "{linear}");
         assert!(attention < linear / 100.0);
         assert_eq!(allreduce, 0.0);
         assert!((overhead - 402e-6).abs() < 1e-12);
@@ -227,10 +200,7 @@ mod tests {
     #[test]
     fn a_long_prefill_is_bound_by_compute() {
         let r = roofline("llama-3.1-8b", "h100", 1);
-        let [linear, ..] = r.breakdown_secs(&[SeqWork {
-            query_tokens: 8192,
-            cached_tokens: 0,
-        }]);
+        let [linear, ..] = r.breakdown_secs(&[SeqWork { query_tokens: 8192, cached_tokens: 0 }]);
         let p = ParamBreakdown::of(Catalog::builtin().model("llama-3.1-8b").unwrap());
         let flops = 2.0 * p.linear as f64 * 8192.0 + 2.0 * p.lm_head as f64;
         assert!((linear - flops / (989.4e12 * 0.6)).abs() / linear < 1e-9);
@@ -241,13 +211,7 @@ mod tests {
     #[test]
     fn tensor_parallel_all_reduce_matches_the_hand_calculation() {
         let r = roofline("llama-3.1-70b", "h100", 4);
-        let batch = vec![
-            SeqWork {
-                query_tokens: 1,
-                cached_tokens: 500
-            };
-            256
-        ];
+        let batch = vec![SeqWork { query_tokens: 1, cached_tokens: 500 }; 256];
         let [_, _, allreduce, _] = r.breakdown_secs(&batch);
         let bytes = 256.0 * 8192.0 * 2.0;
         let per_call = 8e-6 + 1.5 * bytes / (450e9 * 0.7);
@@ -257,37 +221,16 @@ mod tests {
     #[test]
     fn moe_reads_only_the_experts_a_small_batch_touches() {
         let r = roofline("mixtral-8x7b", "h100", 2);
-        let one = r.breakdown_secs(&[SeqWork {
-            query_tokens: 1,
-            cached_tokens: 0,
-        }])[0];
-        let many = r.breakdown_secs(&vec![
-            SeqWork {
-                query_tokens: 1,
-                cached_tokens: 0
-            };
-            64
-        ])[0];
+        let one = r.breakdown_secs(&[SeqWork { query_tokens: 1, cached_tokens: 0 }])[0];
+        let many = r.breakdown_secs(&vec![SeqWork { query_tokens: 1, cached_tokens: 0 }; 64])[0];
         // One token touches 2 of 8 experts; 64 tokens touch nearly all of them.
         assert!(many / one > 2.5 && many / one < 4.0, "{}", many / one);
     }
 
     #[test]
     fn constant_model_is_exact() {
-        let m = ConstantStepTime {
-            per_step: Nanos(1000),
-            per_token: Nanos(10),
-        };
-        let batch = [
-            SeqWork {
-                query_tokens: 5,
-                cached_tokens: 0,
-            },
-            SeqWork {
-                query_tokens: 1,
-                cached_tokens: 9,
-            },
-        ];
+        let m = ConstantStepTime { per_step: Nanos(1000), per_token: Nanos(10) };
+        let batch = [SeqWork { query_tokens: 5, cached_tokens: 0 }, SeqWork { query_tokens: 1, cached_tokens: 9 }];
         assert_eq!(m.step_time(&batch), Nanos(1060));
     }
 }

@@ -19,11 +19,7 @@ fn metric(metrics: &Map<String, Value>, key: &str) -> Option<f64> {
 
 /// Whether every percentile threshold of the SLO is met; `None` when the SLO has none.
 pub fn slo_met(slo: &SloFile, metrics: &Map<String, Value>) -> Option<bool> {
-    let checks = [
-        ("p99_ttft_ms", slo.p99_ttft_ms),
-        ("p99_tpot_ms", slo.p99_tpot_ms),
-        ("p99_e2el_ms", slo.p99_e2el_ms),
-    ];
+    let checks = [("p99_ttft_ms", slo.p99_ttft_ms), ("p99_tpot_ms", slo.p99_tpot_ms), ("p99_e2el_ms", slo.p99_e2el_ms)];
     let mut any = false;
     let mut met = true;
     for (key, limit) in checks {
@@ -56,18 +52,13 @@ pub fn check(
             pass: got == Some(want),
             detail: match got {
                 Some(got) => format!("slo_met was {got}"),
-                None => {
-                    "the scenario has no percentile SLO (p99_ttft_ms, p99_tpot_ms, p99_e2el_ms)"
-                        .into()
-                }
+                None => "the scenario has no percentile SLO (p99_ttft_ms, p99_tpot_ms, p99_e2el_ms)".into(),
             },
         });
     }
     for (key, bounds) in &expect.metrics {
         let value = metric(metrics, key);
-        let pass = value.is_some_and(|v| {
-            bounds.min.is_none_or(|lo| v >= lo) && bounds.max.is_none_or(|hi| v <= hi)
-        });
+        let pass = value.is_some_and(|v| bounds.min.is_none_or(|lo| v >= lo) && bounds.max.is_none_or(|hi| v <= hi));
         let range = format!(
             "[{}, {}]",
             bounds.min.map_or("-inf".into(), |v| v.to_string()),
@@ -85,11 +76,7 @@ pub fn check(
                 format!("{key} = {v:.4} outside {range}: {miss}")
             }
         };
-        out.push(ExpectationResult {
-            what: format!("{key} in {range}"),
-            pass,
-            detail,
-        });
+        out.push(ExpectationResult { what: format!("{key} in {range}"), pass, detail });
     }
     out
 }

@@ -38,10 +38,7 @@ pub fn table(report: &Report) -> String {
     out.push('\n');
     for case in &report.cases {
         for run in &case.runs {
-            out.push_str(&format!(
-                "| {} | {} | {} |",
-                case.name, run.seed, run.outcome
-            ));
+            out.push_str(&format!("| {} | {} | {} |", case.name, run.seed, run.outcome));
             for (key, _, decimals) in HEADLINE {
                 out.push_str(&format!(" {} |", cell(&run.metrics, key, decimals)));
             }
@@ -62,12 +59,10 @@ pub fn render(report: &Report) -> String {
         .iter()
         .flat_map(|c| c.runs.iter().map(move |r| (c, r)))
         .flat_map(|(c, r)| {
-            r.expectations.iter().filter(|e| !e.pass).map(move |e| {
-                format!(
-                    "- {} (seed {}): expected {}; {}",
-                    c.name, r.seed, e.what, e.detail
-                )
-            })
+            r.expectations
+                .iter()
+                .filter(|e| !e.pass)
+                .map(move |e| format!("- {} (seed {}): expected {}; {}", c.name, r.seed, e.what, e.detail))
         })
         .collect();
     out.push_str("\n## Expectations\n\n");
@@ -80,26 +75,16 @@ pub fn render(report: &Report) -> String {
     out.push_str("\n## Cases\n");
     for case in &report.cases {
         out.push_str(&format!("\n### {}\n\n", case.name));
-        let config: Vec<String> = case
-            .config
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
+        let config: Vec<String> = case.config.iter().map(|(k, v)| format!("{k} {v}")).collect();
         out.push_str(&format!("Configuration: {}.\n\n", config.join(", ")));
         if let Some(run) = case.runs.first() {
             let [kv, conc] = run.memory.startup_lines();
             out.push_str(&format!("Start-up: {kv}; {conc}.\n"));
             if let Some(err) = &run.startup_error {
-                out.push_str(&format!(
-                    "\nThe replica did not start: {err}\n\n```\n{}```\n",
-                    run.memory.table()
-                ));
+                out.push_str(&format!("\nThe replica did not start: {err}\n\n```\n{}```\n", run.memory.table()));
             }
             if let Some(first) = &run.first_rejection {
-                out.push_str(&format!(
-                    "\nRejected requests: {:?}; first: {first}\n",
-                    run.rejections
-                ));
+                out.push_str(&format!("\nRejected requests: {:?}; first: {first}\n", run.rejections));
             }
         }
     }

@@ -30,12 +30,8 @@ impl RequestRecord {
         RequestRecord {
             seq_no: request.seq_no,
             arrival: request.arrival,
-            first_scheduled: request
-                .first_scheduled
-                .expect("a finished request was scheduled"),
-            first_token: request
-                .first_token
-                .expect("a finished request has a first token"),
+            first_scheduled: request.first_scheduled.expect("a finished request was scheduled"),
+            first_token: request.first_token.expect("a finished request has a first token"),
             finish,
             prompt_tokens: request.prompt_tokens,
             output_tokens: request.output_tokens,
@@ -88,8 +84,7 @@ impl Metrics {
             tpot_ns: Vec::new(),
             queue_ns: Vec::new(),
             // 1 ns .. 1 hour at 3 significant digits.
-            itl: Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
-                .expect("valid histogram bounds"),
+            itl: Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds"),
             itl_sum_ns: 0,
             itl_count: 0,
             completed: 0,
@@ -127,8 +122,7 @@ impl Metrics {
         self.ttft_ns.push(ttft);
         self.e2el_ns.push(e2el);
         if r.output_tokens > 1 {
-            self.tpot_ns
-                .push((e2el - ttft) as f64 / (r.output_tokens - 1) as f64);
+            self.tpot_ns.push((e2el - ttft) as f64 / (r.output_tokens - 1) as f64);
         }
         self.queue_ns.push(r.first_scheduled.since(r.arrival).0);
         self.completed += 1;
@@ -144,18 +138,10 @@ impl Metrics {
 
     pub fn record_rejection(&mut self, reason: &str, message: &str) {
         *self.rejected.entry(reason.to_string()).or_insert(0) += 1;
-        self.first_rejection
-            .get_or_insert_with(|| message.to_string());
+        self.first_rejection.get_or_insert_with(|| message.to_string());
     }
 
-    pub fn on_step(
-        &mut self,
-        duration: Nanos,
-        tokens: u32,
-        running: usize,
-        waiting: usize,
-        kv_usage: f64,
-    ) {
+    pub fn on_step(&mut self, duration: Nanos, tokens: u32, running: usize, waiting: usize, kv_usage: f64) {
         self.steps += 1;
         self.busy_ns += duration.0;
         self.scheduled_tokens += tokens as u64;

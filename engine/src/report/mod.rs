@@ -57,11 +57,7 @@ pub struct RunReport {
 impl Report {
     /// True when every expectation of every run passed.
     pub fn all_expectations_pass(&self) -> bool {
-        self.cases
-            .iter()
-            .flat_map(|c| &c.runs)
-            .flat_map(|r| &r.expectations)
-            .all(|e| e.pass)
+        self.cases.iter().flat_map(|c| &c.runs).flat_map(|r| &r.expectations).all(|e| e.pass)
     }
 
     pub fn to_json(&self) -> String {

@@ -17,9 +17,8 @@ pub struct SeedStats {
 /// Two-sided 95% quantiles of Student's t, t(0.975, df) for df = 1..=30 (standard tables,
 /// e.g. NIST/SEMATECH e-Handbook 1.3.6.7.2).
 const T_975: [f64; 30] = [
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-    2.052, 2.048, 2.045, 2.042,
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+    2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
 ];
 
 /// t(0.975, df); beyond the table, the normal 1.960 plus the first-order correction 2.4/df.
@@ -37,16 +36,9 @@ pub fn seed_stats(values: &[f64]) -> Option<SeedStats> {
     }
     let n = values.len();
     let mean = values.iter().sum::<f64>() / n as f64;
-    let std = if n > 1 {
-        (values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
-    } else {
-        0.0
-    };
-    let ci95 = if n > 1 {
-        t_975(n - 1) * std / (n as f64).sqrt()
-    } else {
-        0.0
-    };
+    let std =
+        if n > 1 { (values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { 0.0 };
+    let ci95 = if n > 1 { t_975(n - 1) * std / (n as f64).sqrt() } else { 0.0 };
     Some(SeedStats {
         n,
         mean,

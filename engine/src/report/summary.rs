@@ -48,10 +48,7 @@ fn latency_keys(out: &mut Map<String, Value>, name: &str, samples_ns: impl Itera
     ms.sort_by(f64::total_cmp);
     let stats = mean_std(&ms);
     out.insert(format!("mean_{name}_ms"), opt(stats.map(|s| s.0)));
-    out.insert(
-        format!("median_{name}_ms"),
-        opt(percentile_sorted(&ms, 50.0)),
-    );
+    out.insert(format!("median_{name}_ms"), opt(percentile_sorted(&ms, 50.0)));
     out.insert(format!("std_{name}_ms"), opt(stats.map(|s| s.1)));
     out.insert(format!("p90_{name}_ms"), opt(percentile_sorted(&ms, 90.0)));
     out.insert(format!("p99_{name}_ms"), opt(percentile_sorted(&ms, 99.0)));
@@ -67,32 +64,17 @@ pub fn summarize(m: &Metrics) -> Map<String, Value> {
     out.insert("rejected".into(), m.rejected.values().sum::<u64>().into());
     out.insert("total_input_tokens".into(), m.total_input_tokens.into());
     out.insert("total_output_tokens".into(), m.total_output_tokens.into());
-    out.insert(
-        "request_throughput".into(),
-        number(per_s(m.completed as f64)),
-    );
-    out.insert(
-        "input_throughput".into(),
-        number(per_s(m.total_input_tokens as f64)),
-    );
-    out.insert(
-        "output_throughput".into(),
-        number(per_s(m.total_output_tokens as f64)),
-    );
-    out.insert(
-        "total_token_throughput".into(),
-        number(per_s((m.total_input_tokens + m.total_output_tokens) as f64)),
-    );
+    out.insert("request_throughput".into(), number(per_s(m.completed as f64)));
+    out.insert("input_throughput".into(), number(per_s(m.total_input_tokens as f64)));
+    out.insert("output_throughput".into(), number(per_s(m.total_output_tokens as f64)));
+    out.insert("total_token_throughput".into(), number(per_s((m.total_input_tokens + m.total_output_tokens) as f64)));
     latency_keys(&mut out, "ttft", m.ttft_ns.iter().map(|&x| x as f64));
     latency_keys(&mut out, "tpot", m.tpot_ns.iter().copied());
     let itl_mean = (m.itl_count > 0).then(|| m.itl_sum_ns as f64 / m.itl_count as f64 * 1e-6);
     let itl_q = |q: f64| (m.itl_count > 0).then(|| m.itl.value_at_quantile(q) as f64 * 1e-6);
     out.insert("mean_itl_ms".into(), opt(itl_mean));
     out.insert("median_itl_ms".into(), opt(itl_q(0.5)));
-    out.insert(
-        "std_itl_ms".into(),
-        opt((m.itl_count > 0).then(|| m.itl.stdev() * 1e-6)),
-    );
+    out.insert("std_itl_ms".into(), opt((m.itl_count > 0).then(|| m.itl.stdev() * 1e-6)));
     out.insert("p90_itl_ms".into(), opt(itl_q(0.9)));
     out.insert("p99_itl_ms".into(), opt(itl_q(0.99)));
     latency_keys(&mut out, "e2el", m.e2el_ns.iter().map(|&x| x as f64));
@@ -104,52 +86,26 @@ pub fn summarize(m: &Metrics) -> Map<String, Value> {
     let queries = m.prefix_queries as f64;
     out.insert(
         "prefix_cache_hit_rate".into(),
-        number(if queries > 0.0 {
-            m.prefix_hits as f64 / queries
-        } else {
-            0.0
-        }),
+        number(if queries > 0.0 { m.prefix_hits as f64 / queries } else { 0.0 }),
     );
     out.insert("prefix_cache_queries".into(), m.prefix_queries.into());
     out.insert("prefix_cache_hits".into(), m.prefix_hits.into());
     out.insert("cached_prompt_tokens".into(), m.cached_prompt_tokens.into());
     let busy = m.busy_ns as f64;
-    out.insert(
-        "kv_usage_mean".into(),
-        number(if busy > 0.0 {
-            m.kv_usage_weighted / busy
-        } else {
-            0.0
-        }),
-    );
+    out.insert("kv_usage_mean".into(), number(if busy > 0.0 { m.kv_usage_weighted / busy } else { 0.0 }));
     out.insert("kv_usage_peak".into(), number(m.kv_usage_peak));
     out.insert(
         "mean_running_batch".into(),
-        number(if m.steps > 0 {
-            m.running_sum as f64 / m.steps as f64
-        } else {
-            0.0
-        }),
+        number(if m.steps > 0 { m.running_sum as f64 / m.steps as f64 } else { 0.0 }),
     );
     out.insert("max_running_batch".into(), m.running_max.into());
     out.insert("peak_waiting".into(), m.waiting_peak.into());
     out.insert("steps".into(), m.steps.into());
     out.insert(
         "mean_tokens_per_step".into(),
-        number(if m.steps > 0 {
-            m.scheduled_tokens as f64 / m.steps as f64
-        } else {
-            0.0
-        }),
+        number(if m.steps > 0 { m.scheduled_tokens as f64 / m.steps as f64 } else { 0.0 }),
     );
-    out.insert(
-        "busy_fraction".into(),
-        number(if duration > 0.0 {
-            busy * 1e-9 / duration
-        } else {
-            0.0
-        }),
-    );
+    out.insert("busy_fraction".into(), number(if duration > 0.0 { busy * 1e-9 / duration } else { 0.0 }));
     out
 }
 

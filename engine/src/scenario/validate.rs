@@ -46,11 +46,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Diagnostic {
-            file: self.file.to_string(),
-            path: path.into(),
-            message: message.into(),
-        });
+        self.problems.push(Diagnostic { file: self.file.to_string(), path: path.into(), message: message.into() });
     }
 }
 
@@ -59,20 +55,15 @@ pub fn load(path: &Path) -> Result<Scenario, Vec<Diagnostic>> {
     let label = path.display().to_string();
     match std::fs::read_to_string(path) {
         Ok(text) => parse(&text, &label),
-        Err(e) => Err(vec![Diagnostic {
-            file: label,
-            path: String::new(),
-            message: format!("cannot read the file: {e}"),
-        }]),
+        Err(e) => {
+            Err(vec![Diagnostic { file: label, path: String::new(), message: format!("cannot read the file: {e}") }])
+        }
     }
 }
 
 /// Validates scenario JSON text; `label` names the file in messages.
 pub fn parse(text: &str, label: &str) -> Result<Scenario, Vec<Diagnostic>> {
-    let mut ctx = Ctx {
-        file: label,
-        problems: Vec::new(),
-    };
+    let mut ctx = Ctx { file: label, problems: Vec::new() };
     let de = &mut serde_json::Deserializer::from_str(text);
     let file: ScenarioFile = match serde_path_to_error::deserialize(de) {
         Ok(file) => file,
@@ -81,19 +72,13 @@ pub fn parse(text: &str, label: &str) -> Result<Scenario, Vec<Diagnostic>> {
             let inner = e.into_inner();
             let path = if path == "." { String::new() } else { path };
             let message = inner.to_string();
-            ctx.push(
-                parent_for_unknown(&path, &message),
-                explain_serde(&message, inner.line(), inner.column()),
-            );
+            ctx.push(parent_for_unknown(&path, &message), explain_serde(&message, inner.line(), inner.column()));
             return Err(ctx.problems);
         }
     };
     let seeds = seeds(&file, &mut ctx);
     if file.name.trim().is_empty() || file.name.contains(['/', '\\']) {
-        ctx.push(
-            "name",
-            "the scenario needs a `name` without slashes (it names the report folder)",
-        );
+        ctx.push("name", "the scenario needs a `name` without slashes (it names the report folder)");
     }
     let base: Option<CaseFile> = typed(&file.base, "base", &mut ctx);
     if base.is_none() {
@@ -102,25 +87,13 @@ pub fn parse(text: &str, label: &str) -> Result<Scenario, Vec<Diagnostic>> {
     let mut cases = Vec::new();
     for (name, value, expect, path) in expand(&file, &mut ctx) {
         if let Some(case_file) = typed::<CaseFile>(&value, &path, &mut ctx) {
-            if let Some(case) = resolve(
-                name,
-                case_file,
-                expect.or_else(|| file.expect.clone()),
-                &path,
-                &mut ctx,
-            ) {
+            if let Some(case) = resolve(name, case_file, expect.or_else(|| file.expect.clone()), &path, &mut ctx) {
                 cases.push(case);
             }
         }
     }
     if ctx.problems.is_empty() {
-        Ok(Scenario {
-            name: file.name,
-            description: file.description,
-            seeds,
-            slo: file.slo,
-            cases,
-        })
+        Ok(Scenario { name: file.name, description: file.description, seeds, slo: file.slo, cases })
     } else {
         Err(ctx.problems)
     }
@@ -130,63 +103,36 @@ fn seeds(file: &ScenarioFile, ctx: &mut Ctx<'_>) -> Vec<u64> {
     let seeds = match &file.seeds {
         None => vec![1],
         Some(SeedsFile::List(list)) => list.clone(),
-        Some(SeedsFile::Range { from, to }) if to >= from && to - from < MAX_SEEDS as u64 => {
-            (*from..=*to).collect()
-        }
+        Some(SeedsFile::Range { from, to }) if to >= from && to - from < MAX_SEEDS as u64 => (*from..=*to).collect(),
         Some(SeedsFile::Range { from, to }) => {
-            ctx.push(
-                "seeds",
-                format!(
-                    "range {from}..{to} is empty or longer than {MAX_SEEDS} seeds; use from <= to"
-                ),
-            );
+            ctx.push("seeds", format!("range {from}..{to} is empty or longer than {MAX_SEEDS} seeds; use from <= to"));
             vec![]
         }
     };
     if matches!(&file.seeds, Some(SeedsFile::List(l)) if l.is_empty()) {
-        ctx.push(
-            "seeds",
-            "the seed list is empty; give at least one seed, e.g. [1]",
-        );
+        ctx.push("seeds", "the seed list is empty; give at least one seed, e.g. [1]");
     }
     if seeds.len() > MAX_SEEDS {
-        ctx.push(
-            "seeds",
-            format!("{} seeds; at most {MAX_SEEDS}", seeds.len()),
-        );
+        ctx.push("seeds", format!("{} seeds; at most {MAX_SEEDS}", seeds.len()));
     }
     let mut sorted = seeds.clone();
     sorted.sort_unstable();
     sorted.dedup();
     if sorted.len() != seeds.len() {
-        ctx.push(
-            "seeds",
-            "a seed is listed twice; each seed must appear once",
-        );
+        ctx.push("seeds", "a seed is listed twice; each seed must appear once");
     }
     seeds
 }
 
 /// Deserializes `value` into `T`, reporting the first error with its JSON path under `prefix`.
-fn typed<T: serde::de::DeserializeOwned>(
-    value: &Value,
-    prefix: &str,
-    ctx: &mut Ctx<'_>,
-) -> Option<T> {
+fn typed<T: serde::de::DeserializeOwned>(value: &Value, prefix: &str, ctx: &mut Ctx<'_>) -> Option<T> {
     match serde_path_to_error::deserialize(value.clone()) {
         Ok(v) => Some(v),
         Err(e) => {
             let inner_path = e.path().to_string();
-            let path = if inner_path == "." {
-                prefix.to_string()
-            } else {
-                format!("{prefix}.{inner_path}")
-            };
+            let path = if inner_path == "." { prefix.to_string() } else { format!("{prefix}.{inner_path}") };
             let message = e.into_inner().to_string();
-            ctx.push(
-                parent_for_unknown(&path, &message),
-                explain_serde(&message, 0, 0),
-            );
+            ctx.push(parent_for_unknown(&path, &message), explain_serde(&message, 0, 0));
             None
         }
     }
@@ -194,49 +140,30 @@ fn typed<T: serde::de::DeserializeOwned>(
 
 /// For an unknown field, the path of the object that holds it (the field is in the message).
 fn parent_for_unknown(path: &str, message: &str) -> String {
-    match message
-        .strip_prefix("unknown field `")
-        .and_then(|r| r.split('`').next())
-    {
-        Some(field) => path
-            .strip_suffix(field)
-            .map_or(path, |p| p.trim_end_matches('.'))
-            .to_string(),
+    match message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+        Some(field) => path.strip_suffix(field).map_or(path, |p| p.trim_end_matches('.')).to_string(),
         None => path.to_string(),
     }
 }
 
 /// Turns serde's message into one that names the fix.
 fn explain_serde(message: &str, line: usize, column: usize) -> String {
-    let at = if line > 0 {
-        format!(" (line {line}, column {column})")
-    } else {
-        String::new()
-    };
+    let at = if line > 0 { format!(" (line {line}, column {column})") } else { String::new() };
     let message = message.split(" at line ").next().unwrap_or(message);
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
         return match closest(field, &known) {
             Some(best) => format!("unknown field `{field}`; did you mean `{best}`?{at}"),
-            None => format!(
-                "unknown field `{field}`; known fields: {}{at}",
-                known.join(", ")
-            ),
+            None => format!("unknown field `{field}`; known fields: {}{at}", known.join(", ")),
         };
     }
     if let Some(rest) = message.strip_prefix("unknown variant `") {
         let (value, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
         return match closest(value, &known) {
-            Some(best) => format!(
-                "unknown value `{value}`; did you mean `{best}`? (one of {}){at}",
-                known.join(", ")
-            ),
-            None => format!(
-                "unknown value `{value}`; use one of {}{at}",
-                known.join(", ")
-            ),
+            Some(best) => format!("unknown value `{value}`; did you mean `{best}`? (one of {}){at}", known.join(", ")),
+            None => format!("unknown value `{value}`; use one of {}{at}", known.join(", ")),
         };
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
@@ -248,12 +175,7 @@ fn explain_serde(message: &str, line: usize, column: usize) -> String {
 
 /// The known name within edit distance 3 of `word`, if any.
 pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (edit_distance(word, k), *k))
-        .filter(|(d, _)| *d <= 3)
-        .min()
-        .map(|(_, k)| k)
+    known.iter().map(|k| (edit_distance(word, k), *k)).filter(|(d, _)| *d <= 3).min().map(|(_, k)| k)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -275,25 +197,18 @@ fn edit_distance(a: &str, b: &str) -> usize {
 fn set_dotted(target: &mut Value, dotted: &str, value: Value) -> Result<(), String> {
     let parts: Vec<&str> = dotted.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
-        return Err(format!(
-            "`{dotted}` is not a dotted path like `engine.max_num_seqs`"
-        ));
+        return Err(format!("`{dotted}` is not a dotted path like `engine.max_num_seqs`"));
     }
     let mut node = target;
     for (i, part) in parts.iter().enumerate() {
         let Value::Object(map) = node else {
-            return Err(format!(
-                "`{}` is not an object, so `{dotted}` cannot be set",
-                parts[..i].join(".")
-            ));
+            return Err(format!("`{}` is not an object, so `{dotted}` cannot be set", parts[..i].join(".")));
         };
         if i + 1 == parts.len() {
             map.insert(part.to_string(), value);
             return Ok(());
         }
-        node = map
-            .entry(part.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
+        node = map.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
     }
     unreachable!("the loop returns at the last part")
 }
@@ -317,19 +232,14 @@ fn expand(file: &ScenarioFile, ctx: &mut Ctx<'_>) -> Vec<Expanded> {
             }
         };
         if !names.insert(name.clone()) {
-            ctx.push(
-                format!("{path}.name"),
-                format!("duplicate case name `{name}`; case names must be unique"),
-            );
+            ctx.push(format!("{path}.name"), format!("duplicate case name `{name}`; case names must be unique"));
         }
         let mut value = file.base.clone();
         let mut expect = None;
         for (key, override_value) in case {
             match key.as_str() {
                 "name" | "description" => {}
-                "expect" => {
-                    expect = typed::<ExpectFile>(override_value, &format!("{path}.expect"), ctx)
-                }
+                "expect" => expect = typed::<ExpectFile>(override_value, &format!("{path}.expect"), ctx),
                 dotted => {
                     if let Err(message) = set_dotted(&mut value, dotted, override_value.clone()) {
                         ctx.push(format!("{path}.{dotted}"), message);
@@ -346,18 +256,12 @@ fn expand(file: &ScenarioFile, ctx: &mut Ctx<'_>) -> Vec<Expanded> {
     for (axis, values) in matrix {
         match values {
             Value::Array(values) if !values.is_empty() => axes.push((axis.clone(), values.clone())),
-            _ => ctx.push(
-                format!("matrix.{axis}"),
-                "a matrix axis needs a non-empty list of values",
-            ),
+            _ => ctx.push(format!("matrix.{axis}"), "a matrix axis needs a non-empty list of values"),
         }
     }
     let combinations: usize = axes.iter().map(|a| a.1.len()).product::<usize>() * cases.len();
     if combinations > MAX_CASES {
-        ctx.push(
-            "matrix",
-            format!("expands to {combinations} cases; at most {MAX_CASES}"),
-        );
+        ctx.push("matrix", format!("expands to {combinations} cases; at most {MAX_CASES}"));
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -372,23 +276,12 @@ fn expand(file: &ScenarioFile, ctx: &mut Ctx<'_>) -> Vec<Expanded> {
                         ctx.push(format!("matrix.{axis}"), message);
                         return Vec::new();
                     }
-                    next.push((
-                        format!(
-                            "{name} {}={}",
-                            axis.rsplit('.').next().unwrap_or(axis),
-                            short(v)
-                        ),
-                        value,
-                    ));
+                    next.push((format!("{name} {}={}", axis.rsplit('.').next().unwrap_or(axis), short(v)), value));
                 }
             }
             partial = next;
         }
-        let base_name = if file.cases.is_empty() {
-            None
-        } else {
-            Some(name)
-        };
+        let base_name = if file.cases.is_empty() { None } else { Some(name) };
         for (case_name, value) in partial {
             let case_name = match &base_name {
                 Some(_) => case_name,
@@ -412,38 +305,20 @@ fn is_big_gpu(gpu: &GpuSpec) -> bool {
     gpu.memory_gib >= 70.0 && !gpu.name.contains("a100")
 }
 
-fn resolve(
-    name: String,
-    f: CaseFile,
-    expect: Option<ExpectFile>,
-    path: &str,
-    ctx: &mut Ctx<'_>,
-) -> Option<Case> {
+fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ctx: &mut Ctx<'_>) -> Option<Case> {
     let catalog = Catalog::builtin();
-    let model = catalog
-        .model(&f.model)
-        .map_err(|e| ctx.push(format!("{path}.model"), e.to_string()))
-        .ok();
-    let gpu = catalog
-        .gpu(&f.gpu)
-        .map_err(|e| ctx.push(format!("{path}.gpu"), e.to_string()))
-        .ok();
+    let model = catalog.model(&f.model).map_err(|e| ctx.push(format!("{path}.model"), e.to_string())).ok();
+    let gpu = catalog.gpu(&f.gpu).map_err(|e| ctx.push(format!("{path}.gpu"), e.to_string())).ok();
     for (p, m) in f.workload.problems() {
         ctx.push(format!("{path}.workload.{p}"), m);
     }
     let tp = f.tp.unwrap_or(1);
     if !(1..=8).contains(&tp) {
-        ctx.push(
-            format!("{path}.tp"),
-            format!("tensor parallel size must be 1 to 8, got {tp}"),
-        );
+        ctx.push(format!("{path}.tp"), format!("tensor parallel size must be 1 to 8, got {tp}"));
     }
     let replicas = f.replicas.unwrap_or(1);
     if replicas == 0 || replicas > 4096 {
-        ctx.push(
-            format!("{path}.replicas"),
-            format!("need 1 to 4096 replicas, got {replicas}"),
-        );
+        ctx.push(format!("{path}.replicas"), format!("need 1 to 4096 replicas, got {replicas}"));
     }
     let (model, gpu) = (model?, gpu?);
     let engine = resolve_engine(&f, model, gpu, path, ctx)?;
@@ -451,10 +326,7 @@ fn resolve(
         StepTimeFile::Roofline => StepTimeChoice::Roofline,
         StepTimeFile::Constant { step_ms, token_us } => {
             if !(step_ms > 0.0 && step_ms.is_finite() && token_us >= 0.0 && token_us.is_finite()) {
-                ctx.push(
-                    format!("{path}.step_time"),
-                    "need step_ms > 0 and token_us >= 0",
-                );
+                ctx.push(format!("{path}.step_time"), "need step_ms > 0 and token_us >= 0");
             }
             StepTimeChoice::Constant {
                 per_step: Nanos::from_secs_f64(step_ms.max(0.0) * 1e-3),
@@ -466,10 +338,7 @@ fn resolve(
         max_sim_time: match f.limits.max_sim_time_s {
             Some(s) if s > 0.0 && s.is_finite() => SimTime::from_secs_f64(s),
             Some(s) => {
-                ctx.push(
-                    format!("{path}.limits.max_sim_time_s"),
-                    format!("must be > 0 seconds, got {s}"),
-                );
+                ctx.push(format!("{path}.limits.max_sim_time_s"), format!("must be > 0 seconds, got {s}"));
                 SimTime::MAX
             }
             None => SimTime::MAX,
@@ -482,10 +351,7 @@ fn resolve(
         if !OUTCOMES.contains(&outcome.as_str()) {
             ctx.push(
                 format!("{path}.expect.outcome"),
-                format!(
-                    "unknown outcome `{outcome}`; use one of {}",
-                    OUTCOMES.join(", ")
-                ),
+                format!("unknown outcome `{outcome}`; use one of {}", OUTCOMES.join(", ")),
             );
         }
     }
@@ -517,9 +383,7 @@ fn resolve_engine(
     let e = &f.engine;
     let entrypoint = e.entrypoint.unwrap_or_default();
     let chunked = e.enable_chunked_prefill.unwrap_or(true);
-    let max_model_len = e
-        .max_model_len
-        .unwrap_or(model.max_position_embeddings.min(u32::MAX as u64) as u32);
+    let max_model_len = e.max_model_len.unwrap_or(model.max_position_embeddings.min(u32::MAX as u64) as u32);
     if max_model_len as u64 > model.max_position_embeddings {
         ctx.push(
             format!("{path}.engine.max_model_len"),
@@ -530,10 +394,7 @@ fn resolve_engine(
         );
     }
     if max_model_len < 2 {
-        ctx.push(
-            format!("{path}.engine.max_model_len"),
-            "must be at least 2 tokens",
-        );
+        ctx.push(format!("{path}.engine.max_model_len"), "must be at least 2 tokens");
     }
     let (budget_default, seqs_default) = match (entrypoint, is_big_gpu(gpu)) {
         (Entrypoint::Server, true) => (8192, 1024),
@@ -541,11 +402,8 @@ fn resolve_engine(
         (Entrypoint::Offline, true) => (16384, 1024),
         (Entrypoint::Offline, false) => (8192, 256),
     };
-    let budget = e.max_num_batched_tokens.unwrap_or(if chunked {
-        budget_default
-    } else {
-        max_model_len.max(budget_default)
-    });
+    let budget =
+        e.max_num_batched_tokens.unwrap_or(if chunked { budget_default } else { max_model_len.max(budget_default) });
     let seqs = e.max_num_seqs.unwrap_or(seqs_default.min(budget));
     let at = |field: &str| format!("{path}.engine.{field}");
     if budget == 0 {
@@ -568,23 +426,14 @@ fn resolve_engine(
     }
     let block_size = e.block_size.unwrap_or(16);
     if !matches!(block_size, 1 | 8 | 16 | 32 | 64 | 128) {
-        ctx.push(
-            at("block_size"),
-            format!("block size {block_size} is not one vLLM offers; use 8, 16, 32, 64 or 128"),
-        );
+        ctx.push(at("block_size"), format!("block size {block_size} is not one vLLM offers; use 8, 16, 32, 64 or 128"));
     }
     let utilization = e.gpu_memory_utilization.unwrap_or(0.9);
     if !(utilization > 0.0 && utilization <= 1.0) {
-        ctx.push(
-            at("gpu_memory_utilization"),
-            format!("must be within (0, 1], got {utilization}"),
-        );
+        ctx.push(at("gpu_memory_utilization"), format!("must be within (0, 1], got {utilization}"));
     }
     if e.num_gpu_blocks_override.is_some_and(|n| n < 2) {
-        ctx.push(
-            at("num_gpu_blocks_override"),
-            "need at least 2 blocks (block 0 is reserved)",
-        );
+        ctx.push(at("num_gpu_blocks_override"), "need at least 2 blocks (block 0 is reserved)");
     }
     Some(EngineConfig {
         max_num_batched_tokens: budget,
@@ -616,41 +465,27 @@ mod tests {
         let s = parse(&scenario(""), "t.json").unwrap();
         let e = &s.cases[0].engine;
         // A100-80GB is excluded from the big-GPU branch: server defaults 2048 / 256.
-        assert_eq!(
-            (e.max_num_batched_tokens, e.max_num_seqs, e.max_model_len),
-            (2048, 256, 4096)
-        );
+        assert_eq!((e.max_num_batched_tokens, e.max_num_seqs, e.max_model_len), (2048, 256, 4096));
         assert_eq!((e.block_size, e.gpu_memory_utilization), (16, 0.9));
         assert!(e.enable_prefix_caching && e.enable_chunked_prefill);
-        let h100 = parse(
-            &scenario(r#", "cases": [{"name": "h", "gpu": "h100"}]"#),
-            "t.json",
-        )
-        .unwrap();
+        let h100 = parse(&scenario(r#", "cases": [{"name": "h", "gpu": "h100"}]"#), "t.json").unwrap();
         assert_eq!(h100.cases[0].engine.max_num_batched_tokens, 8192);
         assert_eq!(h100.cases[0].engine.max_num_seqs, 1024);
     }
 
     #[test]
     fn overrides_apply_by_dotted_path_and_cases_win_over_base() {
-        let s = parse(
-            &scenario(r#", "cases": [{"name": "a", "engine.max_num_seqs": 64}, {"name": "b"}]"#),
-            "t.json",
-        )
-        .unwrap();
+        let s = parse(&scenario(r#", "cases": [{"name": "a", "engine.max_num_seqs": 64}, {"name": "b"}]"#), "t.json")
+            .unwrap();
         assert_eq!(s.cases[0].engine.max_num_seqs, 64);
         assert_eq!(s.cases[1].engine.max_num_seqs, 256);
     }
 
     #[test]
     fn matrix_expands_the_cartesian_product_with_readable_names() {
-        let s = parse(
-            &scenario(
-                r#", "matrix": {"engine.max_num_seqs": [64, 128], "quant": ["fp16", "int4"]}"#,
-            ),
-            "t.json",
-        )
-        .unwrap();
+        let s =
+            parse(&scenario(r#", "matrix": {"engine.max_num_seqs": [64, 128], "quant": ["fp16", "int4"]}"#), "t.json")
+                .unwrap();
         let names: Vec<&str> = s.cases.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
             names,
@@ -667,12 +502,13 @@ mod tests {
 
     #[test]
     fn unknown_fields_suggest_the_right_name() {
-        let errs = parse(&scenario(r#", "cases": [{"name": "a"}, {"name": "b"}, {"name": "c", "engine.max_num_seq": 5}]"#), "t.json").unwrap_err();
+        let errs = parse(
+            &scenario(r#", "cases": [{"name": "a"}, {"name": "b"}, {"name": "c", "engine.max_num_seq": 5}]"#),
+            "t.json",
+        )
+        .unwrap_err();
         assert_eq!(errs[0].path, "cases[2].engine");
-        assert_eq!(
-            errs[0].message,
-            "unknown field `max_num_seq`; did you mean `max_num_seqs`?"
-        );
+        assert_eq!(errs[0].message, "unknown field `max_num_seq`; did you mean `max_num_seqs`?");
         assert_eq!(
             errs[0].to_string(),
             "t.json: at cases[2].engine: unknown field `max_num_seq`; did you mean `max_num_seqs`?"
@@ -691,10 +527,7 @@ mod tests {
     fn edit_distance_is_levenshtein() {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(
-            closest("max_num_seq", &["max_num_seqs", "max_model_len"]),
-            Some("max_num_seqs")
-        );
+        assert_eq!(closest("max_num_seq", &["max_num_seqs", "max_model_len"]), Some("max_num_seqs"));
         assert_eq!(closest("zzzzzzzz", &["max_num_seqs"]), None);
     }
 }

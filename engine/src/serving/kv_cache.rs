@@ -38,10 +38,7 @@ pub struct KvCache {
 impl KvCache {
     /// A pool of `num_blocks` blocks; block 0 is the null block, so `num_blocks - 1` are usable.
     pub fn new(num_blocks: u32, block_size: u32, prefix_caching: bool) -> KvCache {
-        assert!(
-            num_blocks >= 2,
-            "a KV cache needs at least one usable block"
-        );
+        assert!(num_blocks >= 2, "a KV cache needs at least one usable block");
         let n = num_blocks as usize;
         let mut cache = KvCache {
             block_size,
@@ -164,10 +161,7 @@ impl KvCache {
         let required = total.div_ceil(self.block_size) as usize;
         let held = request.kv.blocks.len() + hits.len();
         let new_blocks = required.saturating_sub(held) as u32;
-        let hits_in_free_queue = hits
-            .iter()
-            .filter(|&&b| self.ref_cnt[b as usize] == 0)
-            .count() as u32;
+        let hits_in_free_queue = hits.iter().filter(|&&b| self.ref_cnt[b as usize] == 0).count() as u32;
         if new_blocks + hits_in_free_queue > self.num_free {
             return false;
         }
@@ -237,18 +231,11 @@ impl KvCache {
     /// Checks the pool's bookkeeping; used after every step in debug and test builds.
     pub fn check_invariants(&self) {
         let in_use = self.ref_cnt[1..].iter().filter(|&&c| c > 0).count() as u32;
-        assert_eq!(
-            in_use + self.num_free,
-            self.usable_blocks(),
-            "KV blocks not conserved"
-        );
+        assert_eq!(in_use + self.num_free, self.usable_blocks(), "KV blocks not conserved");
         let mut walked = 0;
         let mut block = self.head;
         while block != NONE {
-            assert_eq!(
-                self.ref_cnt[block as usize], 0,
-                "block {block} in free queue with references"
-            );
+            assert_eq!(self.ref_cnt[block as usize], 0, "block {block} in free queue with references");
             walked += 1;
             block = self.next[block as usize];
         }
@@ -274,6 +261,7 @@ mod tests {
                 segments,
                 output_segment: 1000 + id,
                 client: None,
+                session: None,
             },
         )
     }
@@ -305,21 +293,12 @@ mod tests {
         assert_eq!(hits, a_blocks_prefix(&kv, &b, 2));
         assert!(kv.allocate_slots(&mut b, 16, &hits, 4096));
         assert_eq!(b.kv.blocks.len(), 3);
-        assert_eq!(
-            kv.stats,
-            PrefixStats {
-                queries: 48,
-                hits: 32
-            }
-        );
+        assert_eq!(kv.stats, PrefixStats { queries: 48, hits: 32 });
         kv.check_invariants();
     }
 
     fn a_blocks_prefix(kv: &KvCache, b: &Request, n: usize) -> Vec<u32> {
-        b.kv.block_hashes[..n]
-            .iter()
-            .map(|h| kv.cached[h])
-            .collect()
+        b.kv.block_hashes[..n].iter().map(|h| kv.cached[h]).collect()
     }
 
     #[test]
@@ -357,10 +336,7 @@ mod tests {
         let mut a = request(1, vec![Segment { id: 1, len: 33 }]);
         assert!(kv.allocate_slots(&mut a, 33, &[], 4096));
         kv.free(&mut a.kv);
-        let mut b = request(
-            2,
-            vec![Segment { id: 1, len: 32 }, Segment { id: 9, len: 40 }],
-        );
+        let mut b = request(2, vec![Segment { id: 1, len: 32 }, Segment { id: 9, len: 40 }]);
         let mut hits = Vec::new();
         assert_eq!(kv.find_cached_prefix(&mut b, &mut hits), 32);
         // 72 tokens need 5 blocks: 2 hits (both in the free queue) + 3 new > 3 free.

@@ -10,7 +10,7 @@ use super::scheduler::{Scheduler, SchedulerConfig, StepPlan};
 use crate::hardware::{SeqWork, StepTimeModel};
 use crate::report::metrics::{Metrics, RequestRecord};
 use crate::sim::{Nanos, SimTime};
-use crate::workload::RequestSpec;
+use crate::workload::{RequestSpec, Segment};
 
 /// Why a request was refused at the door; the message is vLLM's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +23,9 @@ pub struct Rejection {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Finished {
     pub client: Option<u32>,
+    pub session: Option<u32>,
+    /// The generated tokens, which a multi-turn session quotes in its next prompt.
+    pub output: Segment,
 }
 
 pub struct Replica {
@@ -41,12 +44,7 @@ pub struct Replica {
 }
 
 impl Replica {
-    pub fn new(
-        index: u32,
-        config: SchedulerConfig,
-        kv: KvCache,
-        step_time: Arc<dyn StepTimeModel>,
-    ) -> Replica {
+    pub fn new(index: u32, config: SchedulerConfig, kv: KvCache, step_time: Arc<dyn StepTimeModel>) -> Replica {
         Replica {
             index,
             scheduler: Scheduler::new(config),
@@ -93,18 +91,14 @@ impl Replica {
     /// Plans and prices the next step; `None` when there is nothing to run.
     pub fn start_step(&mut self, now: SimTime, metrics: &mut Metrics) -> Option<Nanos> {
         debug_assert!(!self.busy, "step started while one is running");
-        self.scheduler
-            .schedule(&mut self.requests, &mut self.kv, &mut self.plan);
+        self.scheduler.schedule(&mut self.requests, &mut self.kv, &mut self.plan);
         metrics.preemptions += self.plan.preempted as u64;
         if self.plan.scheduled.is_empty() {
             return None;
         }
         self.work.clear();
         for s in &self.plan.scheduled {
-            self.work.push(SeqWork {
-                query_tokens: s.tokens,
-                cached_tokens: s.computed_before,
-            });
+            self.work.push(SeqWork { query_tokens: s.tokens, cached_tokens: s.computed_before });
             let request = self.requests.get_mut(s.id);
             request.first_scheduled.get_or_insert(now);
         }
@@ -123,12 +117,7 @@ impl Replica {
 
     /// Completes the running step at `now`: requests whose computed tokens reached their end
     /// sample a token; those that hit their output length or `max_model_len` finish.
-    pub fn finish_step(
-        &mut self,
-        now: SimTime,
-        metrics: &mut Metrics,
-        finished: &mut Vec<Finished>,
-    ) {
+    pub fn finish_step(&mut self, now: SimTime, metrics: &mut Metrics, finished: &mut Vec<Finished>) {
         debug_assert!(self.busy, "finishing a step that was not started");
         self.busy = false;
         let max_model_len = self.scheduler.config.max_model_len;
@@ -144,9 +133,7 @@ impl Replica {
                 Some(last) => metrics.record_itl(now.since(last)),
             }
             request.last_token = Some(now);
-            if request.output_tokens >= request.max_output_tokens
-                || request.num_tokens() >= max_model_len
-            {
+            if request.output_tokens >= request.max_output_tokens || request.num_tokens() >= max_model_len {
                 request.status = Status::Finished;
                 any_finished = true;
             }
@@ -165,6 +152,8 @@ impl Replica {
                 metrics.record_request(RequestRecord::of(&request, now, index));
                 finished.push(Finished {
                     client: request.client,
+                    session: request.session,
+                    output: Segment { id: request.output_segment, len: request.output_tokens },
                 });
                 count += 1;
                 false
@@ -179,17 +168,8 @@ impl Replica {
         if cfg!(debug_assertions) {
             self.kv.check_invariants();
             let live = self.scheduler.waiting.len() + self.scheduler.running.len();
-            assert_eq!(
-                live,
-                self.requests.live(),
-                "requests not conserved on replica {}",
-                self.index
-            );
-            assert_eq!(
-                self.accepted,
-                self.finished + live as u64,
-                "accepted != finished + in flight"
-            );
+            assert_eq!(live, self.requests.live(), "requests not conserved on replica {}", self.index);
+            assert_eq!(self.accepted, self.finished + live as u64, "accepted != finished + in flight");
             assert!(self.scheduler.running.len() <= self.scheduler.config.max_num_seqs as usize);
         }
     }

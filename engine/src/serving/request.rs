@@ -33,6 +33,7 @@ pub struct Request {
     pub segments: Vec<Segment>,
     pub output_segment: u64,
     pub client: Option<u32>,
+    pub session: Option<u32>,
     pub status: Status,
     /// Tokens whose KV is computed (vLLM `num_computed_tokens`).
     pub num_computed: u32,
@@ -61,6 +62,7 @@ impl Request {
             segments: spec.segments,
             output_segment: spec.output_segment,
             client: spec.client,
+            session: spec.session,
             status: Status::Waiting,
             num_computed: 0,
             output_tokens: 0,
@@ -87,9 +89,7 @@ impl Request {
         let want = (tokens / block_size) as usize;
         while self.kv.block_hashes.len() < want {
             let index = self.kv.block_hashes.len();
-            let parent = index
-                .checked_sub(1)
-                .map_or(0x51_7C_C1_B7_27_22_0A_95, |p| self.kv.block_hashes[p]);
+            let parent = index.checked_sub(1).map_or(0x51_7C_C1_B7_27_22_0A_95, |p| self.kv.block_hashes[p]);
             let start = index as u32 * block_size;
             let hash = mix2(parent, self.content_hash(start, start + block_size));
             self.kv.block_hashes.push(hash);
@@ -104,10 +104,7 @@ impl Request {
             .segments
             .iter()
             .copied()
-            .chain(std::iter::once(Segment {
-                id: self.output_segment,
-                len: u32::MAX - self.prompt_tokens,
-            }));
+            .chain(std::iter::once(Segment { id: self.output_segment, len: u32::MAX - self.prompt_tokens }));
         for segment in runs {
             let seg_end = offset.saturating_add(segment.len);
             if seg_end > start && offset < end {
@@ -149,9 +146,7 @@ impl RequestSlab {
     }
 
     pub fn remove(&mut self, id: u32) -> Request {
-        let request = self.slots[id as usize]
-            .take()
-            .expect("removing a live request");
+        let request = self.slots[id as usize].take().expect("removing a live request");
         self.free.push(id);
         self.live -= 1;
         request
@@ -186,6 +181,7 @@ mod tests {
                 segments,
                 output_segment,
                 client: None,
+                session: None,
             },
         )
     }
@@ -209,10 +205,7 @@ mod tests {
         let mut turn1 = request(vec![q], 55);
         turn1.output_tokens = 12; // 32 tokens: two full blocks, the second half answer
         turn1.ensure_block_hashes(32, 16);
-        let mut turn2 = request(
-            vec![q, Segment { id: 55, len: 12 }, Segment { id: 77, len: 10 }],
-            56,
-        );
+        let mut turn2 = request(vec![q, Segment { id: 55, len: 12 }, Segment { id: 77, len: 10 }], 56);
         turn2.ensure_block_hashes(42, 16);
         assert_eq!(turn1.kv.block_hashes, turn2.kv.block_hashes[..2]);
     }

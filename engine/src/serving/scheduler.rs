@@ -60,12 +60,7 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub fn new(config: SchedulerConfig) -> Scheduler {
-        Scheduler {
-            config,
-            waiting: VecDeque::new(),
-            running: Vec::new(),
-            hits: Vec::new(),
-        }
+        Scheduler { config, waiting: VecDeque::new(), running: Vec::new(), hits: Vec::new() }
     }
 
     pub fn add(&mut self, id: u32) {
@@ -88,14 +83,8 @@ impl Scheduler {
             request.num_computed += s.tokens;
             request.scheduled_this_step = false;
         }
-        debug_assert!(
-            plan.total_tokens() <= self.config.max_num_batched_tokens,
-            "token budget exceeded"
-        );
-        debug_assert!(
-            self.running.len() <= self.config.max_num_seqs as usize,
-            "max_num_seqs exceeded"
-        );
+        debug_assert!(plan.total_tokens() <= self.config.max_num_batched_tokens, "token budget exceeded");
+        debug_assert!(self.running.len() <= self.config.max_num_seqs as usize, "max_num_seqs exceeded");
     }
 
     fn capped(&self, wanted: u32, computed: u32, budget: u32) -> u32 {
@@ -103,9 +92,7 @@ impl Scheduler {
         if self.config.long_prefill_token_threshold > 0 {
             tokens = tokens.min(self.config.long_prefill_token_threshold);
         }
-        tokens
-            .min(budget)
-            .min((self.config.max_model_len - 1).saturating_sub(computed))
+        tokens.min(budget).min((self.config.max_model_len - 1).saturating_sub(computed))
     }
 
     fn schedule_running(
@@ -119,11 +106,7 @@ impl Scheduler {
         while index < self.running.len() && *budget > 0 {
             let id = self.running[index];
             let request = requests.get(id);
-            let tokens = self.capped(
-                request.num_tokens() - request.num_computed,
-                request.num_computed,
-                *budget,
-            );
+            let tokens = self.capped(request.num_tokens() - request.num_computed, request.num_computed, *budget);
             if tokens == 0 {
                 index += 1;
                 continue;
@@ -142,11 +125,7 @@ impl Scheduler {
             }
             let request = requests.get_mut(id);
             request.scheduled_this_step = true;
-            plan.scheduled.push(Scheduled {
-                id,
-                tokens,
-                computed_before: request.num_computed,
-            });
+            plan.scheduled.push(Scheduled { id, tokens, computed_before: request.num_computed });
             *budget -= tokens;
             index += 1;
         }
@@ -164,11 +143,7 @@ impl Scheduler {
     ) {
         let request = requests.get_mut(victim);
         if request.scheduled_this_step {
-            let pos = plan
-                .scheduled
-                .iter()
-                .position(|s| s.id == victim)
-                .expect("scheduled victim in plan");
+            let pos = plan.scheduled.iter().position(|s| s.id == victim).expect("scheduled victim in plan");
             *budget += plan.scheduled.remove(pos).tokens;
             request.scheduled_this_step = false;
         }
@@ -193,11 +168,7 @@ impl Scheduler {
                 break;
             }
             let request = requests.get_mut(id);
-            let hit_tokens = if request.num_computed == 0 {
-                kv.find_cached_prefix(request, &mut self.hits)
-            } else {
-                0
-            };
+            let hit_tokens = if request.num_computed == 0 { kv.find_cached_prefix(request, &mut self.hits) } else { 0 };
             let computed = request.num_computed + hit_tokens;
             let mut tokens = request.num_tokens() - computed;
             if self.config.long_prefill_token_threshold > 0 {
@@ -214,18 +185,13 @@ impl Scheduler {
             if request.num_preemptions == 0 {
                 request.cached_prompt_tokens = hit_tokens;
             } else {
-                request.recomputed_tokens =
-                    request.recomputed_tokens.saturating_sub(hit_tokens as u64);
+                request.recomputed_tokens = request.recomputed_tokens.saturating_sub(hit_tokens as u64);
             }
             request.num_computed = computed;
             request.status = Status::Running;
             request.scheduled_this_step = true;
             self.running.push(id);
-            plan.scheduled.push(Scheduled {
-                id,
-                tokens,
-                computed_before: computed,
-            });
+            plan.scheduled.push(Scheduled { id, tokens, computed_before: computed });
             plan.admitted += 1;
             *budget -= tokens;
         }
@@ -268,13 +234,7 @@ mod tests {
 
         /// Adds a request with a unique prompt of `prompt` tokens and `output` output tokens.
         fn add(&mut self, prompt: u32, output: u32) -> u32 {
-            self.add_segments(
-                vec![Segment {
-                    id: 1000 + self.requests.live() as u64,
-                    len: prompt,
-                }],
-                output,
-            )
+            self.add_segments(vec![Segment { id: 1000 + self.requests.live() as u64, len: prompt }], output)
         }
 
         fn add_segments(&mut self, segments: Vec<Segment>, output: u32) -> u32 {
@@ -288,6 +248,7 @@ mod tests {
                 segments,
                 output_segment: 5000 + index,
                 client: None,
+                session: None,
             };
             let id = self.requests.insert(Request::new(index, spec));
             self.scheduler.add(id);
@@ -296,14 +257,8 @@ mod tests {
 
         /// Plans a step and returns its composition as (request, tokens).
         fn step(&mut self) -> Vec<(u32, u32)> {
-            self.scheduler
-                .schedule(&mut self.requests, &mut self.kv, &mut self.plan);
-            let composition = self
-                .plan
-                .scheduled
-                .iter()
-                .map(|s| (s.id, s.tokens))
-                .collect();
+            self.scheduler.schedule(&mut self.requests, &mut self.kv, &mut self.plan);
+            let composition = self.plan.scheduled.iter().map(|s| (s.id, s.tokens)).collect();
             // What the replica does at the end of the step: a request whose computed tokens
             // reached its end samples one token.
             for s in &self.plan.scheduled {
@@ -379,10 +334,7 @@ mod tests {
         let y = b.add(48, 2); // needs 3 blocks: does not fit beside x
         let _z = b.add(8, 2); // would fit in 1 block, but waits behind y
         assert_eq!(b.step(), vec![(x, 64)]);
-        assert_eq!(
-            b.scheduler.waiting.iter().copied().collect::<Vec<_>>(),
-            vec![y, _z]
-        );
+        assert_eq!(b.scheduler.waiting.iter().copied().collect::<Vec<_>>(), vec![y, _z]);
         assert_eq!(b.step(), vec![(x, 1)]);
     }
 
@@ -399,19 +351,9 @@ mod tests {
         assert_eq!(b.plan.preempted, 1);
         assert_eq!(b.scheduler.running, vec![x]);
         // The victim goes to the front of the queue, ahead of the newer w.
-        assert_eq!(
-            b.scheduler.waiting.iter().copied().collect::<Vec<_>>(),
-            vec![y, w]
-        );
+        assert_eq!(b.scheduler.waiting.iter().copied().collect::<Vec<_>>(), vec![y, w]);
         let victim = b.requests.get(y);
-        assert_eq!(
-            (
-                victim.num_computed,
-                victim.num_preemptions,
-                victim.output_tokens
-            ),
-            (0, 1, 1)
-        );
+        assert_eq!((victim.num_computed, victim.num_preemptions, victim.output_tokens), (0, 1, 1));
         // Next step: y's freed tail block went to x, so only y's first block is still cached:
         // resuming 33 tokens needs 1 hit + 2 new blocks with 1 free. y keeps waiting.
         assert_eq!(b.step(), vec![(x, 1)]);

@@ -38,11 +38,7 @@ impl<E> EventQueue<E> {
 
     /// Schedules `event` at `time`. Scheduling in the past is a bug.
     pub fn push(&mut self, time: SimTime, event: E) {
-        assert!(
-            time >= self.now,
-            "event scheduled in the past: {time:?} < {:?}",
-            self.now
-        );
+        assert!(time >= self.now, "event scheduled in the past: {time:?} < {:?}", self.now);
         let slot = match self.free_slots.pop() {
             Some(slot) => {
                 self.payloads[slot] = Some(event);
@@ -60,9 +56,7 @@ impl<E> EventQueue<E> {
     /// Removes and returns the earliest event; among equal times, the first pushed.
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
         let Reverse((time, _seq, slot)) = self.heap.pop()?;
-        let event = self.payloads[slot]
-            .take()
-            .expect("queued slot holds a payload");
+        let event = self.payloads[slot].take().expect("queued slot holds a payload");
         self.free_slots.push(slot);
         self.now = time;
         Some((time, event))

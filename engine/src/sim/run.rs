@@ -14,13 +14,13 @@ use crate::scenario::{Case, StepTimeChoice};
 use crate::serving::kv_cache::KvCache;
 use crate::serving::replica::{Finished, Replica};
 use crate::serving::scheduler::SchedulerConfig;
-use crate::workload::{RequestSpec, Workload};
+use crate::workload::{RequestSpec, Segment, Ticket, Workload};
 
 /// The events of a run. Closed: adding one means adding a `match` arm below.
 #[derive(Debug)]
 enum Event {
-    /// A request reaches the front end.
-    Arrival(Box<RequestSpec>),
+    /// A request is due at the front end; its content is drawn now.
+    Arrival(Ticket),
     /// A replica's step finishes: tokens are emitted and the next step is planned.
     StepDone { replica: u32 },
     /// An idle replica looks for work; queued after same-time arrivals so they batch together.
@@ -103,20 +103,8 @@ pub fn run_case(case: &Case, seed: u64, keep_records: bool) -> RunResult {
         };
     }
     let step_time: Arc<dyn StepTimeModel> = match case.step_time {
-        StepTimeChoice::Roofline => Arc::new(Roofline::new(
-            &case.model,
-            &case.gpu,
-            case.quant,
-            case.kv_dtype,
-            case.tp,
-        )),
-        StepTimeChoice::Constant {
-            per_step,
-            per_token,
-        } => Arc::new(ConstantStepTime {
-            per_step,
-            per_token,
-        }),
+        StepTimeChoice::Roofline => Arc::new(Roofline::new(&case.model, &case.gpu, case.quant, case.kv_dtype, case.tp)),
+        StepTimeChoice::Constant { per_step, per_token } => Arc::new(ConstantStepTime { per_step, per_token }),
     };
     let scheduler = SchedulerConfig {
         max_num_batched_tokens: case.engine.max_num_batched_tokens,
@@ -127,22 +115,15 @@ pub fn run_case(case: &Case, seed: u64, keep_records: bool) -> RunResult {
     };
     let replicas = (0..case.replicas)
         .map(|i| {
-            let kv = KvCache::new(
-                memory.num_gpu_blocks as u32,
-                case.engine.block_size,
-                case.engine.enable_prefix_caching,
-            );
+            let kv =
+                KvCache::new(memory.num_gpu_blocks as u32, case.engine.block_size, case.engine.enable_prefix_caching);
             Replica::new(i, scheduler, kv, step_time.clone())
         })
         .collect::<Vec<_>>();
     let streams = Streams::new(seed);
     let mut world = World {
         queue: EventQueue::new(),
-        workload: Workload::new(
-            &case.workload,
-            &streams,
-            case.engine.max_model_len.saturating_sub(1),
-        ),
+        workload: Workload::new(&case.workload, &streams),
         wake_pending: vec![false; replicas.len()],
         replicas,
         metrics: Metrics::new(keep_records),
@@ -150,10 +131,8 @@ pub fn run_case(case: &Case, seed: u64, keep_records: bool) -> RunResult {
         next_replica: 0,
         now: SimTime::ZERO,
     };
-    for spec in world.workload.initial() {
-        world
-            .queue
-            .push(spec.arrival, Event::Arrival(Box::new(spec)));
+    for ticket in world.workload.initial() {
+        world.queue.push(ticket.arrival, Event::Arrival(ticket));
     }
     let (outcome, events) = world.run(&case.limits);
     for replica in &world.replicas {
@@ -161,32 +140,21 @@ pub fn run_case(case: &Case, seed: u64, keep_records: bool) -> RunResult {
         world.metrics.prefix_hits += replica.kv.stats.hits;
     }
     let end_time = world.now;
-    RunResult {
-        outcome,
-        startup_failure: None,
-        memory,
-        metrics: world.metrics,
-        events,
-        end_time,
-    }
+    RunResult { outcome, startup_failure: None, memory, metrics: world.metrics, events, end_time }
 }
 
 impl World {
     fn run(&mut self, limits: &Limits) -> (Outcome, u64) {
         let mut events = 0u64;
         while let Some((now, event)) = self.queue.pop() {
-            debug_assert!(
-                now >= self.now,
-                "time went backwards: {now:?} < {:?}",
-                self.now
-            );
+            debug_assert!(now >= self.now, "time went backwards: {now:?} < {:?}", self.now);
             self.now = now;
             if now > limits.max_sim_time {
                 return (Outcome::TimeLimit, events);
             }
             events += 1;
             match event {
-                Event::Arrival(spec) => self.on_arrival(now, *spec),
+                Event::Arrival(ticket) => self.on_arrival(now, ticket),
                 Event::StepDone { replica } => self.on_step_done(now, replica as usize),
                 Event::Wake { replica } => self.on_wake(now, replica as usize),
             }
@@ -200,28 +168,51 @@ impl World {
         (Outcome::Completed, events)
     }
 
-    fn on_arrival(&mut self, now: SimTime, spec: RequestSpec) {
-        if spec.client.is_none() {
+    fn on_arrival(&mut self, now: SimTime, ticket: Ticket) {
+        if ticket.client.is_none() {
             if let Some(next) = self.workload.next_open_loop() {
-                self.queue
-                    .push(next.arrival, Event::Arrival(Box::new(next)));
+                self.queue.push(next.arrival, Event::Arrival(next));
             }
         }
-        let client = spec.client;
-        let seq_no = spec.index;
+        if let Some(spec) = self.workload.realize(ticket, now) {
+            self.admit(now, spec);
+        }
+    }
+
+    fn admit(&mut self, now: SimTime, spec: RequestSpec) {
+        let (client, session) = (spec.client, spec.session);
+        let output = Segment { id: spec.output_segment, len: 0 };
         let replica = self.route();
-        match self.replicas[replica].admit(seq_no, spec) {
+        match self.replicas[replica].admit(spec.index, spec) {
             Ok(()) => {
-                self.metrics
-                    .note_waiting(self.replicas[replica].scheduler.waiting.len());
+                self.metrics.note_waiting(self.replicas[replica].scheduler.waiting.len());
                 self.wake(now, replica);
             }
             Err(rejection) => {
-                self.metrics
-                    .record_rejection(rejection.reason, &rejection.message);
-                if let Some(client) = client {
-                    self.client_done(now, client);
-                }
+                self.metrics.record_rejection(rejection.reason, &rejection.message);
+                self.request_done(now, client, session, false, output);
+            }
+        }
+    }
+
+    /// Follow-ups of a finished or refused request: a closed-loop client's next request, a
+    /// multi-turn session's next turn.
+    fn request_done(
+        &mut self,
+        now: SimTime,
+        client: Option<u32>,
+        session: Option<u32>,
+        success: bool,
+        output: Segment,
+    ) {
+        if let Some(client) = client {
+            if let Some(next) = self.workload.after_finish(client, now) {
+                self.queue.push(next.arrival, Event::Arrival(next));
+            }
+        }
+        if let Some(session) = session {
+            if let Some(next) = self.workload.on_done(session, success, output, now) {
+                self.admit(now, next);
             }
         }
     }
@@ -236,12 +227,7 @@ impl World {
     fn wake(&mut self, now: SimTime, replica: usize) {
         if !self.replicas[replica].is_busy() && !self.wake_pending[replica] {
             self.wake_pending[replica] = true;
-            self.queue.push(
-                now,
-                Event::Wake {
-                    replica: replica as u32,
-                },
-            );
+            self.queue.push(now, Event::Wake { replica: replica as u32 });
         }
     }
 
@@ -254,39 +240,24 @@ impl World {
 
     fn start_step(&mut self, now: SimTime, replica: usize) {
         if let Some(duration) = self.replicas[replica].start_step(now, &mut self.metrics) {
-            self.queue.push(
-                now + duration,
-                Event::StepDone {
-                    replica: replica as u32,
-                },
-            );
+            self.queue.push(now + duration, Event::StepDone { replica: replica as u32 });
         }
     }
 
     fn on_step_done(&mut self, now: SimTime, replica: usize) {
-        self.finished.clear();
-        self.replicas[replica].finish_step(now, &mut self.metrics, &mut self.finished);
-        for i in 0..self.finished.len() {
-            if let Some(client) = self.finished[i].client {
-                self.client_done(now, client);
-            }
+        let mut finished = std::mem::take(&mut self.finished);
+        finished.clear();
+        self.replicas[replica].finish_step(now, &mut self.metrics, &mut finished);
+        for f in &finished {
+            self.request_done(now, f.client, f.session, true, f.output);
         }
+        self.finished = finished;
         self.start_step(now, replica);
-    }
-
-    fn client_done(&mut self, now: SimTime, client: u32) {
-        if let Some(next) = self.workload.after_finish(client, now) {
-            self.queue
-                .push(next.arrival, Event::Arrival(Box::new(next)));
-        }
     }
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_sim_time: SimTime(u64::MAX),
-            max_events: u64::MAX,
-        }
+        Limits { max_sim_time: SimTime(u64::MAX), max_events: u64::MAX }
     }
 }

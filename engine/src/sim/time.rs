@@ -26,10 +26,7 @@ impl SimTime {
 
     /// Time elapsed since `earlier`; `earlier` must not be later than `self`.
     pub fn since(self, earlier: SimTime) -> Nanos {
-        debug_assert!(
-            earlier <= self,
-            "time went backwards: {earlier:?} > {self:?}"
-        );
+        debug_assert!(earlier <= self, "time went backwards: {earlier:?} > {self:?}");
         Nanos(self.0 - earlier.0)
     }
 }

@@ -63,51 +63,33 @@ impl ArrivalSpec {
         let mut out = Vec::new();
         match (self.rate, self.stages.is_empty()) {
             (None, true) => out.push(("rate".into(), "set `rate` (requests/s) or `stages`".into())),
-            (Some(_), false) => {
-                out.push(("rate".into(), "give `rate` or `stages`, not both".into()))
+            (Some(_), false) => out.push(("rate".into(), "give `rate` or `stages`, not both".into())),
+            (Some(rate), true) if !(rate > 0.0 && rate.is_finite()) => {
+                out.push(("rate".into(), format!("rate must be a positive number of requests/s, got {rate}")))
             }
-            (Some(rate), true) if !(rate > 0.0 && rate.is_finite()) => out.push((
-                "rate".into(),
-                format!("rate must be a positive number of requests/s, got {rate}"),
-            )),
             _ => {}
         }
         for (i, stage) in self.stages.iter().enumerate() {
             if !(stage.rate >= 0.0 && stage.rate.is_finite()) {
-                out.push((
-                    format!("stages[{i}].rate"),
-                    format!("must be >= 0, got {}", stage.rate),
-                ));
+                out.push((format!("stages[{i}].rate"), format!("must be >= 0, got {}", stage.rate)));
             }
             if !(stage.duration_s > 0.0 && stage.duration_s.is_finite()) {
-                out.push((
-                    format!("stages[{i}].duration_s"),
-                    format!("must be > 0, got {}", stage.duration_s),
-                ));
+                out.push((format!("stages[{i}].duration_s"), format!("must be > 0, got {}", stage.duration_s)));
             }
         }
         for (i, m) in self.multipliers.iter().enumerate() {
             if !(m.factor >= 0.0 && m.factor.is_finite()) {
-                out.push((
-                    format!("multipliers[{i}].factor"),
-                    format!("must be >= 0, got {}", m.factor),
-                ));
+                out.push((format!("multipliers[{i}].factor"), format!("must be >= 0, got {}", m.factor)));
             }
             if !(m.start_s >= 0.0 && m.end_s > m.start_s && m.end_s.is_finite()) {
                 out.push((
                     format!("multipliers[{i}]"),
-                    format!(
-                        "need 0 <= start_s < end_s, got {} .. {}",
-                        m.start_s, m.end_s
-                    ),
+                    format!("need 0 <= start_s < end_s, got {} .. {}", m.start_s, m.end_s),
                 ));
             }
         }
         match (self.process, self.cv) {
-            (ProcessKind::Gamma, None) => out.push((
-                "cv".into(),
-                "a gamma process needs `cv` (1.0 is poisson)".into(),
-            )),
+            (ProcessKind::Gamma, None) => out.push(("cv".into(), "a gamma process needs `cv` (1.0 is poisson)".into())),
             (ProcessKind::Gamma, Some(cv)) if !(cv > 0.0 && cv.is_finite()) => {
                 out.push(("cv".into(), format!("cv must be > 0, got {cv}")))
             }
@@ -158,11 +140,7 @@ impl RateProfile {
         let pieces = cuts
             .iter()
             .map(|&start| {
-                let stage_rate = base
-                    .iter()
-                    .rev()
-                    .find(|p| p.0 <= start)
-                    .map_or(0.0, |p| p.1);
+                let stage_rate = base.iter().rev().find(|p| p.0 <= start).map_or(0.0, |p| p.1);
                 let factor: f64 = spec
                     .multipliers
                     .iter()
@@ -180,11 +158,7 @@ impl RateProfile {
         if t_s >= self.end_s {
             return 0.0;
         }
-        self.pieces
-            .iter()
-            .rev()
-            .find(|p| p.0 <= t_s)
-            .map_or(0.0, |p| p.1)
+        self.pieces.iter().rev().find(|p| p.0 <= t_s).map_or(0.0, |p| p.1)
     }
 
     /// The mean rate over the profile (over the first piece when it is infinite).
@@ -211,20 +185,10 @@ impl ArrivalProcess {
         let gamma = match (spec.process, spec.cv) {
             // Gamma(shape k, scale theta) has mean k*theta and cv 1/sqrt(k): k = 1/cv^2,
             // theta = cv^2 gives mean 1 and the requested cv.
-            (ProcessKind::Gamma, Some(cv)) => {
-                Some(Gamma::new(1.0 / (cv * cv), cv * cv).expect("validated"))
-            }
+            (ProcessKind::Gamma, Some(cv)) => Some(Gamma::new(1.0 / (cv * cv), cv * cv).expect("validated")),
             _ => None,
         };
-        ArrivalProcess {
-            kind: spec.process,
-            gamma,
-            profile: spec.profile(),
-            rng,
-            piece: 0,
-            t_s: 0.0,
-            first: true,
-        }
+        ArrivalProcess { kind: spec.process, gamma, profile: spec.profile(), rng, piece: 0, t_s: 0.0, first: true }
     }
 
     fn unit_gap(&mut self) -> f64 {
@@ -239,19 +203,11 @@ impl ArrivalProcess {
     /// constant process is at the start of the first non-zero piece, as a benchmark client
     /// sends its first request at once.
     pub fn next_arrival(&mut self) -> Option<SimTime> {
-        let mut work = if self.first && self.kind == ProcessKind::Constant {
-            0.0
-        } else {
-            self.unit_gap()
-        };
+        let mut work = if self.first && self.kind == ProcessKind::Constant { 0.0 } else { self.unit_gap() };
         self.first = false;
         loop {
             let (start, rate) = *self.profile.pieces.get(self.piece)?;
-            let piece_end = self
-                .profile
-                .pieces
-                .get(self.piece + 1)
-                .map_or(self.profile.end_s, |p| p.0);
+            let piece_end = self.profile.pieces.get(self.piece + 1).map_or(self.profile.end_s, |p| p.0);
             let t = self.t_s.max(start);
             if rate > 0.0 {
                 let reach = t + work / rate;
@@ -276,13 +232,7 @@ mod tests {
     use crate::sim::{Stream, Streams};
 
     fn spec(process: ProcessKind, rate: f64, cv: Option<f64>) -> ArrivalSpec {
-        ArrivalSpec {
-            process,
-            rate: Some(rate),
-            cv,
-            stages: vec![],
-            multipliers: vec![],
-        }
+        ArrivalSpec { process, rate: Some(rate), cv, stages: vec![], multipliers: vec![] }
     }
 
     fn gaps(spec: &ArrivalSpec, n: usize) -> Vec<f64> {
@@ -321,10 +271,7 @@ mod tests {
 
     #[test]
     fn constant_arrivals_are_exact_and_start_at_zero() {
-        let mut p = ArrivalProcess::new(
-            &spec(ProcessKind::Constant, 4.0, None),
-            Streams::new(1).get(Stream::Arrivals),
-        );
+        let mut p = ArrivalProcess::new(&spec(ProcessKind::Constant, 4.0, None), Streams::new(1).get(Stream::Arrivals));
         let times: Vec<u64> = (0..4).map(|_| p.next_arrival().unwrap().0).collect();
         assert_eq!(times, vec![0, 250_000_000, 500_000_000, 750_000_000]);
     }
@@ -335,22 +282,11 @@ mod tests {
             process: ProcessKind::Constant,
             rate: None,
             cv: None,
-            stages: vec![
-                Stage {
-                    duration_s: 1.0,
-                    rate: 2.0,
-                },
-                Stage {
-                    duration_s: 1.0,
-                    rate: 4.0,
-                },
-            ],
+            stages: vec![Stage { duration_s: 1.0, rate: 2.0 }, Stage { duration_s: 1.0, rate: 4.0 }],
             multipliers: vec![],
         };
         let mut p = ArrivalProcess::new(&spec, Streams::new(1).get(Stream::Arrivals));
-        let times: Vec<f64> = std::iter::from_fn(|| p.next_arrival())
-            .map(|t| t.as_secs_f64())
-            .collect();
+        let times: Vec<f64> = std::iter::from_fn(|| p.next_arrival()).map(|t| t.as_secs_f64()).collect();
         assert_eq!(times, vec![0.0, 0.5, 1.0, 1.25, 1.5, 1.75]);
     }
 
@@ -361,11 +297,7 @@ mod tests {
             rate: Some(10.0),
             cv: None,
             stages: vec![],
-            multipliers: vec![Multiplier {
-                start_s: 100.0,
-                end_s: 200.0,
-                factor: 5.0,
-            }],
+            multipliers: vec![Multiplier { start_s: 100.0, end_s: 200.0, factor: 5.0 }],
         };
         let profile = spec.profile();
         assert_eq!(profile.rate_at(50.0), 10.0);
@@ -390,11 +322,7 @@ mod tests {
     fn invalid_specs_are_reported() {
         assert!(!spec(ProcessKind::Poisson, -1.0, None).problems().is_empty());
         assert!(!spec(ProcessKind::Gamma, 1.0, None).problems().is_empty());
-        assert!(!spec(ProcessKind::Poisson, 1.0, Some(2.0))
-            .problems()
-            .is_empty());
-        assert!(spec(ProcessKind::Gamma, 1.0, Some(2.0))
-            .problems()
-            .is_empty());
+        assert!(!spec(ProcessKind::Poisson, 1.0, Some(2.0)).problems().is_empty());
+        assert!(spec(ProcessKind::Gamma, 1.0, Some(2.0)).problems().is_empty());
     }
 }

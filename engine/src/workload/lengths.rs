@@ -40,33 +40,19 @@ impl LengthDist {
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         match *self {
-            LengthDist::Fixed { value: 0 } => {
-                out.push(("value", "must be at least 1 token".into()))
+            LengthDist::Fixed { value: 0 } => out.push(("value", "must be at least 1 token".into())),
+            LengthDist::Uniform { min, max } if min == 0 || min > max => {
+                out.push(("min", format!("need 1 <= min <= max, got min {min}, max {max}")))
             }
-            LengthDist::Uniform { min, max } if min == 0 || min > max => out.push((
-                "min",
-                format!("need 1 <= min <= max, got min {min}, max {max}"),
-            )),
-            LengthDist::Normal { mean, std, .. }
-                if !(mean > 0.0 && std >= 0.0 && std.is_finite()) =>
-            {
-                out.push((
-                    "mean",
-                    format!("need mean > 0 and std >= 0, got {mean}, {std}"),
-                ))
+            LengthDist::Normal { mean, std, .. } if !(mean > 0.0 && std >= 0.0 && std.is_finite()) => {
+                out.push(("mean", format!("need mean > 0 and std >= 0, got {mean}, {std}")))
             }
-            LengthDist::Lognormal { mean, cv, .. }
-                if !(mean > 0.0 && cv >= 0.0 && cv.is_finite()) =>
-            {
-                out.push((
-                    "mean",
-                    format!("need mean > 0 and cv >= 0, got {mean}, {cv}"),
-                ))
+            LengthDist::Lognormal { mean, cv, .. } if !(mean > 0.0 && cv >= 0.0 && cv.is_finite()) => {
+                out.push(("mean", format!("need mean > 0 and cv >= 0, got {mean}, {cv}")))
             }
             _ => {}
         }
-        if let LengthDist::Normal { min, max, .. } | LengthDist::Lognormal { min, max, .. } = *self
-        {
+        if let LengthDist::Normal { min, max, .. } | LengthDist::Lognormal { min, max, .. } = *self {
             if let (Some(lo), Some(hi)) = (min, max) {
                 if lo > hi {
                     out.push(("min", format!("min {lo} is above max {hi}")));
@@ -81,9 +67,7 @@ impl LengthDist {
         match *self {
             LengthDist::Fixed { value } => value,
             LengthDist::Uniform { max, .. } => max,
-            LengthDist::Normal { max, .. } | LengthDist::Lognormal { max, .. } => {
-                max.unwrap_or(u32::MAX)
-            }
+            LengthDist::Normal { max, .. } | LengthDist::Lognormal { max, .. } => max.unwrap_or(u32::MAX),
         }
     }
 
@@ -100,26 +84,15 @@ impl LengthDist {
         let (raw, min, max) = match *self {
             LengthDist::Fixed { value } => return value.max(1),
             LengthDist::Uniform { min, max } => return rng.gen_range(min..=max).max(1),
-            LengthDist::Normal {
-                mean,
-                std,
-                min,
-                max,
-            } => {
-                let value = if std == 0.0 {
-                    mean
-                } else {
-                    Normal::new(mean, std).expect("validated").sample(rng)
-                };
+            LengthDist::Normal { mean, std, min, max } => {
+                let value = if std == 0.0 { mean } else { Normal::new(mean, std).expect("validated").sample(rng) };
                 (value, min, max)
             }
             LengthDist::Lognormal { mean, cv, min, max } => {
                 // For X ~ LogNormal(mu, sigma): E[X] = exp(mu + sigma^2/2), CV^2 = exp(sigma^2) - 1.
                 let sigma2 = (1.0 + cv * cv).ln();
                 let mu = mean.ln() - sigma2 / 2.0;
-                let value = LogNormal::new(mu, sigma2.sqrt())
-                    .expect("validated")
-                    .sample(rng);
+                let value = LogNormal::new(mu, sigma2.sqrt()).expect("validated").sample(rng);
                 (value, min, max)
             }
         };
@@ -144,12 +117,7 @@ mod tests {
 
     #[test]
     fn lognormal_matches_its_mean_and_cv() {
-        let dist = LengthDist::Lognormal {
-            mean: 500.0,
-            cv: 0.8,
-            min: None,
-            max: None,
-        };
+        let dist = LengthDist::Lognormal { mean: 500.0, cv: 0.8, min: None, max: None };
         let (mean, std) = moments(&dist, 200_000);
         assert!((mean / 500.0 - 1.0).abs() < 0.01, "mean {mean}");
         assert!((std / mean / 0.8 - 1.0).abs() < 0.03, "cv {}", std / mean);
@@ -157,12 +125,7 @@ mod tests {
 
     #[test]
     fn normal_is_clamped() {
-        let dist = LengthDist::Normal {
-            mean: 100.0,
-            std: 50.0,
-            min: Some(80),
-            max: Some(120),
-        };
+        let dist = LengthDist::Normal { mean: 100.0, std: 50.0, min: Some(80), max: Some(120) };
         let mut rng = Streams::new(1).get(Stream::PromptLength);
         for _ in 0..10_000 {
             let v = dist.sample(&mut rng);
@@ -179,10 +142,7 @@ mod tests {
             counts[dist.sample(&mut rng) as usize - 1] += 1;
         }
         // Chi-squared with 3 degrees of freedom; 16.27 is the 0.001 critical value.
-        let chi2: f64 = counts
-            .iter()
-            .map(|&c| (c as f64 - 10_000.0).powi(2) / 10_000.0)
-            .sum();
+        let chi2: f64 = counts.iter().map(|&c| (c as f64 - 10_000.0).powi(2) / 10_000.0).sum();
         assert!(chi2 < 16.27, "chi2 {chi2} counts {counts:?}");
     }
 

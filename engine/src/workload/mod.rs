@@ -8,12 +8,14 @@
 pub mod arrivals;
 pub mod lengths;
 pub mod prefixes;
+pub mod shared_prefix;
 pub mod source;
 
 pub use arrivals::{ArrivalProcess, ArrivalSpec, RateProfile};
 pub use lengths::LengthDist;
-pub use prefixes::{Content, SharedPrefixSpec};
-pub use source::{ClosedLoopSpec, Workload, WorkloadSpec};
+pub use prefixes::Content;
+pub use shared_prefix::SharedPrefixSpec;
+pub use source::{ClosedLoopSpec, Ticket, Workload, WorkloadSpec};
 
 use crate::sim::SimTime;
 
@@ -40,4 +42,6 @@ pub struct RequestSpec {
     pub output_segment: u64,
     /// The closed-loop client that sent it, if any.
     pub client: Option<u32>,
+    /// The multi-turn session it belongs to, if any.
+    pub session: Option<u32>,
 }

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::arrivals::{ArrivalProcess, ArrivalSpec};
 use super::lengths::LengthDist;
-use super::prefixes::{Content, ContentRngs, ContentSpec, PrefixGroups, SharedPrefixSpec};
-use super::RequestSpec;
+use super::prefixes::{Content, ContentRngs, ContentSpec, PrefixGroups};
+use super::shared_prefix::SharedPrefixSpec;
+use super::{RequestSpec, Segment};
 use crate::sim::{Nanos, SimTime, Stream, Streams};
 
 /// Closed-loop clients: `users` concurrent users, each sending its next request when the last
@@ -69,20 +70,13 @@ impl WorkloadSpec {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         match (&self.arrival, &self.clients) {
-            (None, None) => out.push((
-                "arrival".into(),
-                "a workload needs `arrival` (open loop) or `clients` (closed loop)".into(),
-            )),
-            (Some(_), Some(_)) => out.push((
-                "clients".into(),
-                "give `arrival` or `clients`, not both".into(),
-            )),
-            (Some(arrival), None) => out.extend(
-                arrival
-                    .problems()
-                    .into_iter()
-                    .map(|(p, m)| (format!("arrival.{p}"), m)),
-            ),
+            (None, None) => {
+                out.push(("arrival".into(), "a workload needs `arrival` (open loop) or `clients` (closed loop)".into()))
+            }
+            (Some(_), Some(_)) => out.push(("clients".into(), "give `arrival` or `clients`, not both".into())),
+            (Some(arrival), None) => {
+                out.extend(arrival.problems().into_iter().map(|(p, m)| (format!("arrival.{p}"), m)))
+            }
             (None, Some(clients)) => {
                 if clients.users == 0 {
                     out.push(("clients.users".into(), "need at least one user".into()));
@@ -93,14 +87,10 @@ impl WorkloadSpec {
             }
         }
         let unbounded_rate = self.arrival.as_ref().is_some_and(|a| a.stages.is_empty());
-        if self.num_requests.is_none()
-            && self.duration_s.is_none()
-            && (unbounded_rate || self.clients.is_some())
-        {
+        if self.num_requests.is_none() && self.duration_s.is_none() && (unbounded_rate || self.clients.is_some()) {
             out.push((
                 "num_requests".into(),
-                "the workload never ends: set `num_requests`, `duration_s` or arrival `stages`"
-                    .into(),
+                "the workload never ends: set `num_requests`, `duration_s` or arrival `stages`".into(),
             ));
         }
         if self.num_requests == Some(0) {
@@ -113,18 +103,15 @@ impl WorkloadSpec {
         }
         for (name, dist) in [("prompt", &self.prompt), ("output", &self.output)] {
             if let Some(dist) = dist {
-                out.extend(
-                    dist.problems()
-                        .into_iter()
-                        .map(|(f, m)| (format!("{name}.{f}"), m)),
-                );
+                out.extend(dist.problems().into_iter().map(|(f, m)| (format!("{name}.{f}"), m)));
             }
         }
         if let Some(shared) = &self.shared_prefix {
             if self.prompt.is_some() || self.output.is_some() || self.prefix.is_some() {
                 out.push((
                     "shared_prefix".into(),
-                    "shared_prefix sets prompt and output lengths itself; remove `prompt`, `output` and `prefix`".into(),
+                    "shared_prefix sets prompt and output lengths itself; remove `prompt`, `output` and `prefix`"
+                        .into(),
                 ));
             }
             if shared.num_groups == 0 || shared.num_prompts_per_group == 0 {
@@ -142,20 +129,23 @@ impl WorkloadSpec {
         }
         if let Some(prefix) = &self.prefix {
             if prefix.groups == 0 || prefix.tokens == 0 {
-                out.push((
-                    "prefix.groups".into(),
-                    "need at least one group of at least one token".into(),
-                ));
+                out.push(("prefix.groups".into(), "need at least one group of at least one token".into()));
             }
             if !(0.0..=1.0).contains(&prefix.fraction) {
-                out.push((
-                    "prefix.fraction".into(),
-                    format!("must be within 0..1, got {}", prefix.fraction),
-                ));
+                out.push(("prefix.fraction".into(), format!("must be within 0..1, got {}", prefix.fraction)));
             }
         }
         out
     }
+}
+
+/// A request that is due at `arrival`, before its content is drawn. Content is drawn when the
+/// ticket's arrival event fires, so a multi-turn prompt can quote the previous answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    pub index: u64,
+    pub arrival: SimTime,
+    pub client: Option<u32>,
 }
 
 /// The lazy request source for one run.
@@ -174,14 +164,11 @@ pub struct Workload {
 }
 
 impl Workload {
-    pub fn new(spec: &WorkloadSpec, streams: &Streams, max_prompt_tokens: u32) -> Workload {
+    pub fn new(spec: &WorkloadSpec, streams: &Streams) -> Workload {
         Workload {
-            arrivals: spec
-                .arrival
-                .as_ref()
-                .map(|a| ArrivalProcess::new(a, streams.get(Stream::Arrivals))),
+            arrivals: spec.arrival.as_ref().map(|a| ArrivalProcess::new(a, streams.get(Stream::Arrivals))),
             clients: spec.clients.clone(),
-            content: Content::new(&spec.content(), max_prompt_tokens),
+            content: Content::new(&spec.content(), &mut streams.get(Stream::Dataset)),
             prompt_rng: streams.get(Stream::PromptLength),
             output_rng: streams.get(Stream::OutputLength),
             group_rng: streams.get(Stream::PrefixGroup),
@@ -197,50 +184,30 @@ impl Workload {
         self.issued
     }
 
-    fn make(&mut self, arrival: SimTime, client: Option<u32>) -> Option<RequestSpec> {
-        if self.num_requests.is_some_and(|n| self.issued >= n)
-            || self.end.is_some_and(|end| arrival >= end)
-        {
+    fn ticket(&mut self, arrival: SimTime, client: Option<u32>) -> Option<Ticket> {
+        if self.num_requests.is_some_and(|n| self.issued >= n) || self.end.is_some_and(|end| arrival >= end) {
             return None;
         }
-        let drawn = self.content.draw(
-            self.issued,
-            ContentRngs {
-                prompt: &mut self.prompt_rng,
-                output: &mut self.output_rng,
-                group: &mut self.group_rng,
-            },
-        );
         self.issued += 1;
-        Some(RequestSpec {
-            index: self.issued - 1,
-            arrival,
-            prompt_tokens: drawn.prompt_tokens,
-            output_tokens: drawn.output_tokens,
-            segments: drawn.segments,
-            output_segment: drawn.output_segment,
-            client,
-        })
+        Some(Ticket { index: self.issued - 1, arrival, client })
     }
 
     /// The requests known at the start: the first arrival, or one request per client at t=0.
-    pub fn initial(&mut self) -> Vec<RequestSpec> {
+    pub fn initial(&mut self) -> Vec<Ticket> {
         if let Some(clients) = self.clients.clone() {
-            return (0..clients.users)
-                .filter_map(|c| self.make(SimTime::ZERO, Some(c)))
-                .collect();
+            return (0..clients.users).filter_map(|c| self.ticket(SimTime::ZERO, Some(c))).collect();
         }
         self.next_open_loop().into_iter().collect()
     }
 
     /// The next open-loop arrival; call when the previous one is handled.
-    pub fn next_open_loop(&mut self) -> Option<RequestSpec> {
+    pub fn next_open_loop(&mut self) -> Option<Ticket> {
         let time = self.arrivals.as_mut()?.next_arrival()?;
-        self.make(time, None)
+        self.ticket(time, None)
     }
 
     /// The next request of a closed-loop `client` whose previous request ended at `now`.
-    pub fn after_finish(&mut self, client: u32, now: SimTime) -> Option<RequestSpec> {
+    pub fn after_finish(&mut self, client: u32, now: SimTime) -> Option<Ticket> {
         let clients = self.clients.as_ref()?;
         let think_s = if clients.think_time_exponential && clients.think_time_s > 0.0 {
             let unit: f64 = Exp1.sample(&mut self.think_rng);
@@ -248,7 +215,43 @@ impl Workload {
         } else {
             clients.think_time_s
         };
-        self.make(now + Nanos::from_secs_f64(think_s), Some(client))
+        self.ticket(now + Nanos::from_secs_f64(think_s), Some(client))
+    }
+
+    /// Draws the content of a due ticket, sent at `now`. `None` when the request belongs to a
+    /// multi-turn session that is busy: it is parked and comes back from [`Workload::on_done`].
+    pub fn realize(&mut self, ticket: Ticket, now: SimTime) -> Option<RequestSpec> {
+        let session = match &mut self.content {
+            Content::SharedPrefix(data) => data.session_of(ticket.index),
+            Content::Independent { .. } => None,
+        };
+        if let (Some(session), Content::SharedPrefix(data)) = (session, &mut self.content) {
+            if !data.try_acquire(session, ticket.index) {
+                return None;
+            }
+        }
+        let drawn = self.content.draw(
+            ticket.index,
+            ContentRngs { prompt: &mut self.prompt_rng, output: &mut self.output_rng, group: &mut self.group_rng },
+        );
+        Some(RequestSpec {
+            index: ticket.index,
+            arrival: now,
+            prompt_tokens: drawn.prompt_tokens,
+            output_tokens: drawn.output_tokens,
+            segments: drawn.segments,
+            output_segment: drawn.output_segment,
+            client: ticket.client,
+            session,
+        })
+    }
+
+    /// A request of a multi-turn `session` ended at `now` (`output_tokens` generated, or a
+    /// failure); returns the session's next request if one was waiting.
+    pub fn on_done(&mut self, session: u32, success: bool, output: Segment, now: SimTime) -> Option<RequestSpec> {
+        let Content::SharedPrefix(data) = &mut self.content else { return None };
+        let next = data.release(session, success, output)?;
+        self.realize(Ticket { index: next, arrival: now, client: None }, now)
     }
 }
 
@@ -258,10 +261,7 @@ mod tests {
 
     fn open(rate: f64, n: u64) -> WorkloadSpec {
         WorkloadSpec {
-            arrival: Some(ArrivalSpec {
-                rate: Some(rate),
-                ..serde_json::from_str("{}").unwrap()
-            }),
+            arrival: Some(ArrivalSpec { rate: Some(rate), ..serde_json::from_str("{}").unwrap() }),
             clients: None,
             num_requests: Some(n),
             duration_s: None,
@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn open_loop_stops_at_num_requests() {
-        let mut w = Workload::new(&open(10.0, 5), &Streams::new(1), 4096);
+        let mut w = Workload::new(&open(10.0, 5), &Streams::new(1));
         let mut count = w.initial().len();
         while w.next_open_loop().is_some() {
             count += 1;
@@ -286,21 +286,16 @@ mod tests {
     fn closed_loop_starts_one_request_per_user_and_follows_each_finish() {
         let mut spec = open(1.0, 10);
         spec.arrival = None;
-        spec.clients = Some(ClosedLoopSpec {
-            users: 3,
-            think_time_s: 0.5,
-            think_time_exponential: false,
-        });
-        let mut w = Workload::new(&spec, &Streams::new(1), 4096);
+        spec.clients = Some(ClosedLoopSpec { users: 3, think_time_s: 0.5, think_time_exponential: false });
+        let mut w = Workload::new(&spec, &Streams::new(1));
         let first = w.initial();
-        assert_eq!(
-            first.iter().map(|r| r.client).collect::<Vec<_>>(),
-            vec![Some(0), Some(1), Some(2)]
-        );
+        assert_eq!(first.iter().map(|r| r.client).collect::<Vec<_>>(), vec![Some(0), Some(1), Some(2)]);
         let next = w.after_finish(1, SimTime(2_000_000_000)).unwrap();
         assert_eq!(next.arrival, SimTime(2_500_000_000));
         assert_eq!(next.client, Some(1));
         assert!(w.next_open_loop().is_none());
+        let spec = w.realize(next, next.arrival).unwrap();
+        assert_eq!((spec.prompt_tokens, spec.output_tokens, spec.index), (100, 10, 3));
     }
 
     #[test]

@@ -29,11 +29,7 @@ fn a_scenario_run_twice_gives_identical_reports() {
 fn thread_count_does_not_change_the_report() {
     let s = scenario(SCENARIO);
     let with = |threads| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| run_scenario(&s).to_json())
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| run_scenario(&s).to_json())
     };
     let one = with(1);
     assert_eq!(one, with(4));

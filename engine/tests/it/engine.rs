@@ -46,20 +46,11 @@ fn chunked_prefill_splits_the_second_prompt_across_steps() {
     ));
     let result = run_case(&s.cases[0], 1, true);
     let records = result.metrics.records.as_ref().unwrap();
-    let ttfts: Vec<u64> = records
-        .iter()
-        .map(|r| r.first_token.0 - r.arrival.0)
-        .collect();
-    assert!(
-        ttfts.contains(&10_000_000) && ttfts.contains(&20_000_000),
-        "{ttfts:?}"
-    );
+    let ttfts: Vec<u64> = records.iter().map(|r| r.first_token.0 - r.arrival.0).collect();
+    assert!(ttfts.contains(&10_000_000) && ttfts.contains(&20_000_000), "{ttfts:?}");
     let m = summarize(&result.metrics);
     // Steps: 1500 + 548, then 1 + 952, then 1 + 1, then 1: both prompts plus two decodes each.
-    assert_eq!(
-        m["mean_tokens_per_step"],
-        (1500.0 + 1500.0 + 2.0 + 2.0) / 4.0
-    );
+    assert_eq!(m["mean_tokens_per_step"], (1500.0 + 1500.0 + 2.0 + 2.0) / 4.0);
     assert_eq!(m["steps"], 4);
 }
 
@@ -73,22 +64,11 @@ fn an_over_long_prompt_is_rejected_and_counted() {
     ));
     let result = run_case(&s.cases[0], 3, false);
     assert_eq!(result.outcome, Outcome::Completed);
-    let rejected = result
-        .metrics
-        .rejected
-        .get("prompt_too_long")
-        .copied()
-        .unwrap_or(0);
-    assert!(
-        rejected > 0,
-        "seed 3 should draw at least one prompt above 4096"
-    );
+    let rejected = result.metrics.rejected.get("prompt_too_long").copied().unwrap_or(0);
+    assert!(rejected > 0, "seed 3 should draw at least one prompt above 4096");
     assert_eq!(result.metrics.completed + rejected, 4);
     let message = result.metrics.first_rejection.unwrap();
-    assert!(
-        message.starts_with("The decoder prompt (length "),
-        "{message}"
-    );
+    assert!(message.starts_with("The decoder prompt (length "), "{message}");
     assert!(message.ends_with("is longer than the maximum model length of 4096. Make sure that `max_model_len` is no smaller than the number of text tokens."));
 }
 
@@ -102,9 +82,7 @@ fn a_model_that_does_not_fit_is_an_oom_outcome() {
     let result = run_case(&s.cases[0], 1, false);
     assert_eq!(result.outcome, Outcome::Oom);
     let failure = result.startup_failure.unwrap();
-    assert!(failure
-        .message
-        .starts_with("No available memory for the cache blocks."));
+    assert!(failure.message.starts_with("No available memory for the cache blocks."));
     assert!(failure.breakdown.weights_bytes > failure.breakdown.requested_bytes);
 }
 
@@ -128,10 +106,8 @@ fn overload_preempts_and_still_completes_every_request() {
 /// Limits end a run with an outcome instead of running on.
 #[test]
 fn limits_end_the_run_with_an_outcome() {
-    let s = scenario(&constant_case(
-        r#"{"arrival": {"process": "poisson", "rate": 50}, "num_requests": 100000}"#,
-        "{}",
-    ));
+    let s =
+        scenario(&constant_case(r#"{"arrival": {"process": "poisson", "rate": 50}, "num_requests": 100000}"#, "{}"));
     let mut case = s.cases[0].clone();
     case.limits.max_events = 1000;
     assert_eq!(run_case(&case, 1, false).outcome, Outcome::EventLimit);

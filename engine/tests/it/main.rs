@@ -8,14 +8,6 @@ use symbiote::scenario::{parse, Scenario};
 
 /// Parses a scenario written in a test, panicking with every diagnostic on failure.
 pub fn scenario(text: &str) -> Scenario {
-    parse(text, "test.json").unwrap_or_else(|problems| {
-        panic!(
-            "{}",
-            problems
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })
+    parse(text, "test.json")
+        .unwrap_or_else(|problems| panic!("{}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")))
 }

@@ -7,8 +7,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::hardware::memory::{self, MemoryConfig};
 use crate::hardware::{Catalog, KvDtype, Quant};
+use crate::report::metrics::Capture;
 use crate::report::{markdown, write::write_atomic, Report};
-use crate::runner::run_scenario;
+use crate::runner::{run_scenario, RunOptions};
 use crate::scenario::{self, Scenario};
 
 /// Exit codes: 0 ok, 1 an expectation or check failed, 2 bad input or internal error.
@@ -64,14 +65,27 @@ pub fn load_all(files: &[PathBuf]) -> std::result::Result<Vec<Scenario>, Vec<Str
     }
 }
 
-/// Runs one scenario and writes `out/<name>/report.json` and `report.md`.
-pub fn run_and_write(scenario: &Scenario, out: &Path) -> Result<Report> {
-    let report = run_scenario(scenario);
+/// Runs one scenario and writes `out/<name>/`: `report.json`, `report.md`, `summary.csv`, and
+/// per run `runs/<case>__seed<N>.json` (plus `timeline/` and `requests/` CSVs when captured).
+pub fn run_and_write(scenario: &Scenario, out: &Path, capture: Capture, progress: bool) -> Result<Report> {
     let dir = out.join(&scenario.name);
-    write_atomic(&dir.join("report.json"), report.to_json().as_bytes())
-        .with_context(|| format!("writing {}", dir.join("report.json").display()))?;
-    write_atomic(&dir.join("report.md"), markdown::render(&report).as_bytes())
-        .with_context(|| format!("writing {}", dir.join("report.md").display()))?;
+    for sub in ["runs", "timeline", "requests"] {
+        let stale = dir.join(sub);
+        if stale.is_dir() {
+            std::fs::remove_dir_all(&stale).with_context(|| format!("clearing {}", stale.display()))?;
+        }
+    }
+    let options = RunOptions { dir: Some(dir.clone()), capture, progress };
+    let report = run_scenario(scenario, &options)?;
+    let files = [
+        ("report.json", report.to_json()),
+        ("report.md", markdown::render(&report)),
+        ("summary.csv", crate::report::csv::summary(&report)),
+    ];
+    for (name, text) in files {
+        let path = dir.join(name);
+        write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(report)
 }
 

@@ -1,6 +1,7 @@
 //! The `symbiote` command line: parse, call the library, print, exit with a meaningful code
 //! (0 ok, 1 an expectation failed, 2 bad input).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,6 +11,8 @@ use clap::{Parser, Subcommand};
 use symbiote::cli::{self, MemoryArgs, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
 use symbiote::hardware::{KvDtype, Quant};
 use symbiote::report::markdown;
+use symbiote::report::metrics::Capture;
+use symbiote::sim::Nanos;
 
 #[derive(Parser)]
 #[command(name = "symbiote", version, about = "Deterministic simulator of LLM inference serving (vLLM V1)")]
@@ -31,9 +34,20 @@ enum Command {
         /// Worker threads (default: all cores).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Write timeline/<case>__seed<N>.csv: engine state sampled every --timeline-interval-ms.
+        #[arg(long)]
+        timeline: bool,
+        #[arg(long, default_value_t = 1000)]
+        timeline_interval_ms: u64,
+        /// Write requests/<case>__seed<N>.csv: one row per finished request.
+        #[arg(long)]
+        requests: bool,
+        /// Print nothing but errors.
         #[arg(long)]
         quiet: bool,
     },
+    /// Print the JSON Schema of scenario files (for editors).
+    Schema,
     /// Check scenario files without running them.
     Validate { paths: Vec<PathBuf> },
     /// Print the start-up memory split of a model on a GPU, as vLLM computes it.
@@ -83,7 +97,10 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<u8> {
     match args.command {
-        Command::Run { paths, out, seed, jobs, quiet } => {
+        Command::Run { paths, out, seed, jobs, timeline, timeline_interval_ms, requests, quiet } => {
+            let capture =
+                Capture { requests, timeline: timeline.then_some(Nanos::from_millis(timeline_interval_ms.max(1))) };
+            let progress = !quiet && std::io::stdout().is_terminal();
             if let Some(jobs) = jobs {
                 rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global()?;
             }
@@ -100,7 +117,7 @@ fn run(args: Args) -> Result<u8> {
                 if let Some(seed) = seed {
                     scenario.seeds = vec![seed];
                 }
-                let report = cli::run_and_write(scenario, &out)?;
+                let report = cli::run_and_write(scenario, &out, capture, progress)?;
                 all_pass &= report.all_expectations_pass();
                 if !quiet {
                     println!("{}\n{}", scenario.name, markdown::table(&report));
@@ -162,6 +179,10 @@ fn run(args: Args) -> Result<u8> {
             let (text, fits) = cli::memory_report(&args)?;
             print!("{text}");
             Ok(if fits { EXIT_OK } else { EXIT_FAILED })
+        }
+        Command::Schema => {
+            print!("{}", symbiote::scenario::file::json_schema());
+            Ok(EXIT_OK)
         }
         Command::List { what } => {
             print!("{}", cli::list(&what)?);

@@ -4,12 +4,18 @@
 
 use std::collections::BTreeMap;
 
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::report::expect;
+use crate::report::metrics::Capture;
 use crate::report::stats::seed_stats;
 use crate::report::summary::summarize;
+use crate::report::write::write_atomic;
 use crate::report::{CaseReport, Report, RunReport, FORMAT_VERSION};
 use crate::scenario::{Case, Scenario};
 use crate::sim::run::{run_case, RunResult};
@@ -28,18 +34,53 @@ pub const KEY_METRICS: [&str; 10] = [
     "preemptions",
 ];
 
-/// Runs every case of `scenario` with every seed on the current rayon pool.
-pub fn run_scenario(scenario: &Scenario) -> Report {
+/// What to write beside the report, and where.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The scenario's report folder; `None` writes nothing (tests, `check`).
+    pub dir: Option<PathBuf>,
+    pub capture: Capture,
+    /// Shows progress (runs done / total) on a terminal.
+    pub progress: bool,
+}
+
+/// A file-system-safe, readable form of a case name.
+pub fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=') { c } else { '_' })
+        .collect()
+}
+
+/// The file stem of one (case, seed) run's files.
+pub fn run_stem(case: &str, seed: u64) -> String {
+    format!("{}__seed{seed}", slug(case))
+}
+
+/// Runs every case of `scenario` with every seed on the current rayon pool. Each run's files
+/// are written as soon as it finishes; the report is assembled afterwards, in input order.
+pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Report> {
     let jobs: Vec<(usize, u64)> =
         (0..scenario.cases.len()).flat_map(|c| scenario.seeds.iter().map(move |&s| (c, s))).collect();
-    let results: Vec<RunReport> = jobs
+    let bar = options.progress.then(|| progress_bar(&scenario.name, jobs.len() as u64));
+    let results: Vec<Result<RunReport>> = jobs
         .par_iter()
         .map(|&(case, seed)| {
             let case = &scenario.cases[case];
-            run_report(case, seed, &run_case(case, seed, false), scenario)
+            let result = run_case(case, seed, options.capture);
+            let report = run_report(case, seed, &result, scenario);
+            if let Some(dir) = &options.dir {
+                write_run_files(dir, options.capture, case, seed, &report, &result)?;
+            }
+            if let Some(bar) = &bar {
+                bar.inc(1);
+            }
+            Ok(report)
         })
         .collect();
-    let mut results = results.into_iter();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let mut results = results.into_iter().collect::<Result<Vec<_>>>()?.into_iter();
     let cases = scenario
         .cases
         .iter()
@@ -48,36 +89,63 @@ pub fn run_scenario(scenario: &Scenario) -> Report {
             CaseReport { name: case.name.clone(), config: case_config(case), over_seeds: over_seeds(&runs), runs }
         })
         .collect();
-    Report {
+    Ok(Report {
         format_version: FORMAT_VERSION,
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),
         seeds: scenario.seeds.clone(),
         cases,
+    })
+}
+
+fn progress_bar(name: &str, total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} runs, {elapsed} elapsed, ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(name.to_string());
+    bar
+}
+
+fn write_run_files(
+    dir: &Path,
+    capture: Capture,
+    case: &Case,
+    seed: u64,
+    report: &RunReport,
+    result: &RunResult,
+) -> Result<()> {
+    let stem = run_stem(&case.name, seed);
+    let write = |sub: &str, ext: &str, text: String| -> Result<()> {
+        let path = dir.join(sub).join(format!("{stem}.{ext}"));
+        write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+    };
+    let mut json = serde_json::to_string_pretty(report).expect("run report serializes");
+    json.push('\n');
+    write("runs", "json", json)?;
+    if capture.timeline.is_some() {
+        write("timeline", "csv", crate::report::csv::timeline(&result.metrics.timeline))?;
     }
+    if let Some(records) = &result.metrics.records {
+        write("requests", "csv", crate::report::csv::requests(records))?;
+    }
+    Ok(())
 }
 
 pub fn run_report(case: &Case, seed: u64, result: &RunResult, scenario: &Scenario) -> RunReport {
     let metrics = summarize(&result.metrics);
     let outcome = result.outcome.name().to_string();
-    let mut expectations = expect::check(&case.expect, scenario.slo.as_ref(), &outcome, &metrics);
-    if let Some(slo) = &scenario.slo {
-        if case.expect.slo_met.is_none() {
-            if let Some(met) = expect::slo_met(slo, &metrics) {
-                expectations.push(expect::ExpectationResult {
-                    what: "slo (informational)".into(),
-                    pass: true,
-                    detail: format!("slo_met was {met}"),
-                });
-            }
-        }
-    }
+    let expectations = expect::check(&case.expect, scenario.slo.as_ref(), &outcome, &metrics);
+    let slo_met = scenario.slo.as_ref().and_then(|slo| expect::slo_met(slo, &metrics));
     RunReport {
         seed,
         outcome,
         startup_error: result.startup_failure.as_ref().map(|f| f.message.clone()),
         memory: result.memory.clone(),
         metrics,
+        slo_met,
         rejections: result.metrics.rejected.clone(),
         first_rejection: result.metrics.first_rejection.clone(),
         expectations,

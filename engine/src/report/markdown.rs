@@ -1,8 +1,10 @@
-//! `report.md`: the tables a person reads first. A pure function of the report.
+//! `report.md`: the tables a person reads first. A pure function of the report: one row per
+//! case (means over seeds, with the 95% confidence half-width when there are several), the
+//! expectations that failed, then per-case details with one row per seed.
 
 use serde_json::{Map, Value};
 
-use super::Report;
+use super::{CaseReport, Report};
 
 /// Headline columns: (metric key, column title, decimals).
 const HEADLINE: [(&str, &str, usize); 9] = [
@@ -27,15 +29,21 @@ pub fn cell(metrics: &Map<String, Value>, key: &str, decimals: usize) -> String 
     }
 }
 
-/// One row per (case, seed) with the headline metrics.
-pub fn table(report: &Report) -> String {
-    let mut out = String::from("| case | seed | outcome |");
+fn header(first: &str) -> String {
+    let mut out = format!("| {first} |");
     for (_, title, _) in HEADLINE {
         out.push_str(&format!(" {title} |"));
     }
-    out.push_str("\n|---|---:|---|");
+    let fixed = first.matches('|').count() + 1;
+    out.push_str(&format!("\n|{}", "---|".repeat(fixed)));
     out.push_str(&"---:|".repeat(HEADLINE.len()));
     out.push('\n');
+    out
+}
+
+/// One row per (case, seed) with the headline metrics (printed by `symbiote run`).
+pub fn table(report: &Report) -> String {
+    let mut out = header("case | seed | outcome");
     for case in &report.cases {
         for run in &case.runs {
             out.push_str(&format!("| {} | {} | {} |", case.name, run.seed, run.outcome));
@@ -48,12 +56,63 @@ pub fn table(report: &Report) -> String {
     out
 }
 
+/// "12 / 12" style counts, or the single outcome when all seeds agree.
+fn outcomes(case: &CaseReport) -> String {
+    let first = case.runs.first().map_or("-", |r| r.outcome.as_str());
+    if case.runs.iter().all(|r| r.outcome == first) {
+        first.to_string()
+    } else {
+        let mut counts = std::collections::BTreeMap::new();
+        for r in &case.runs {
+            *counts.entry(r.outcome.as_str()).or_insert(0) += 1;
+        }
+        counts.iter().map(|(k, v)| format!("{k} x{v}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn slo_status(case: &CaseReport) -> String {
+    let known: Vec<bool> = case.runs.iter().filter_map(|r| r.slo_met).collect();
+    if known.is_empty() {
+        return "-".into();
+    }
+    let met = known.iter().filter(|&&m| m).count();
+    match (met, known.len()) {
+        (m, n) if m == n => "met".into(),
+        (0, _) => "missed".into(),
+        (m, n) => format!("met {m}/{n}"),
+    }
+}
+
+/// The mean over seeds, with the 95% half-width when there is spread.
+fn mean_cell(case: &CaseReport, key: &str, decimals: usize) -> String {
+    let values: Vec<f64> = case.runs.iter().filter_map(|r| r.metrics.get(key).and_then(Value::as_f64)).collect();
+    match crate::report::stats::seed_stats(&values) {
+        None => "-".into(),
+        Some(s) if s.n > 1 && s.ci95 > 0.0 => format!("{:.*} ± {:.*}", decimals, s.mean, decimals, s.ci95),
+        Some(s) => format!("{:.*}", decimals, s.mean),
+    }
+}
+
 pub fn render(report: &Report) -> String {
     let mut out = format!("# {}\n\n", report.scenario);
     if !report.description.is_empty() {
         out.push_str(&format!("{}\n\n", report.description));
     }
-    out.push_str(&table(report));
+    out.push_str(&format!(
+        "{} cases x {} seeds ({}). Values are means over seeds; ± is the 95% confidence half-width (Student t).\n\n",
+        report.cases.len(),
+        report.seeds.len(),
+        report.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+    ));
+    out.push_str(&header("case | outcome | SLO"));
+    for case in &report.cases {
+        out.push_str(&format!("| {} | {} | {} |", case.name, outcomes(case), slo_status(case)));
+        for (key, _, decimals) in HEADLINE {
+            out.push_str(&format!(" {} |", mean_cell(case, key, decimals)));
+        }
+        out.push('\n');
+    }
+    out.push_str("\n## Expectations\n\n");
     let failures: Vec<String> = report
         .cases
         .iter()
@@ -65,28 +124,15 @@ pub fn render(report: &Report) -> String {
                 .map(move |e| format!("- {} (seed {}): expected {}; {}", c.name, r.seed, e.what, e.detail))
         })
         .collect();
-    out.push_str("\n## Expectations\n\n");
+    let checked: usize = report.cases.iter().flat_map(|c| &c.runs).map(|r| r.expectations.len()).sum();
     if failures.is_empty() {
-        out.push_str("All expectations met.\n");
+        out.push_str(&format!("All {checked} expectations met.\n"));
     } else {
-        out.push_str(&failures.join("\n"));
-        out.push('\n');
+        out.push_str(&format!("{} of {checked} expectations failed:\n\n{}\n", failures.len(), failures.join("\n")));
     }
     out.push_str("\n## Cases\n");
     for case in &report.cases {
-        out.push_str(&format!("\n### {}\n\n", case.name));
-        let config: Vec<String> = case.config.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        out.push_str(&format!("Configuration: {}.\n\n", config.join(", ")));
-        if let Some(run) = case.runs.first() {
-            let [kv, conc] = run.memory.startup_lines();
-            out.push_str(&format!("Start-up: {kv}; {conc}.\n"));
-            if let Some(err) = &run.startup_error {
-                out.push_str(&format!("\nThe replica did not start: {err}\n\n```\n{}```\n", run.memory.table()));
-            }
-            if let Some(first) = &run.first_rejection {
-                out.push_str(&format!("\nRejected requests: {:?}; first: {first}\n", run.rejections));
-            }
-        }
+        details(&mut out, case);
     }
     out.push_str(
         "\nMetrics follow `vllm bench serve`: TTFT, TPOT, E2E and queueing percentiles are exact (numpy linear \
@@ -94,4 +140,32 @@ pub fn render(report: &Report) -> String {
          divide by the time from the start to the last completion.\n",
     );
     out
+}
+
+fn details(out: &mut String, case: &CaseReport) {
+    out.push_str(&format!("\n### {}\n\n", case.name));
+    let config: Vec<String> = case.config.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    out.push_str(&format!("Configuration: {}.\n\n", config.join(", ")));
+    if let Some(run) = case.runs.first() {
+        let [kv, conc] = run.memory.startup_lines();
+        out.push_str(&format!("Start-up: {kv}; {conc}.\n"));
+        if let Some(err) = &run.startup_error {
+            out.push_str(&format!("\nThe replica did not start: {err}\n\n```\n{}```\n", run.memory.table()));
+        }
+        if let Some(first) = &run.first_rejection {
+            let counts: Vec<String> = run.rejections.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            out.push_str(&format!("\nRejected requests (seed {}): {}; first: {first}\n", run.seed, counts.join(", ")));
+        }
+    }
+    if case.runs.len() > 1 {
+        out.push('\n');
+        out.push_str(&header("seed | outcome"));
+        for run in &case.runs {
+            out.push_str(&format!("| {} | {} |", run.seed, run.outcome));
+            for (key, _, decimals) in HEADLINE {
+                out.push_str(&format!(" {} |", cell(&run.metrics, key, decimals)));
+            }
+            out.push('\n');
+        }
+    }
 }

@@ -7,8 +7,31 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
+use crate::scenario::GoodputSlo;
 use crate::serving::request::Request;
 use crate::sim::{Nanos, SimTime};
+
+/// What a run keeps beyond the summary metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capture {
+    /// Keep every finished request (`requests.csv`).
+    pub requests: bool,
+    /// Sample the engine state at this interval (`timeline.csv`).
+    pub timeline: Option<Nanos>,
+}
+
+/// The engine state at one sampling point: the first step that starts at or after it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimelineRow {
+    pub time: SimTime,
+    pub replica: u32,
+    pub waiting: u32,
+    pub running: u32,
+    pub scheduled_tokens: u32,
+    pub kv_usage: f64,
+    pub preemptions: u64,
+    pub completed: u64,
+}
 
 /// What is kept of a finished request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +76,9 @@ pub struct Metrics {
     pub itl_sum_ns: u128,
     pub itl_count: u64,
     pub completed: u64,
+    /// Requests within every goodput threshold (`vllm bench serve --goodput`).
+    pub good: u64,
+    goodput: Option<GoodputSlo>,
     pub total_input_tokens: u64,
     pub total_output_tokens: u64,
     pub cached_prompt_tokens: u64,
@@ -74,10 +100,13 @@ pub struct Metrics {
     pub waiting_peak: u64,
     /// Kept only when asked for (`requests.csv`).
     pub records: Option<Vec<RequestRecord>>,
+    pub timeline: Vec<TimelineRow>,
+    timeline_interval: Option<Nanos>,
+    next_sample: SimTime,
 }
 
 impl Metrics {
-    pub fn new(keep_records: bool) -> Metrics {
+    pub fn new(capture: Capture, goodput: Option<GoodputSlo>) -> Metrics {
         Metrics {
             ttft_ns: Vec::new(),
             e2el_ns: Vec::new(),
@@ -88,6 +117,8 @@ impl Metrics {
             itl_sum_ns: 0,
             itl_count: 0,
             completed: 0,
+            good: 0,
+            goodput,
             total_input_tokens: 0,
             total_output_tokens: 0,
             cached_prompt_tokens: 0,
@@ -106,7 +137,10 @@ impl Metrics {
             running_sum: 0,
             running_max: 0,
             waiting_peak: 0,
-            records: keep_records.then(Vec::new),
+            records: capture.requests.then(Vec::new),
+            timeline: Vec::new(),
+            timeline_interval: capture.timeline,
+            next_sample: SimTime::ZERO,
         }
     }
 
@@ -121,8 +155,15 @@ impl Metrics {
         let e2el = r.finish.since(r.arrival).0;
         self.ttft_ns.push(ttft);
         self.e2el_ns.push(e2el);
+        let tpot = if r.output_tokens > 1 { (e2el - ttft) as f64 / (r.output_tokens - 1) as f64 } else { 0.0 };
         if r.output_tokens > 1 {
-            self.tpot_ns.push((e2el - ttft) as f64 / (r.output_tokens - 1) as f64);
+            self.tpot_ns.push(tpot);
+        }
+        if let Some(slo) = self.goodput {
+            let within = |limit: Option<Nanos>, value: f64| limit.is_none_or(|l| value <= l.0 as f64);
+            if within(slo.ttft, ttft as f64) && within(slo.tpot, tpot) && within(slo.e2el, e2el as f64) {
+                self.good += 1;
+            }
         }
         self.queue_ns.push(r.first_scheduled.since(r.arrival).0);
         self.completed += 1;
@@ -141,7 +182,34 @@ impl Metrics {
         self.first_rejection.get_or_insert_with(|| message.to_string());
     }
 
-    pub fn on_step(&mut self, duration: Nanos, tokens: u32, running: usize, waiting: usize, kv_usage: f64) {
+    /// Accounts one step that starts at `now` on `replica`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_step(
+        &mut self,
+        now: SimTime,
+        replica: u32,
+        duration: Nanos,
+        tokens: u32,
+        running: usize,
+        waiting: usize,
+        kv_usage: f64,
+    ) {
+        if let Some(interval) = self.timeline_interval {
+            if now >= self.next_sample {
+                self.timeline.push(TimelineRow {
+                    time: now,
+                    replica,
+                    waiting: waiting as u32,
+                    running: running as u32,
+                    scheduled_tokens: tokens,
+                    kv_usage,
+                    preemptions: self.preemptions,
+                    completed: self.completed,
+                });
+                let periods = (now.0 - self.next_sample.0) / interval.0.max(1) + 1;
+                self.next_sample = SimTime(self.next_sample.0 + periods * interval.0.max(1));
+            }
+        }
         self.steps += 1;
         self.busy_ns += duration.0;
         self.scheduled_tokens += tokens as u64;

@@ -1,6 +1,7 @@
 //! What it means: metric collectors, summaries, the report value and its renderings
 //! (JSON, Markdown), and atomic writes. Report code never changes simulation state.
 
+pub mod csv;
 pub mod expect;
 pub mod markdown;
 pub mod metrics;
@@ -48,6 +49,8 @@ pub struct RunReport {
     pub startup_error: Option<String>,
     pub memory: MemoryBreakdown,
     pub metrics: Map<String, Value>,
+    /// Whether every percentile SLO of the scenario was met; absent without one.
+    pub slo_met: Option<bool>,
     /// Requests refused at the door, by reason, and the first message.
     pub rejections: BTreeMap<String, u64>,
     pub first_rejection: Option<String>,

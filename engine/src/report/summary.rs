@@ -65,6 +65,7 @@ pub fn summarize(m: &Metrics) -> Map<String, Value> {
     out.insert("total_input_tokens".into(), m.total_input_tokens.into());
     out.insert("total_output_tokens".into(), m.total_output_tokens.into());
     out.insert("request_throughput".into(), number(per_s(m.completed as f64)));
+    out.insert("request_goodput".into(), number(per_s(m.good as f64)));
     out.insert("input_throughput".into(), number(per_s(m.total_input_tokens as f64)));
     out.insert("output_throughput".into(), number(per_s(m.total_output_tokens as f64)));
     out.insert("total_token_throughput".into(), number(per_s((m.total_input_tokens + m.total_output_tokens) as f64)));

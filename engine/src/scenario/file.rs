@@ -10,7 +10,7 @@ use crate::workload::WorkloadSpec;
 
 /// Which vLLM entrypoint the defaults follow: `server` (`vllm serve`, what `vllm bench serve`
 /// measures) or `offline` (the `LLM` class, as Ray Data LLM drives it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Entrypoint {
     #[default]
@@ -19,7 +19,7 @@ pub enum Entrypoint {
 }
 
 /// vLLM engine arguments; every field is optional and defaults the way vLLM does.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EngineFile {
     /// `--max-num-batched-tokens`: the token budget of one step.
@@ -45,7 +45,7 @@ pub struct EngineFile {
 }
 
 /// The step-time model of a case.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "model", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StepTimeFile {
     /// The roofline model with the GPU catalog's efficiencies (the default).
@@ -59,7 +59,7 @@ pub enum StepTimeFile {
 }
 
 /// Bounds on one run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsFile {
     /// Stop at this simulated time (outcome `time_limit`). Default: none.
@@ -69,7 +69,7 @@ pub struct LimitsFile {
 }
 
 /// One case, complete: what `base` holds and what overrides produce.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaseFile {
     /// Catalog name (`llama-2-7b`) or Hugging Face id.
@@ -98,7 +98,7 @@ pub struct CaseFile {
 }
 
 /// Bounds on one metric.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bounds {
     pub min: Option<f64>,
@@ -106,7 +106,7 @@ pub struct Bounds {
 }
 
 /// What a case is expected to show; each item is reported as pass or fail.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectFile {
     /// `completed`, `oom`, `time_limit`, `event_limit` or `stalled`.
@@ -120,7 +120,7 @@ pub struct ExpectFile {
 
 /// Service-level objectives. Per-request thresholds define goodput as `vllm bench serve
 /// --goodput` does; percentile thresholds decide `slo_met`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SloFile {
     pub ttft_ms: Option<f64>,
@@ -132,7 +132,7 @@ pub struct SloFile {
 }
 
 /// Seeds as a list or an inclusive range.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum SeedsFile {
     List(Vec<u64>),
@@ -140,7 +140,7 @@ pub enum SeedsFile {
 }
 
 /// The whole file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioFile {
     pub name: String,
@@ -150,6 +150,7 @@ pub struct ScenarioFile {
     pub seeds: Option<SeedsFile>,
     #[serde(default)]
     pub slo: Option<SloFile>,
+    #[schemars(with = "CaseFile")]
     pub base: serde_json::Value,
     /// Named cases, each `{"name": ..., "<dotted.path>": value, ..., "expect": {...}}`.
     #[serde(default)]
@@ -160,4 +161,12 @@ pub struct ScenarioFile {
     /// Expectations applied to every case that does not set its own.
     #[serde(default)]
     pub expect: Option<ExpectFile>,
+}
+
+/// The JSON Schema of scenario files, for editors (`symbiote schema`).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(ScenarioFile);
+    let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
+    text.push('\n');
+    text
 }

@@ -51,6 +51,17 @@ pub struct Case {
     pub step_time: StepTimeChoice,
     pub limits: Limits,
     pub expect: ExpectFile,
+    /// Per-request thresholds that make a request count toward goodput.
+    pub goodput: Option<GoodputSlo>,
+}
+
+/// `vllm bench serve --goodput`: a request is good when each given latency is within its
+/// threshold (TPOT counts as 0 for a single-token output).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GoodputSlo {
+    pub ttft: Option<Nanos>,
+    pub tpot: Option<Nanos>,
+    pub e2el: Option<Nanos>,
 }
 
 impl Case {

@@ -70,7 +70,20 @@ pub fn parse(text: &str, label: &str) -> Result<Scenario, Vec<Diagnostic>> {
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            let path = if path == "." { String::new() } else { path };
+            let path = if path == "." || inner.is_syntax() || inner.is_eof() { String::new() } else { path };
+            if inner.is_syntax() || inner.is_eof() {
+                let message = inner.to_string();
+                let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+                ctx.push(
+                    path,
+                    format!(
+                        "not valid JSON: {message} at line {}, column {}; fix the syntax there",
+                        inner.line(),
+                        inner.column()
+                    ),
+                );
+                return Err(ctx.problems);
+            }
             let message = inner.to_string();
             ctx.push(parent_for_unknown(&path, &message), explain_serde(&message, inner.line(), inner.column()));
             return Err(ctx.problems);
@@ -87,7 +100,8 @@ pub fn parse(text: &str, label: &str) -> Result<Scenario, Vec<Diagnostic>> {
     let mut cases = Vec::new();
     for (name, value, expect, path) in expand(&file, &mut ctx) {
         if let Some(case_file) = typed::<CaseFile>(&value, &path, &mut ctx) {
-            if let Some(case) = resolve(name, case_file, expect.or_else(|| file.expect.clone()), &path, &mut ctx) {
+            if let Some(mut case) = resolve(name, case_file, expect.or_else(|| file.expect.clone()), &path, &mut ctx) {
+                case.goodput = file.slo.as_ref().and_then(|slo| goodput(slo, &mut ctx));
                 cases.push(case);
             }
         }
@@ -97,6 +111,23 @@ pub fn parse(text: &str, label: &str) -> Result<Scenario, Vec<Diagnostic>> {
     } else {
         Err(ctx.problems)
     }
+}
+
+fn goodput(slo: &super::SloFile, ctx: &mut Ctx<'_>) -> Option<super::GoodputSlo> {
+    let mut convert = |field: &str, ms: Option<f64>| match ms {
+        Some(ms) if ms > 0.0 && ms.is_finite() => Some(Nanos::from_secs_f64(ms * 1e-3)),
+        Some(ms) => {
+            ctx.push(format!("slo.{field}"), format!("must be a positive number of milliseconds, got {ms}"));
+            None
+        }
+        None => None,
+    };
+    let out = super::GoodputSlo {
+        ttft: convert("ttft_ms", slo.ttft_ms),
+        tpot: convert("tpot_ms", slo.tpot_ms),
+        e2el: convert("e2el_ms", slo.e2el_ms),
+    };
+    (out != super::GoodputSlo::default()).then_some(out)
 }
 
 fn seeds(file: &ScenarioFile, ctx: &mut Ctx<'_>) -> Vec<u64> {
@@ -166,6 +197,12 @@ fn explain_serde(message: &str, line: usize, column: usize) -> String {
             None => format!("unknown value `{value}`; use one of {}{at}", known.join(", ")),
         };
     }
+    if message.contains("untagged enum SeedsFile") {
+        return format!("seeds must be a list of non-negative integers such as [1, 2, 3] or a range such as {{\"from\": 1, \"to\": 8}}{at}");
+    }
+    if message.contains("untagged enum") {
+        return format!("{message}; check the field's type against `symbiote schema`{at}");
+    }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or(rest);
         return format!("missing field `{field}`; add it{at}");
@@ -202,7 +239,10 @@ fn set_dotted(target: &mut Value, dotted: &str, value: Value) -> Result<(), Stri
     let mut node = target;
     for (i, part) in parts.iter().enumerate() {
         let Value::Object(map) = node else {
-            return Err(format!("`{}` is not an object, so `{dotted}` cannot be set", parts[..i].join(".")));
+            return Err(format!(
+                "`{}` is not an object, so `{dotted}` cannot be set; a dotted path can only be set inside an object",
+                parts[..i].join(".")
+            ));
         };
         if i + 1 == parts.len() {
             map.insert(part.to_string(), value);
@@ -368,6 +408,7 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
         step_time,
         limits,
         expect,
+        goodput: None,
     })
 }
 
@@ -498,6 +539,24 @@ mod tests {
         );
         assert_eq!(s.cases[3].quant, Quant::Int4);
         assert_eq!(s.cases[3].engine.max_num_seqs, 128);
+    }
+
+    #[test]
+    fn matrix_values_win_over_case_overrides_and_file_expectations_apply_to_every_case() {
+        let s = parse(
+            &scenario(
+                r#", "expect": {"outcome": "completed"},
+                    "cases": [{"name": "a", "engine.max_num_seqs": 64}, {"name": "b", "expect": {"outcome": "oom"}}],
+                    "matrix": {"engine.max_num_seqs": [8]}"#,
+            ),
+            "t.json",
+        )
+        .unwrap();
+        let names: Vec<&str> = s.cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, vec!["a max_num_seqs=8", "b max_num_seqs=8"]);
+        assert_eq!(s.cases[0].engine.max_num_seqs, 8);
+        assert_eq!(s.cases[0].expect.outcome.as_deref(), Some("completed"));
+        assert_eq!(s.cases[1].expect.outcome.as_deref(), Some("oom"));
     }
 
     #[test]

@@ -106,6 +106,8 @@ impl Replica {
         self.busy = true;
         self.step_started = now;
         metrics.on_step(
+            now,
+            self.index,
             duration,
             self.plan.total_tokens(),
             self.scheduler.running.len(),

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{EventQueue, SimTime, Streams};
 use crate::hardware::memory::{self, MemoryBreakdown, StartupFailure};
 use crate::hardware::{ConstantStepTime, Roofline, StepTimeModel};
-use crate::report::metrics::Metrics;
+use crate::report::metrics::{Capture, Metrics};
 use crate::scenario::{Case, StepTimeChoice};
 use crate::serving::kv_cache::KvCache;
 use crate::serving::replica::{Finished, Replica};
@@ -85,14 +85,14 @@ struct World {
 }
 
 /// Runs one case with one seed to completion or to a limit.
-pub fn run_case(case: &Case, seed: u64, keep_records: bool) -> RunResult {
+pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
     let memory_plan = memory::plan(&case.model, &case.gpu, &case.memory_config());
     let (memory, startup_failure) = match memory_plan {
         Ok(plan) => (plan, None),
         Err(failure) => (failure.breakdown.clone(), Some(*failure)),
     };
     if startup_failure.is_some() {
-        let metrics = Metrics::new(keep_records);
+        let metrics = Metrics::new(capture, case.goodput);
         return RunResult {
             outcome: Outcome::Oom,
             startup_failure,
@@ -126,7 +126,7 @@ pub fn run_case(case: &Case, seed: u64, keep_records: bool) -> RunResult {
         workload: Workload::new(&case.workload, &streams),
         wake_pending: vec![false; replicas.len()],
         replicas,
-        metrics: Metrics::new(keep_records),
+        metrics: Metrics::new(capture, case.goodput),
         finished: Vec::new(),
         next_replica: 0,
         now: SimTime::ZERO,

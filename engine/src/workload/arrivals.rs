@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::sim::SimTime;
 
 /// How inter-arrival gaps are drawn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessKind {
     #[default]
@@ -22,7 +22,7 @@ pub enum ProcessKind {
 }
 
 /// One load stage: `rate` requests per second for `duration_s` seconds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
     pub duration_s: f64,
@@ -31,7 +31,7 @@ pub struct Stage {
 
 /// A rate multiplier over `[start_s, end_s)`: spikes, dips, steps of a ramp. Overlapping
 /// multipliers multiply.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Multiplier {
     pub start_s: f64,
@@ -40,7 +40,7 @@ pub struct Multiplier {
 }
 
 /// The arrival part of a scenario, as written.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArrivalSpec {
     #[serde(default)]

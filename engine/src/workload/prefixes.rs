@@ -23,7 +23,7 @@ pub fn output_segment_id(index: u64) -> u64 {
 }
 
 /// A shared prefix put in front of a fraction of independent prompts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrefixGroups {
     /// Number of distinct prefixes (1 = one system prompt for everyone).
@@ -47,7 +47,7 @@ fn one_f64() -> f64 {
 }
 
 /// What a prompt contains, as written in a scenario.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContentSpec {
     /// Prompt length (of the part after any shared prefix).

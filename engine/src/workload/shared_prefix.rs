@@ -27,7 +27,7 @@ const TAG_SYSTEM: u64 = 3;
 const TAG_QUESTION: u64 = 4;
 
 /// inference-perf's `shared_prefix` data section, field for field.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SharedPrefixSpec {
     pub num_groups: u32,

@@ -14,7 +14,7 @@ use crate::sim::{Nanos, SimTime, Stream, Streams};
 
 /// Closed-loop clients: `users` concurrent users, each sending its next request when the last
 /// one ends, after an optional think time.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClosedLoopSpec {
     pub users: u32,
@@ -27,7 +27,7 @@ pub struct ClosedLoopSpec {
 }
 
 /// The workload section of a scenario, as written.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadSpec {
     /// Open-loop arrivals (give this or `clients`).

@@ -31,7 +31,7 @@ fn a_passing_run_exits_0_and_writes_the_reports() {
     let (code, stdout, _) = symbiote(&["run", dir.join("s.json").to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}");
     assert!(out.join("cli_ok/report.json").is_file());
-    assert!(std::fs::read_to_string(out.join("cli_ok/report.md")).unwrap().contains("| c | 1 | completed |"));
+    assert!(std::fs::read_to_string(out.join("cli_ok/report.md")).unwrap().contains("| c | completed | - |"));
 }
 
 #[test]
@@ -68,4 +68,74 @@ fn memory_prints_vllms_startup_lines() {
     let (code, _, stderr) = symbiote(&["memory", "--model", "llama-9", "--gpu", "rtx-3090"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("unknown model `llama-9`; known: "), "{stderr}");
+}
+
+const SWEEP: &str = r#"{"name": "cli_sweep", "seeds": [1, 2, 3],
+  "base": {"model": "qwen2.5-0.5b", "gpu": "rtx-4090", "engine": {"max_model_len": 4096, "num_gpu_blocks_override": 200},
+    "workload": {"arrival": {"process": "gamma", "rate": 30, "cv": 2}, "num_requests": 150,
+      "prompt": {"dist": "lognormal", "mean": 300, "cv": 1}, "output": {"dist": "uniform", "min": 10, "max": 200},
+      "prefix": {"groups": 3, "tokens": 128}}},
+  "cases": [{"name": "default"}, {"name": "small batch", "engine.max_num_seqs": 8}],
+  "matrix": {"engine.enable_prefix_caching": [true, false]}}"#;
+
+fn files_under(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every output file is byte-identical whether one thread or four run the sweep.
+#[test]
+fn jobs_1_and_jobs_4_write_identical_files() {
+    let dir = temp_dir("jobs");
+    std::fs::write(dir.join("s.json"), SWEEP).unwrap();
+    let run = |jobs: &str| {
+        let out = dir.join(format!("out{jobs}"));
+        let (code, _, stderr) = symbiote(&[
+            "run",
+            dir.join("s.json").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--jobs",
+            jobs,
+            "--timeline",
+            "--timeline-interval-ms",
+            "200",
+            "--requests",
+            "--quiet",
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        files_under(&out)
+    };
+    let one = run("1");
+    let four = run("4");
+    // 4 cases x 3 seeds: a run file, a timeline and a requests file each, plus the 3 reports.
+    assert_eq!(one.len(), 4 * 3 * 3 + 3, "{:?}", one.iter().map(|f| &f.0).collect::<Vec<_>>());
+    assert_eq!(one.iter().map(|f| &f.0).collect::<Vec<_>>(), four.iter().map(|f| &f.0).collect::<Vec<_>>());
+    for ((name, a), (_, b)) in one.iter().zip(&four) {
+        assert!(a == b, "{name} differs between --jobs 1 and --jobs 4");
+    }
+    let summary = String::from_utf8(one.iter().find(|f| f.0 == "cli_sweep/summary.csv").unwrap().1.clone()).unwrap();
+    assert_eq!(summary.lines().count(), 1 + 12);
+    assert!(summary.starts_with("scenario,case,seed,outcome,duration,completed,"));
+}
+
+#[test]
+fn schema_is_json_naming_the_engine_flags() {
+    let (code, stdout, _) = symbiote(&["schema"]);
+    assert_eq!(code, 0);
+    let schema: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(schema["title"], "ScenarioFile");
+    assert!(stdout.contains("max_num_batched_tokens") && stdout.contains("long_prefill_token_threshold"));
 }

@@ -1,6 +1,6 @@
 //! Same scenario and seed give byte-identical reports, in one process and across thread counts.
 
-use symbiote::runner::run_scenario;
+use symbiote::runner::{run_scenario, RunOptions};
 
 use crate::scenario;
 
@@ -22,14 +22,21 @@ const SCENARIO: &str = r#"{
 #[test]
 fn a_scenario_run_twice_gives_identical_reports() {
     let s = scenario(SCENARIO);
-    assert_eq!(run_scenario(&s).to_json(), run_scenario(&s).to_json());
+    assert_eq!(
+        run_scenario(&s, &RunOptions::default()).unwrap().to_json(),
+        run_scenario(&s, &RunOptions::default()).unwrap().to_json()
+    );
 }
 
 #[test]
 fn thread_count_does_not_change_the_report() {
     let s = scenario(SCENARIO);
     let with = |threads| {
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| run_scenario(&s).to_json())
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| run_scenario(&s, &RunOptions::default()).unwrap().to_json())
     };
     let one = with(1);
     assert_eq!(one, with(4));

@@ -1,5 +1,6 @@
 //! Whole runs with the constant step-time model, where every number can be worked by hand.
 
+use symbiote::report::metrics::Capture;
 use symbiote::report::summary::summarize;
 use symbiote::sim::run::{run_case, Outcome};
 
@@ -22,7 +23,7 @@ fn a_single_request_has_hand_computed_latencies() {
             "prompt": {"dist": "fixed", "value": 100}, "output": {"dist": "fixed", "value": 5}}"#,
         "{}",
     ));
-    let result = run_case(&s.cases[0], 1, true);
+    let result = run_case(&s.cases[0], 1, Capture { requests: true, timeline: None });
     assert_eq!(result.outcome, Outcome::Completed);
     let m = summarize(&result.metrics);
     assert_eq!(m["completed"], 1);
@@ -44,7 +45,7 @@ fn chunked_prefill_splits_the_second_prompt_across_steps() {
             "prompt": {"dist": "fixed", "value": 1500}, "output": {"dist": "fixed", "value": 3}}"#,
         r#"{"max_num_batched_tokens": 2048}"#,
     ));
-    let result = run_case(&s.cases[0], 1, true);
+    let result = run_case(&s.cases[0], 1, Capture { requests: true, timeline: None });
     let records = result.metrics.records.as_ref().unwrap();
     let ttfts: Vec<u64> = records.iter().map(|r| r.first_token.0 - r.arrival.0).collect();
     assert!(ttfts.contains(&10_000_000) && ttfts.contains(&20_000_000), "{ttfts:?}");
@@ -62,7 +63,7 @@ fn an_over_long_prompt_is_rejected_and_counted() {
             "prompt": {"dist": "uniform", "min": 3000, "max": 5000}, "output": {"dist": "fixed", "value": 2}}"#,
         r#"{"max_model_len": 4096}"#,
     ));
-    let result = run_case(&s.cases[0], 3, false);
+    let result = run_case(&s.cases[0], 3, Capture::default());
     assert_eq!(result.outcome, Outcome::Completed);
     let rejected = result.metrics.rejected.get("prompt_too_long").copied().unwrap_or(0);
     assert!(rejected > 0, "seed 3 should draw at least one prompt above 4096");
@@ -79,7 +80,7 @@ fn a_model_that_does_not_fit_is_an_oom_outcome() {
         r#"{"name": "t", "base": {"model": "llama-2-13b", "gpu": "rtx-3090", "quant": "fp16",
             "workload": {"arrival": {"rate": 1}, "num_requests": 5}}}"#,
     );
-    let result = run_case(&s.cases[0], 1, false);
+    let result = run_case(&s.cases[0], 1, Capture::default());
     assert_eq!(result.outcome, Outcome::Oom);
     let failure = result.startup_failure.unwrap();
     assert!(failure.message.starts_with("No available memory for the cache blocks."));
@@ -96,7 +97,7 @@ fn overload_preempts_and_still_completes_every_request() {
             "output": {"dist": "uniform", "min": 50, "max": 400}}"#,
         r#"{"num_gpu_blocks_override": 400, "max_num_seqs": 128}"#,
     ));
-    let result = run_case(&s.cases[0], 7, false);
+    let result = run_case(&s.cases[0], 7, Capture::default());
     assert_eq!(result.outcome, Outcome::Completed);
     assert_eq!(result.metrics.completed, 400);
     assert!(result.metrics.preemptions > 0);
@@ -110,8 +111,8 @@ fn limits_end_the_run_with_an_outcome() {
         scenario(&constant_case(r#"{"arrival": {"process": "poisson", "rate": 50}, "num_requests": 100000}"#, "{}"));
     let mut case = s.cases[0].clone();
     case.limits.max_events = 1000;
-    assert_eq!(run_case(&case, 1, false).outcome, Outcome::EventLimit);
+    assert_eq!(run_case(&case, 1, Capture::default()).outcome, Outcome::EventLimit);
     let mut case = s.cases[0].clone();
     case.limits.max_sim_time = symbiote::sim::SimTime::from_secs_f64(2.0);
-    assert_eq!(run_case(&case, 1, false).outcome, Outcome::TimeLimit);
+    assert_eq!(run_case(&case, 1, Capture::default()).outcome, Outcome::TimeLimit);
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests: one binary, one module per concern.
 
+mod broken;
 mod cli;
 mod determinism;
 mod engine;

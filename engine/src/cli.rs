@@ -101,6 +101,9 @@ pub struct MemoryArgs {
     pub gpu_memory_utilization: f64,
     pub max_num_batched_tokens: Option<u64>,
     pub max_num_seqs: Option<u64>,
+    /// With `output_len`: also report the largest batch of such rows each engine holds.
+    pub prompt_len: Option<u64>,
+    pub output_len: Option<u64>,
 }
 
 /// The memory breakdown and vLLM's start-up lines, or its start-up error; `Err` for unknown
@@ -132,7 +135,15 @@ pub fn memory_report(args: &MemoryArgs) -> Result<(String, bool)> {
         config.max_num_batched_tokens,
         config.max_num_seqs
     );
-    match memory::plan(model, gpu, &config) {
+    let plan = memory::plan(model, gpu, &config);
+    if let (Some(prompt), Some(output)) = (args.prompt_len, args.output_len) {
+        let static_rows = memory::largest_static_batch(model, gpu, &config, prompt, output);
+        let vllm_rows = plan.as_ref().map_or(0, |p| memory::largest_vllm_batch(p, prompt, output));
+        text.push_str(&format!(
+            "Largest batch of {prompt}-token prompts with {output} output tokens:\n  static engine (padded, KV reserved up front): {static_rows} rows\n  vLLM (all resident in paged KV, no preemption): {vllm_rows} sequences\n\n"
+        ));
+    }
+    match plan {
         Ok(plan) => {
             text.push_str(&plan.table());
             text.push_str(&format!("KV blocks                 {:>9}\n\n", plan.num_gpu_blocks));

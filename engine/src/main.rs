@@ -70,6 +70,11 @@ enum Command {
         max_num_batched_tokens: Option<u64>,
         #[arg(long)]
         max_num_seqs: Option<u64>,
+        /// With --output-len: the largest batch of such rows on the static engine and on vLLM.
+        #[arg(long)]
+        prompt_len: Option<u64>,
+        #[arg(long)]
+        output_len: Option<u64>,
     },
     /// List the catalog: `models` or `gpus`.
     List { what: String },
@@ -151,6 +156,8 @@ fn run(args: Args) -> Result<u8> {
             gpu_memory_utilization,
             max_num_batched_tokens,
             max_num_seqs,
+            prompt_len,
+            output_len,
         } => {
             let quant = match quant {
                 QuantArg::Fp32 => Quant::Fp32,
@@ -175,6 +182,8 @@ fn run(args: Args) -> Result<u8> {
                 gpu_memory_utilization,
                 max_num_batched_tokens,
                 max_num_seqs,
+                prompt_len,
+                output_len,
             };
             let (text, fits) = cli::memory_report(&args)?;
             print!("{text}");

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::report::expect;
 use crate::report::metrics::Capture;
 use crate::report::stats::seed_stats;
-use crate::report::summary::summarize;
+use crate::report::summary::{replica_summaries, summarize};
 use crate::report::write::write_atomic;
 use crate::report::{CaseReport, Report, RunReport, FORMAT_VERSION};
 use crate::scenario::{Case, Scenario};
@@ -135,7 +135,7 @@ fn write_run_files(
 }
 
 pub fn run_report(case: &Case, seed: u64, result: &RunResult, scenario: &Scenario) -> RunReport {
-    let metrics = summarize(&result.metrics);
+    let metrics = summarize(&result.metrics, case.tp);
     let outcome = result.outcome.name().to_string();
     let expectations = expect::check(&case.expect, scenario.slo.as_ref(), &outcome, &metrics);
     let slo_met = scenario.slo.as_ref().and_then(|slo| expect::slo_met(slo, &metrics));
@@ -146,6 +146,8 @@ pub fn run_report(case: &Case, seed: u64, result: &RunResult, scenario: &Scenari
         memory: result.memory.clone(),
         metrics,
         slo_met,
+        replicas: replica_summaries(&result.metrics),
+        static_batch: result.startup_failure.as_ref().and_then(|f| f.static_batch.clone()),
         rejections: result.metrics.rejected.clone(),
         first_rejection: result.metrics.first_rejection.clone(),
         expectations,
@@ -160,6 +162,8 @@ fn case_config(case: &Case) -> Map<String, Value> {
     m.insert("quant".into(), case.quant.name().into());
     m.insert("tp".into(), case.tp.into());
     m.insert("replicas".into(), case.replicas.into());
+    m.insert("router".into(), serde_json::to_value(case.router).expect("router serializes"));
+    m.insert("engine".into(), serde_json::to_value(case.engine.kind).expect("kind serializes"));
     m.insert("max_num_batched_tokens".into(), e.max_num_batched_tokens.into());
     m.insert("max_num_seqs".into(), e.max_num_seqs.into());
     m.insert("max_model_len".into(), e.max_model_len.into());

@@ -70,6 +70,8 @@ pub struct MemoryBreakdown {
 pub struct StartupFailure {
     pub message: String,
     pub breakdown: MemoryBreakdown,
+    /// For the static engine: the batch that did not fit.
+    pub static_batch: Option<StaticMemory>,
 }
 
 impl MemoryBreakdown {
@@ -182,6 +184,7 @@ pub fn plan(model: &ModelSpec, gpu: &GpuSpec, cfg: &MemoryConfig) -> Result<Memo
         return Err(Box::new(StartupFailure {
             message: "No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine.".into(),
             breakdown,
+            static_batch: None,
         }));
     }
     let needed = (blocks_per_request * page * model.num_layers) as f64;
@@ -197,9 +200,108 @@ pub fn plan(model: &ModelSpec, gpu: &GpuSpec, cfg: &MemoryConfig) -> Result<Memo
                 estimated
             ),
             breakdown,
+            static_batch: None,
         }));
     }
     Ok(breakdown)
+}
+
+/// Memory of one static batch (a plain Hugging Face `generate` call): the whole batch is
+/// padded to its longest prompt and holds KV for prompt + output tokens of every row.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StaticMemory {
+    pub rows: u64,
+    pub padded_prompt_tokens: u64,
+    pub output_tokens: u64,
+    pub total_visible_bytes: u64,
+    pub weights_bytes: u64,
+    pub kv_cache_bytes: u64,
+    pub activation_peak_bytes: u64,
+    pub non_torch_bytes: u64,
+}
+
+impl StaticMemory {
+    pub fn needed_bytes(&self) -> u64 {
+        self.weights_bytes + self.kv_cache_bytes + self.activation_peak_bytes + self.non_torch_bytes
+    }
+
+    pub fn fits(&self) -> bool {
+        self.needed_bytes() <= self.total_visible_bytes
+    }
+
+    /// PyTorch's out-of-memory error, with the itemised split.
+    pub fn oom_message(&self) -> String {
+        let gib = |b: u64| b as f64 / GIB;
+        format!(
+            "torch.OutOfMemoryError: CUDA out of memory. A static batch of {} rows padded to {} prompt tokens with {} output tokens needs {:.2} GiB (weights {:.2}, KV cache {:.2}, activations {:.2}, CUDA context {:.2}) but the GPU has {:.2} GiB in total; lower the batch size or use paged attention (vLLM)",
+            self.rows,
+            self.padded_prompt_tokens,
+            self.output_tokens,
+            gib(self.needed_bytes()),
+            gib(self.weights_bytes),
+            gib(self.kv_cache_bytes),
+            gib(self.activation_peak_bytes),
+            gib(self.non_torch_bytes),
+            gib(self.total_visible_bytes)
+        )
+    }
+}
+
+/// The static engine's memory for `rows` rows of `prompt` (padded) and `output` tokens. The KV
+/// cache holds every row's full sequence; the activation peak is the prefill of all rows
+/// (the MLP stage, as for vLLM's profile run) plus fp32 logits and probabilities of the last
+/// position of each row (`generate` keeps only the last position's logits since transformers
+/// 4.45, `logits_to_keep`); attention uses SDPA, which does not materialise the score matrix.
+pub fn plan_static(
+    model: &ModelSpec,
+    gpu: &GpuSpec,
+    cfg: &MemoryConfig,
+    rows: u64,
+    prompt: u64,
+    output: u64,
+) -> StaticMemory {
+    let params = ParamBreakdown::of(model);
+    let kv_per_token = kv_bytes_per_token(model, cfg.quant, cfg.kv_dtype, cfg.tp);
+    let profile = MemoryConfig { max_num_batched_tokens: rows * prompt, max_num_seqs: rows, ..cfg.clone() };
+    StaticMemory {
+        rows,
+        padded_prompt_tokens: prompt,
+        output_tokens: output,
+        total_visible_bytes: (gpu.memory_visible_gib * GIB) as u64,
+        weights_bytes: params.weight_bytes_per_rank(cfg.quant, cfg.tp) as u64,
+        kv_cache_bytes: rows * (prompt + output) * kv_per_token,
+        activation_peak_bytes: activation_peak_bytes(model, &profile) as u64,
+        non_torch_bytes: NON_TORCH_BYTES as u64,
+    }
+}
+
+/// The largest static batch that fits, by binary search (0 when not even one row fits).
+pub fn largest_static_batch(model: &ModelSpec, gpu: &GpuSpec, cfg: &MemoryConfig, prompt: u64, output: u64) -> u64 {
+    let fits = |rows: u64| plan_static(model, gpu, cfg, rows, prompt, output).fits();
+    let (mut lo, mut hi) = (0u64, 1u64);
+    while fits(hi) {
+        lo = hi;
+        hi *= 2;
+        if hi > 1 << 40 {
+            return lo;
+        }
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// The most sequences of `prompt + output` tokens vLLM can hold at once without preemption:
+/// usable blocks (the null block excluded) over blocks per sequence.
+pub fn largest_vllm_batch(plan: &MemoryBreakdown, prompt: u64, output: u64) -> u64 {
+    let per_sequence = (prompt + output).div_ceil(plan.block_size);
+    plan.num_gpu_blocks.saturating_sub(1) / per_sequence.max(1)
 }
 
 /// The largest length whose blocks fit in `available` bytes, by binary search as vLLM's
@@ -308,6 +410,37 @@ mod tests {
         // The estimate fits in the blocks vLLM could allocate; one more block would not.
         assert!(estimate.div_ceil(16) <= err.breakdown.num_gpu_blocks);
         assert!((estimate + 16).div_ceil(16) * block_bytes > err.breakdown.num_gpu_blocks * block_bytes);
+    }
+
+    /// The largest static batch fits and one more row does not, for two model/GPU pairs.
+    #[test]
+    fn largest_static_batch_is_exact() {
+        let catalog = Catalog::builtin();
+        for (model, gpu) in [("llama-2-7b", "rtx-3090"), ("qwen2.5-0.5b", "a100-40gb")] {
+            let (model, gpu) = (catalog.model(model).unwrap(), catalog.gpu(gpu).unwrap());
+            let cfg = config(Quant::Fp16, 2048, 256, 4096);
+            let rows = largest_static_batch(model, gpu, &cfg, 512, 128);
+            assert!(rows > 0);
+            assert!(plan_static(model, gpu, &cfg, rows, 512, 128).fits());
+            assert!(!plan_static(model, gpu, &cfg, rows + 1, 512, 128).fits());
+        }
+    }
+
+    /// Llama-2-7B fp16 on a 24 GB GPU, 512 + 128 tokens per row: weights 12.55 GiB leave about
+    /// 11.3 GiB; each row holds 640 x 512 KiB = 320 MiB of KV plus its activations, so about
+    /// thirty rows fit, and a batch of 8192 needs terabytes.
+    #[test]
+    fn a_static_batch_of_8192_rows_does_not_fit_a_24gb_gpu() {
+        let catalog = Catalog::builtin();
+        let (model, gpu) = (catalog.model("llama-2-7b").unwrap(), catalog.gpu("rtx-3090").unwrap());
+        let cfg = config(Quant::Fp16, 2048, 256, 4096);
+        let rows = largest_static_batch(model, gpu, &cfg, 512, 128);
+        assert!((25..=36).contains(&rows), "{rows}");
+        let big = plan_static(model, gpu, &cfg, 8192, 512, 128);
+        assert!(!big.fits());
+        assert!(big
+            .oom_message()
+            .starts_with("torch.OutOfMemoryError: CUDA out of memory. A static batch of 8192 rows"));
     }
 
     #[test]

@@ -33,6 +33,26 @@ pub struct TimelineRow {
     pub completed: u64,
 }
 
+/// One replica's share of the work.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ReplicaStats {
+    pub completed: u64,
+    pub steps: u64,
+    pub busy_ns: u64,
+    pub kv_peak: f64,
+    /// When it finished starting up (batch jobs with a start-up time).
+    pub ready_at: SimTime,
+}
+
+/// One completed batch of a batch job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchRecord {
+    pub replica: u32,
+    pub dispatched: SimTime,
+    pub completed: SimTime,
+    pub rows: u32,
+}
+
 /// What is kept of a finished request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RequestRecord {
@@ -101,12 +121,14 @@ pub struct Metrics {
     /// Kept only when asked for (`requests.csv`).
     pub records: Option<Vec<RequestRecord>>,
     pub timeline: Vec<TimelineRow>,
+    pub replicas: Vec<ReplicaStats>,
+    pub batches: Vec<BatchRecord>,
     timeline_interval: Option<Nanos>,
     next_sample: SimTime,
 }
 
 impl Metrics {
-    pub fn new(capture: Capture, goodput: Option<GoodputSlo>) -> Metrics {
+    pub fn new(capture: Capture, goodput: Option<GoodputSlo>, replicas: usize) -> Metrics {
         Metrics {
             ttft_ns: Vec::new(),
             e2el_ns: Vec::new(),
@@ -139,6 +161,8 @@ impl Metrics {
             waiting_peak: 0,
             records: capture.requests.then(Vec::new),
             timeline: Vec::new(),
+            replicas: vec![ReplicaStats::default(); replicas],
+            batches: Vec::new(),
             timeline_interval: capture.timeline,
             next_sample: SimTime::ZERO,
         }
@@ -167,6 +191,9 @@ impl Metrics {
         }
         self.queue_ns.push(r.first_scheduled.since(r.arrival).0);
         self.completed += 1;
+        if let Some(stats) = self.replicas.get_mut(r.replica as usize) {
+            stats.completed += 1;
+        }
         self.total_input_tokens += r.prompt_tokens as u64;
         self.total_output_tokens += r.output_tokens as u64;
         self.cached_prompt_tokens += r.cached_prompt_tokens as u64;
@@ -212,6 +239,11 @@ impl Metrics {
         }
         self.steps += 1;
         self.busy_ns += duration.0;
+        if let Some(stats) = self.replicas.get_mut(replica as usize) {
+            stats.steps += 1;
+            stats.busy_ns += duration.0;
+            stats.kv_peak = stats.kv_peak.max(kv_usage);
+        }
         self.scheduled_tokens += tokens as u64;
         self.kv_usage_weighted += kv_usage * duration.0 as f64;
         self.kv_usage_peak = self.kv_usage_peak.max(kv_usage);

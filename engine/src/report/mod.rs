@@ -51,6 +51,10 @@ pub struct RunReport {
     pub metrics: Map<String, Value>,
     /// Whether every percentile SLO of the scenario was met; absent without one.
     pub slo_met: Option<bool>,
+    /// Per replica: requests, steps, busy fraction, idle time, KV peak.
+    pub replicas: Vec<Map<String, Value>>,
+    /// For the static engine: the batch that did not fit.
+    pub static_batch: Option<crate::hardware::memory::StaticMemory>,
     /// Requests refused at the door, by reason, and the first message.
     pub rejections: BTreeMap<String, u64>,
     pub first_rejection: Option<String>,

@@ -44,7 +44,7 @@ fn opt(x: Option<f64>) -> Value {
 
 /// Adds `mean_`, `median_`, `std_`, `p90_` and `p99_` keys for one latency, in ms.
 fn latency_keys(out: &mut Map<String, Value>, name: &str, samples_ns: impl Iterator<Item = f64>) {
-    let mut ms: Vec<f64> = samples_ns.map(|ns| ns * 1e-6).collect();
+    let mut ms: Vec<f64> = samples_ns.map(|ns| ns / 1e6).collect();
     ms.sort_by(f64::total_cmp);
     let stats = mean_std(&ms);
     out.insert(format!("mean_{name}_ms"), opt(stats.map(|s| s.0)));
@@ -54,8 +54,9 @@ fn latency_keys(out: &mut Map<String, Value>, name: &str, samples_ns: impl Itera
     out.insert(format!("p99_{name}_ms"), opt(percentile_sorted(&ms, 99.0)));
 }
 
-/// The metrics object of one run, keys in a fixed order.
-pub fn summarize(m: &Metrics) -> Map<String, Value> {
+/// The metrics object of one run, keys in a fixed order. `gpus_per_replica` is the tensor
+/// parallel size (for GPU-hours).
+pub fn summarize(m: &Metrics, gpus_per_replica: u64) -> Map<String, Value> {
     let mut out = Map::new();
     let duration = m.last_finish.as_secs_f64();
     let per_s = |x: f64| if duration > 0.0 { x / duration } else { 0.0 };
@@ -71,11 +72,11 @@ pub fn summarize(m: &Metrics) -> Map<String, Value> {
     out.insert("total_token_throughput".into(), number(per_s((m.total_input_tokens + m.total_output_tokens) as f64)));
     latency_keys(&mut out, "ttft", m.ttft_ns.iter().map(|&x| x as f64));
     latency_keys(&mut out, "tpot", m.tpot_ns.iter().copied());
-    let itl_mean = (m.itl_count > 0).then(|| m.itl_sum_ns as f64 / m.itl_count as f64 * 1e-6);
-    let itl_q = |q: f64| (m.itl_count > 0).then(|| m.itl.value_at_quantile(q) as f64 * 1e-6);
+    let itl_mean = (m.itl_count > 0).then(|| m.itl_sum_ns as f64 / m.itl_count as f64 / 1e6);
+    let itl_q = |q: f64| (m.itl_count > 0).then(|| m.itl.value_at_quantile(q) as f64 / 1e6);
     out.insert("mean_itl_ms".into(), opt(itl_mean));
     out.insert("median_itl_ms".into(), opt(itl_q(0.5)));
-    out.insert("std_itl_ms".into(), opt((m.itl_count > 0).then(|| m.itl.stdev() * 1e-6)));
+    out.insert("std_itl_ms".into(), opt((m.itl_count > 0).then(|| m.itl.stdev() / 1e6)));
     out.insert("p90_itl_ms".into(), opt(itl_q(0.9)));
     out.insert("p99_itl_ms".into(), opt(itl_q(0.99)));
     latency_keys(&mut out, "e2el", m.e2el_ns.iter().map(|&x| x as f64));
@@ -106,8 +107,49 @@ pub fn summarize(m: &Metrics) -> Map<String, Value> {
         "mean_tokens_per_step".into(),
         number(if m.steps > 0 { m.scheduled_tokens as f64 / m.steps as f64 } else { 0.0 }),
     );
-    out.insert("busy_fraction".into(), number(if duration > 0.0 { busy * 1e-9 / duration } else { 0.0 }));
+    let replicas = m.replicas.len().max(1) as f64;
+    out.insert("busy_fraction".into(), number(if duration > 0.0 { busy / 1e9 / duration / replicas } else { 0.0 }));
+    let gpus = replicas * gpus_per_replica as f64;
+    out.insert("gpus".into(), number(gpus));
+    out.insert("gpu_hours".into(), number(duration * gpus / 3600.0));
+    if !m.batches.is_empty() {
+        batch_keys(&mut out, m, duration);
+    }
     out
+}
+
+/// Ray Data batch-job keys: makespan, rows/s, batch completion times.
+fn batch_keys(out: &mut Map<String, Value>, m: &Metrics, makespan: f64) {
+    out.insert("makespan_s".into(), number(makespan));
+    out.insert("rows_per_s".into(), number(if makespan > 0.0 { m.completed as f64 / makespan } else { 0.0 }));
+    out.insert("batches".into(), (m.batches.len() as u64).into());
+    let mut secs: Vec<f64> = m.batches.iter().map(|b| b.completed.since(b.dispatched).as_secs_f64()).collect();
+    secs.sort_by(f64::total_cmp);
+    out.insert("mean_batch_time_s".into(), opt(mean_std(&secs).map(|s| s.0)));
+    out.insert("median_batch_time_s".into(), opt(percentile_sorted(&secs, 50.0)));
+    out.insert("p90_batch_time_s".into(), opt(percentile_sorted(&secs, 90.0)));
+    out.insert("p99_batch_time_s".into(), opt(percentile_sorted(&secs, 99.0)));
+}
+
+/// Per-replica breakdown: requests, busy fraction, idle time, KV peak.
+pub fn replica_summaries(m: &Metrics) -> Vec<Map<String, Value>> {
+    let duration = m.last_finish.as_secs_f64();
+    m.replicas
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let busy = r.busy_ns as f64 / 1e9;
+            let mut row = Map::new();
+            row.insert("replica".into(), (i as u64).into());
+            row.insert("completed".into(), r.completed.into());
+            row.insert("steps".into(), r.steps.into());
+            row.insert("busy_fraction".into(), number(if duration > 0.0 { busy / duration } else { 0.0 }));
+            row.insert("idle_s".into(), number((duration - busy).max(0.0)));
+            row.insert("ready_at_s".into(), number(r.ready_at.as_secs_f64()));
+            row.insert("kv_usage_peak".into(), number(r.kv_peak));
+            row
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -18,6 +18,17 @@ pub enum Entrypoint {
     Offline,
 }
 
+/// Which engine serves: vLLM's continuous batching or a static `generate` loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineKind {
+    #[default]
+    Vllm,
+    /// Padded batches of up to `max_num_seqs` rows with KV reserved up front (Hugging Face
+    /// `generate`).
+    Static,
+}
+
 /// vLLM engine arguments; every field is optional and defaults the way vLLM does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +53,39 @@ pub struct EngineFile {
     pub num_gpu_blocks_override: Option<u64>,
     /// Which entrypoint's defaults apply. Default `server`.
     pub entrypoint: Option<Entrypoint>,
+    /// `vllm` (default) or `static`.
+    pub kind: Option<EngineKind>,
+}
+
+/// Replicas behind a router (an online fleet).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FleetFile {
+    /// Number of replicas, each one engine on `tp` GPUs. Default 1.
+    pub replicas: Option<u32>,
+    /// round_robin (default), least_outstanding, least_kv, prefix_affinity, random.
+    pub router: Option<crate::serving::router::RouterPolicy>,
+    /// Admission limit: most requests waiting fleet-wide; more are rejected and counted.
+    pub max_waiting: Option<u64>,
+}
+
+/// Offline batch inference as Ray Data LLM runs it (`vLLMEngineProcessorConfig`): a dataset of
+/// `rows` rows, available at t=0, cut into batches of `batch_size` rows and consumed by
+/// `concurrency` replicas, each holding up to `max_concurrent_batches` batches at once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchFile {
+    pub rows: u64,
+    /// Rows per batch. Ray Data LLM's default is 32.
+    pub batch_size: Option<u32>,
+    /// Replicas (Ray actors). Default 1.
+    pub concurrency: Option<u32>,
+    /// Batches a replica accepts at once. Ray Data LLM's default is 8.
+    pub max_concurrent_batches: Option<u32>,
+    /// Fixed start-up time of a replica before it accepts work (process, CUDA graphs), seconds.
+    pub startup_s: Option<f64>,
+    /// Weight-loading bandwidth, GB/s: adds weights_bytes / bandwidth to the start-up time.
+    pub load_gbps: Option<f64>,
 }
 
 /// The step-time model of a case.
@@ -85,9 +129,12 @@ pub struct CaseFile {
     /// `--tensor-parallel-size`. Default 1.
     #[serde(default)]
     pub tp: Option<u32>,
-    /// Number of replicas (round robin). Default 1.
+    /// Replicas behind a router.
     #[serde(default)]
-    pub replicas: Option<u32>,
+    pub fleet: Option<FleetFile>,
+    /// Offline batch inference (Ray Data) instead of online arrivals.
+    #[serde(default)]
+    pub batch: Option<BatchFile>,
     #[serde(default)]
     pub engine: EngineFile,
     pub workload: WorkloadSpec,

@@ -27,6 +27,19 @@ pub struct EngineConfig {
     pub long_prefill_token_threshold: u32,
     pub num_gpu_blocks_override: Option<u64>,
     pub entrypoint: Entrypoint,
+    pub kind: file::EngineKind,
+}
+
+/// A resolved Ray Data batch job.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchConfig {
+    pub rows: u64,
+    pub batch_size: u32,
+    pub concurrency: u32,
+    pub max_concurrent_batches: u32,
+    pub startup: Nanos,
+    /// Weight-loading bandwidth in bytes/s, if start-up includes loading.
+    pub load_bytes_per_s: Option<f64>,
 }
 
 /// The resolved step-time model.
@@ -46,6 +59,11 @@ pub struct Case {
     pub kv_dtype: KvDtype,
     pub tp: u64,
     pub replicas: u32,
+    pub router: crate::serving::router::RouterPolicy,
+    /// Fleet-wide limit on waiting requests; arrivals beyond it are rejected.
+    pub max_waiting: Option<u64>,
+    /// Offline batch inference instead of online arrivals.
+    pub batch: Option<BatchConfig>,
     pub engine: EngineConfig,
     pub workload: WorkloadSpec,
     pub step_time: StepTimeChoice,

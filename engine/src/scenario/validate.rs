@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::file::{CaseFile, Entrypoint, ExpectFile, ScenarioFile, SeedsFile, StepTimeFile};
-use super::{Case, EngineConfig, Scenario, StepTimeChoice};
+use super::{BatchConfig, Case, EngineConfig, Scenario, StepTimeChoice};
 use crate::hardware::{Catalog, GpuSpec, KvDtype, ModelSpec, Quant};
 use crate::sim::run::Limits;
 use crate::sim::{Nanos, SimTime};
@@ -340,6 +340,37 @@ fn short(v: &Value) -> String {
     }
 }
 
+fn resolve_batch(b: &super::file::BatchFile, path: &str, ctx: &mut Ctx<'_>) -> BatchConfig {
+    let batch_size = b.batch_size.unwrap_or(32);
+    let concurrency = b.concurrency.unwrap_or(1);
+    let max_concurrent_batches = b.max_concurrent_batches.unwrap_or(8);
+    if b.rows == 0 {
+        ctx.push(format!("{path}.rows"), "a dataset needs at least one row");
+    }
+    for (field, value) in
+        [("batch_size", batch_size), ("concurrency", concurrency), ("max_concurrent_batches", max_concurrent_batches)]
+    {
+        if value == 0 {
+            ctx.push(format!("{path}.{field}"), "must be at least 1");
+        }
+    }
+    let startup_s = b.startup_s.unwrap_or(0.0);
+    if !(startup_s >= 0.0 && startup_s.is_finite()) {
+        ctx.push(format!("{path}.startup_s"), format!("must be >= 0 seconds, got {startup_s}"));
+    }
+    if b.load_gbps.is_some_and(|g| !(g > 0.0 && g.is_finite())) {
+        ctx.push(format!("{path}.load_gbps"), "must be a positive bandwidth in GB/s");
+    }
+    BatchConfig {
+        rows: b.rows,
+        batch_size,
+        concurrency,
+        max_concurrent_batches,
+        startup: Nanos::from_secs_f64(startup_s.max(0.0)),
+        load_bytes_per_s: b.load_gbps.map(|g| g * 1e9),
+    }
+}
+
 /// vLLM's "big GPU" defaults apply at >= 70 GiB unless the device is an A100 (PR #17885).
 fn is_big_gpu(gpu: &GpuSpec) -> bool {
     gpu.memory_gib >= 70.0 && !gpu.name.contains("a100")
@@ -349,16 +380,34 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
     let catalog = Catalog::builtin();
     let model = catalog.model(&f.model).map_err(|e| ctx.push(format!("{path}.model"), e.to_string())).ok();
     let gpu = catalog.gpu(&f.gpu).map_err(|e| ctx.push(format!("{path}.gpu"), e.to_string())).ok();
-    for (p, m) in f.workload.problems() {
+    for (p, m) in f.workload.problems(f.batch.is_some()) {
         ctx.push(format!("{path}.workload.{p}"), m);
     }
     let tp = f.tp.unwrap_or(1);
     if !(1..=8).contains(&tp) {
         ctx.push(format!("{path}.tp"), format!("tensor parallel size must be 1 to 8, got {tp}"));
     }
-    let replicas = f.replicas.unwrap_or(1);
+    let fleet = f.fleet.clone().unwrap_or_default();
+    let batch = f.batch.as_ref().map(|b| resolve_batch(b, &format!("{path}.batch"), ctx));
+    let replicas = match (&batch, fleet.replicas) {
+        (Some(_), Some(_)) => {
+            ctx.push(
+                format!("{path}.fleet.replicas"),
+                "a batch job's replicas are `batch.concurrency`; remove `fleet.replicas`",
+            );
+            1
+        }
+        (Some(b), None) => b.concurrency,
+        (None, r) => r.unwrap_or(1),
+    };
     if replicas == 0 || replicas > 4096 {
-        ctx.push(format!("{path}.replicas"), format!("need 1 to 4096 replicas, got {replicas}"));
+        ctx.push(format!("{path}.fleet.replicas"), format!("need 1 to 4096 replicas, got {replicas}"));
+    }
+    if fleet.max_waiting == Some(0) {
+        ctx.push(
+            format!("{path}.fleet.max_waiting"),
+            "an admission limit of 0 rejects everything; use at least 1 or remove it",
+        );
     }
     let (model, gpu) = (model?, gpu?);
     let engine = resolve_engine(&f, model, gpu, path, ctx)?;
@@ -403,6 +452,9 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
         kv_dtype: f.kv_cache_dtype.unwrap_or(KvDtype::Auto),
         tp: tp as u64,
         replicas,
+        router: fleet.router.unwrap_or_default(),
+        max_waiting: fleet.max_waiting,
+        batch,
         engine,
         workload: f.workload,
         step_time,
@@ -487,6 +539,7 @@ fn resolve_engine(
         long_prefill_token_threshold: e.long_prefill_token_threshold.unwrap_or(0),
         num_gpu_blocks_override: e.num_gpu_blocks_override,
         entrypoint,
+        kind: e.kind.unwrap_or_default(),
     })
 }
 

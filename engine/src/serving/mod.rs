@@ -4,4 +4,91 @@
 pub mod kv_cache;
 pub mod replica;
 pub mod request;
+pub mod router;
 pub mod scheduler;
+pub mod static_engine;
+
+use kv_cache::PrefixStats;
+use replica::{Finished, Rejection, Replica};
+use request::Request;
+use static_engine::StaticEngine;
+
+use crate::hardware::memory::StaticMemory;
+use crate::report::metrics::Metrics;
+use crate::sim::{Nanos, SimTime};
+
+/// One replica's engine: vLLM's continuous batching, or static `generate` batches.
+// One engine per replica, held in a Vec for the whole run: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Engine {
+    Vllm(Replica),
+    Static(StaticEngine),
+}
+
+impl Engine {
+    pub fn admit(&mut self, request: Request) -> Result<(), Rejection> {
+        match self {
+            Engine::Vllm(r) => r.admit(request),
+            Engine::Static(s) => s.admit(request),
+        }
+    }
+
+    /// Starts a step if there is work; `Err` when a static batch does not fit in memory.
+    pub fn start_step(&mut self, now: SimTime, metrics: &mut Metrics) -> Result<Option<Nanos>, Box<StaticMemory>> {
+        match self {
+            Engine::Vllm(r) => Ok(r.start_step(now, metrics)),
+            Engine::Static(s) => s.start_step(now, metrics),
+        }
+    }
+
+    pub fn finish_step(&mut self, now: SimTime, metrics: &mut Metrics, finished: &mut Vec<Finished>) {
+        match self {
+            Engine::Vllm(r) => r.finish_step(now, metrics, finished),
+            Engine::Static(s) => s.finish_step(now, metrics, finished),
+        }
+    }
+
+    pub fn is_busy(&self) -> bool {
+        match self {
+            Engine::Vllm(r) => r.is_busy(),
+            Engine::Static(s) => s.is_busy(),
+        }
+    }
+
+    /// Requests queued or running here.
+    pub fn outstanding(&self) -> usize {
+        match self {
+            Engine::Vllm(r) => r.outstanding(),
+            Engine::Static(s) => s.outstanding(),
+        }
+    }
+
+    pub fn waiting(&self) -> usize {
+        match self {
+            Engine::Vllm(r) => r.scheduler.waiting.len(),
+            Engine::Static(s) => s.waiting(),
+        }
+    }
+
+    /// KV usage as vLLM reports it (static: the share of memory the batch reserves).
+    pub fn kv_usage(&self) -> f64 {
+        match self {
+            Engine::Vllm(r) => r.kv.usage(),
+            Engine::Static(s) => s.usage(),
+        }
+    }
+
+    pub fn cached_prefix_blocks(&self, hashes: &[u64]) -> usize {
+        match self {
+            Engine::Vllm(r) => r.kv.cached_prefix_blocks(hashes),
+            Engine::Static(_) => 0,
+        }
+    }
+
+    pub fn prefix_stats(&self) -> PrefixStats {
+        match self {
+            Engine::Vllm(r) => r.kv.stats,
+            Engine::Static(_) => PrefixStats::default(),
+        }
+    }
+}

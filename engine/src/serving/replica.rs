@@ -10,7 +10,7 @@ use super::scheduler::{Scheduler, SchedulerConfig, StepPlan};
 use crate::hardware::{SeqWork, StepTimeModel};
 use crate::report::metrics::{Metrics, RequestRecord};
 use crate::sim::{Nanos, SimTime};
-use crate::workload::{RequestSpec, Segment};
+use crate::workload::Segment;
 
 /// Why a request was refused at the door; the message is vLLM's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub struct Rejection {
 /// A request that finished in this step, for closed-loop clients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Finished {
+    /// The request's index in the workload.
+    pub index: u64,
     pub client: Option<u32>,
     pub session: Option<u32>,
     /// The generated tokens, which a multi-turn session quotes in its next prompt.
@@ -71,18 +73,18 @@ impl Replica {
 
     /// Accepts a request into the waiting queue, or refuses a prompt longer than
     /// `max_model_len` with vLLM's message (`Processor._validate_model_input`).
-    pub fn admit(&mut self, seq_no: u64, spec: RequestSpec) -> Result<(), Rejection> {
+    pub fn admit(&mut self, request: Request) -> Result<(), Rejection> {
         let max_model_len = self.scheduler.config.max_model_len;
-        if spec.prompt_tokens > max_model_len {
+        if request.prompt_tokens > max_model_len {
             return Err(Rejection {
                 reason: "prompt_too_long",
                 message: format!(
                     "The decoder prompt (length {}) is longer than the maximum model length of {}. Make sure that `max_model_len` is no smaller than the number of text tokens.",
-                    spec.prompt_tokens, max_model_len
+                    request.prompt_tokens, max_model_len
                 ),
             });
         }
-        let id = self.requests.insert(Request::new(seq_no, spec));
+        let id = self.requests.insert(request);
         self.scheduler.add(id);
         self.accepted += 1;
         Ok(())
@@ -153,6 +155,7 @@ impl Replica {
                 kv.free(&mut request.kv);
                 metrics.record_request(RequestRecord::of(&request, now, index));
                 finished.push(Finished {
+                    index: request.seq_no,
                     client: request.client,
                     session: request.session,
                     output: Segment { id: request.output_segment, len: request.output_tokens },

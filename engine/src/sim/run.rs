@@ -1,19 +1,29 @@
 //! THE LOOP: builds one run's world from a validated case, pops events, advances the clock,
-//! dispatches with one `match`, checks invariants and limits. The only place where simulated
-//! time advances, and the only module that sees workload, serving and metrics together.
+//! dispatches with one `match`, checks limits. The only place where simulated time advances,
+//! and the only module that sees workload, serving and metrics together.
+//!
+//! Two fronts feed the replicas: online arrivals go through the router (and the optional
+//! admission limit); an offline batch job (Ray Data) hands whole batches to replicas that have
+//! room, least-loaded first.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{EventQueue, SimTime, Streams};
+use super::{EventQueue, Nanos, SimTime, Stream, Streams};
 use crate::hardware::memory::{self, MemoryBreakdown, StartupFailure};
+use crate::hardware::shape::ParamBreakdown;
 use crate::hardware::{ConstantStepTime, Roofline, StepTimeModel};
-use crate::report::metrics::{Capture, Metrics};
-use crate::scenario::{Case, StepTimeChoice};
+use crate::report::metrics::{BatchRecord, Capture, Metrics};
+use crate::scenario::file::EngineKind;
+use crate::scenario::{BatchConfig, Case, StepTimeChoice};
 use crate::serving::kv_cache::KvCache;
 use crate::serving::replica::{Finished, Replica};
+use crate::serving::request::Request;
+use crate::serving::router::{prompt_block_hashes, ReplicaView, Router};
 use crate::serving::scheduler::SchedulerConfig;
+use crate::serving::static_engine::StaticEngine;
+use crate::serving::Engine;
 use crate::workload::{RequestSpec, Segment, Ticket, Workload};
 
 /// The events of a run. Closed: adding one means adding a `match` arm below.
@@ -25,6 +35,8 @@ enum Event {
     StepDone { replica: u32 },
     /// An idle replica looks for work; queued after same-time arrivals so they batch together.
     Wake { replica: u32 },
+    /// A replica finished starting up (batch jobs with a start-up time).
+    Ready { replica: u32 },
 }
 
 /// Bounds on a run: it ends with an outcome, never a hang.
@@ -34,13 +46,19 @@ pub struct Limits {
     pub max_events: u64,
 }
 
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_sim_time: SimTime(u64::MAX), max_events: u64::MAX }
+    }
+}
+
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Every generated request finished or was rejected.
     Completed,
-    /// The replica could not start: the model or its KV cache does not fit.
+    /// The model, its KV cache or a static batch does not fit in GPU memory.
     Oom,
     /// The simulated-time limit was reached with requests still in flight.
     TimeLimit,
@@ -66,6 +84,7 @@ impl Outcome {
 #[derive(Debug)]
 pub struct RunResult {
     pub outcome: Outcome,
+    /// Why the run hit out-of-memory: vLLM's start-up error or a static batch's OOM.
     pub startup_failure: Option<StartupFailure>,
     pub memory: MemoryBreakdown,
     pub metrics: Metrics,
@@ -73,26 +92,44 @@ pub struct RunResult {
     pub end_time: SimTime,
 }
 
+/// The offline batch job's progress.
+struct Pipeline {
+    config: BatchConfig,
+    next_row: u64,
+    in_progress: Vec<u32>,
+    /// Per batch: replica, dispatch time, rows not yet finished.
+    batches: Vec<(u32, SimTime, u32)>,
+}
+
 struct World {
     queue: EventQueue<Event>,
     workload: Workload,
-    replicas: Vec<Replica>,
+    engines: Vec<Engine>,
+    ready: Vec<bool>,
     wake_pending: Vec<bool>,
+    router: Router,
+    views: Vec<ReplicaView>,
+    max_waiting: Option<u64>,
+    pipeline: Option<Pipeline>,
+    /// Request index -> batch index, for batch jobs (rows are indexed 0..rows).
+    row_batch: Vec<u32>,
+    block_size: u32,
     metrics: Metrics,
     finished: Vec<Finished>,
-    next_replica: usize,
     now: SimTime,
+    oom: Option<StartupFailure>,
+    /// The vLLM memory plan (also the weights figure for the static engine).
+    memory: MemoryBreakdown,
 }
 
 /// Runs one case with one seed to completion or to a limit.
 pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
-    let memory_plan = memory::plan(&case.model, &case.gpu, &case.memory_config());
-    let (memory, startup_failure) = match memory_plan {
+    let (memory, startup_failure) = match memory::plan(&case.model, &case.gpu, &case.memory_config()) {
         Ok(plan) => (plan, None),
         Err(failure) => (failure.breakdown.clone(), Some(*failure)),
     };
-    if startup_failure.is_some() {
-        let metrics = Metrics::new(capture, case.goodput);
+    if case.engine.kind == EngineKind::Vllm && startup_failure.is_some() {
+        let metrics = Metrics::new(capture, case.goodput, case.replicas as usize);
         return RunResult {
             outcome: Outcome::Oom,
             startup_failure,
@@ -102,6 +139,42 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
             end_time: SimTime::ZERO,
         };
     }
+    let streams = Streams::new(seed);
+    let mut world = World {
+        queue: EventQueue::new(),
+        workload: Workload::new(&case.workload, &streams),
+        engines: build_engines(case, &memory),
+        ready: vec![true; case.replicas as usize],
+        wake_pending: vec![false; case.replicas as usize],
+        router: Router::new(case.router, streams.get(Stream::Router)),
+        views: Vec::with_capacity(case.replicas as usize),
+        max_waiting: case.max_waiting,
+        pipeline: case.batch.map(|config| Pipeline {
+            config,
+            next_row: 0,
+            in_progress: vec![0; case.replicas as usize],
+            batches: Vec::new(),
+        }),
+        row_batch: Vec::new(),
+        block_size: case.engine.block_size,
+        metrics: Metrics::new(capture, case.goodput, case.replicas as usize),
+        finished: Vec::new(),
+        now: SimTime::ZERO,
+        oom: None,
+        memory: memory.clone(),
+    };
+    world.start(case);
+    let (outcome, events) = world.run(&case.limits);
+    for engine in &world.engines {
+        let stats = engine.prefix_stats();
+        world.metrics.prefix_queries += stats.queries;
+        world.metrics.prefix_hits += stats.hits;
+    }
+    let end_time = world.now;
+    RunResult { outcome, startup_failure: world.oom, memory, metrics: world.metrics, events, end_time }
+}
+
+fn build_engines(case: &Case, memory: &MemoryBreakdown) -> Vec<Engine> {
     let step_time: Arc<dyn StepTimeModel> = match case.step_time {
         StepTimeChoice::Roofline => Arc::new(Roofline::new(&case.model, &case.gpu, case.quant, case.kv_dtype, case.tp)),
         StepTimeChoice::Constant { per_step, per_token } => Arc::new(ConstantStepTime { per_step, per_token }),
@@ -113,37 +186,55 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         enable_chunked_prefill: case.engine.enable_chunked_prefill,
         long_prefill_token_threshold: case.engine.long_prefill_token_threshold,
     };
-    let replicas = (0..case.replicas)
-        .map(|i| {
-            let kv =
-                KvCache::new(memory.num_gpu_blocks as u32, case.engine.block_size, case.engine.enable_prefix_caching);
-            Replica::new(i, scheduler, kv, step_time.clone())
+    (0..case.replicas)
+        .map(|i| match case.engine.kind {
+            EngineKind::Vllm => {
+                let kv = KvCache::new(
+                    memory.num_gpu_blocks as u32,
+                    case.engine.block_size,
+                    case.engine.enable_prefix_caching,
+                );
+                Engine::Vllm(Replica::new(i, scheduler, kv, step_time.clone()))
+            }
+            EngineKind::Static => Engine::Static(StaticEngine::new(
+                i,
+                case.model.clone(),
+                case.gpu.clone(),
+                case.memory_config(),
+                case.engine.max_num_seqs,
+                step_time.clone(),
+            )),
         })
-        .collect::<Vec<_>>();
-    let streams = Streams::new(seed);
-    let mut world = World {
-        queue: EventQueue::new(),
-        workload: Workload::new(&case.workload, &streams),
-        wake_pending: vec![false; replicas.len()],
-        replicas,
-        metrics: Metrics::new(capture, case.goodput),
-        finished: Vec::new(),
-        next_replica: 0,
-        now: SimTime::ZERO,
-    };
-    for ticket in world.workload.initial() {
-        world.queue.push(ticket.arrival, Event::Arrival(ticket));
-    }
-    let (outcome, events) = world.run(&case.limits);
-    for replica in &world.replicas {
-        world.metrics.prefix_queries += replica.kv.stats.queries;
-        world.metrics.prefix_hits += replica.kv.stats.hits;
-    }
-    let end_time = world.now;
-    RunResult { outcome, startup_failure: None, memory, metrics: world.metrics, events, end_time }
+        .collect()
 }
 
 impl World {
+    /// Seeds the queue: the first arrivals, or the batch job's replicas and first batches.
+    fn start(&mut self, case: &Case) {
+        match self.pipeline.as_ref().map(|p| p.config) {
+            None => {
+                for ticket in self.workload.initial() {
+                    self.queue.push(ticket.arrival, Event::Arrival(ticket));
+                }
+            }
+            Some(config) => {
+                let load = config.load_bytes_per_s.map_or(Nanos::ZERO, |bw| {
+                    let weights = ParamBreakdown::of(&case.model).weight_bytes_per_rank(case.quant, case.tp);
+                    Nanos::from_secs_f64(weights / bw)
+                });
+                let startup = config.startup + load;
+                if startup > Nanos::ZERO {
+                    self.ready.iter_mut().for_each(|r| *r = false);
+                    for replica in 0..self.engines.len() as u32 {
+                        self.queue.push(SimTime::ZERO + startup, Event::Ready { replica });
+                    }
+                } else {
+                    self.dispatch_batches(SimTime::ZERO);
+                }
+            }
+        }
+    }
+
     fn run(&mut self, limits: &Limits) -> (Outcome, u64) {
         let mut events = 0u64;
         while let Some((now, event)) = self.queue.pop() {
@@ -157,12 +248,16 @@ impl World {
                 Event::Arrival(ticket) => self.on_arrival(now, ticket),
                 Event::StepDone { replica } => self.on_step_done(now, replica as usize),
                 Event::Wake { replica } => self.on_wake(now, replica as usize),
+                Event::Ready { replica } => self.on_ready(now, replica as usize),
+            }
+            if self.oom.is_some() {
+                return (Outcome::Oom, events);
             }
             if events >= limits.max_events {
                 return (Outcome::EventLimit, events);
             }
         }
-        if self.replicas.iter().any(|r| r.outstanding() > 0) {
+        if self.engines.iter().any(|e| e.outstanding() > 0) {
             return (Outcome::Stalled, events);
         }
         (Outcome::Completed, events)
@@ -175,21 +270,57 @@ impl World {
             }
         }
         if let Some(spec) = self.workload.realize(ticket, now) {
-            self.admit(now, spec);
+            self.route_and_admit(now, spec);
         }
     }
 
-    fn admit(&mut self, now: SimTime, spec: RequestSpec) {
+    /// Online front end: the admission limit, then the router.
+    fn route_and_admit(&mut self, now: SimTime, spec: RequestSpec) {
         let (client, session) = (spec.client, spec.session);
         let output = Segment { id: spec.output_segment, len: 0 };
-        let replica = self.route();
-        match self.replicas[replica].admit(spec.index, spec) {
+        let waiting: u64 = self.engines.iter().map(|e| e.waiting() as u64).sum();
+        if self.max_waiting.is_some_and(|limit| waiting >= limit) {
+            self.metrics.record_rejection(
+                "admission_limit",
+                &format!("rejected at the front end: {waiting} requests already waiting (fleet.max_waiting)"),
+            );
+            self.request_done(now, client, session, false, output);
+            return;
+        }
+        let mut request = Request::new(spec.index, spec);
+        self.views.clear();
+        let lookup = self.router.needs_prefix_lookup();
+        let hashes = if lookup { prompt_block_hashes(&mut request, self.block_size).to_vec() } else { Vec::new() };
+        for (i, engine) in self.engines.iter().enumerate() {
+            self.views.push(ReplicaView {
+                ready: self.ready[i],
+                outstanding: engine.outstanding(),
+                kv_usage: engine.kv_usage(),
+                cached_blocks: if lookup { engine.cached_prefix_blocks(&hashes) } else { 0 },
+            });
+        }
+        let replica = self.router.choose(&self.views).unwrap_or(0);
+        self.admit(now, replica, request, client, session, output);
+    }
+
+    fn admit(
+        &mut self,
+        now: SimTime,
+        replica: usize,
+        request: Request,
+        client: Option<u32>,
+        session: Option<u32>,
+        output: Segment,
+    ) {
+        let index = request.seq_no;
+        match self.engines[replica].admit(request) {
             Ok(()) => {
-                self.metrics.note_waiting(self.replicas[replica].scheduler.waiting.len());
+                self.metrics.note_waiting(self.engines[replica].waiting());
                 self.wake(now, replica);
             }
             Err(rejection) => {
                 self.metrics.record_rejection(rejection.reason, &rejection.message);
+                self.row_done(now, index);
                 self.request_done(now, client, session, false, output);
             }
         }
@@ -212,20 +343,13 @@ impl World {
         }
         if let Some(session) = session {
             if let Some(next) = self.workload.on_done(session, success, output, now) {
-                self.admit(now, next);
+                self.route_and_admit(now, next);
             }
         }
     }
 
-    /// Round robin over replicas (the fleet issue adds the other policies).
-    fn route(&mut self) -> usize {
-        let replica = self.next_replica;
-        self.next_replica = (self.next_replica + 1) % self.replicas.len();
-        replica
-    }
-
     fn wake(&mut self, now: SimTime, replica: usize) {
-        if !self.replicas[replica].is_busy() && !self.wake_pending[replica] {
+        if !self.engines[replica].is_busy() && !self.wake_pending[replica] {
             self.wake_pending[replica] = true;
             self.queue.push(now, Event::Wake { replica: replica as u32 });
         }
@@ -233,31 +357,88 @@ impl World {
 
     fn on_wake(&mut self, now: SimTime, replica: usize) {
         self.wake_pending[replica] = false;
-        if !self.replicas[replica].is_busy() {
+        if !self.engines[replica].is_busy() {
             self.start_step(now, replica);
         }
     }
 
+    fn on_ready(&mut self, now: SimTime, replica: usize) {
+        self.ready[replica] = true;
+        self.metrics.replicas[replica].ready_at = now;
+        self.dispatch_batches(now);
+    }
+
     fn start_step(&mut self, now: SimTime, replica: usize) {
-        if let Some(duration) = self.replicas[replica].start_step(now, &mut self.metrics) {
-            self.queue.push(now + duration, Event::StepDone { replica: replica as u32 });
+        match self.engines[replica].start_step(now, &mut self.metrics) {
+            Ok(Some(duration)) => self.queue.push(now + duration, Event::StepDone { replica: replica as u32 }),
+            Ok(None) => {}
+            Err(plan) => {
+                self.oom = Some(StartupFailure {
+                    message: plan.oom_message(),
+                    breakdown: self.memory.clone(),
+                    static_batch: Some(*plan),
+                })
+            }
         }
     }
 
     fn on_step_done(&mut self, now: SimTime, replica: usize) {
         let mut finished = std::mem::take(&mut self.finished);
         finished.clear();
-        self.replicas[replica].finish_step(now, &mut self.metrics, &mut finished);
+        self.engines[replica].finish_step(now, &mut self.metrics, &mut finished);
         for f in &finished {
+            self.row_done(now, f.index);
             self.request_done(now, f.client, f.session, true, f.output);
         }
         self.finished = finished;
         self.start_step(now, replica);
+        if self.pipeline.is_some() {
+            self.dispatch_batches(now);
+        }
     }
-}
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { max_sim_time: SimTime(u64::MAX), max_events: u64::MAX }
+    /// Batch jobs: a row ended (finished or refused); a batch whose rows all ended completes
+    /// and frees a slot on its replica.
+    fn row_done(&mut self, now: SimTime, index: u64) {
+        let Some(pipeline) = &mut self.pipeline else { return };
+        let batch = self.row_batch[index as usize] as usize;
+        let (replica, dispatched, left) = &mut pipeline.batches[batch];
+        *left -= 1;
+        if *left == 0 {
+            pipeline.in_progress[*replica as usize] -= 1;
+            self.metrics.batches.push(BatchRecord {
+                replica: *replica,
+                dispatched: *dispatched,
+                completed: now,
+                rows: pipeline.config.batch_size,
+            });
+        }
+    }
+
+    /// Hands batches to ready replicas with room, least-loaded first (ties: lowest index).
+    fn dispatch_batches(&mut self, now: SimTime) {
+        loop {
+            let Some(pipeline) = &mut self.pipeline else { return };
+            if pipeline.next_row >= pipeline.config.rows {
+                return;
+            }
+            let target = (0..self.engines.len())
+                .filter(|&i| self.ready[i] && pipeline.in_progress[i] < pipeline.config.max_concurrent_batches)
+                .min_by_key(|&i| pipeline.in_progress[i]);
+            let Some(replica) = target else { return };
+            let first = pipeline.next_row;
+            let last = (first + pipeline.config.batch_size as u64).min(pipeline.config.rows);
+            let batch = pipeline.batches.len() as u32;
+            pipeline.batches.push((replica as u32, now, (last - first) as u32));
+            pipeline.in_progress[replica] += 1;
+            pipeline.next_row = last;
+            for row in first..last {
+                self.row_batch.push(batch);
+                let ticket = Ticket { index: row, arrival: now, client: None };
+                let spec = self.workload.realize(ticket, now).expect("batch rows have no sessions");
+                let output = Segment { id: spec.output_segment, len: 0 };
+                self.admit(now, replica, Request::new(row, spec), None, None, output);
+            }
+        }
     }
 }

@@ -17,7 +17,7 @@ impl SimTime {
     pub const MAX: SimTime = SimTime(u64::MAX);
 
     pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 * 1e-9
+        self.0 as f64 / 1e9
     }
 
     pub fn from_secs_f64(secs: f64) -> SimTime {
@@ -55,11 +55,11 @@ impl Nanos {
     }
 
     pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 * 1e-9
+        self.0 as f64 / 1e9
     }
 
     pub fn as_millis_f64(self) -> f64 {
-        self.0 as f64 * 1e-6
+        self.0 as f64 / 1e6
     }
 }
 

@@ -67,9 +67,23 @@ impl WorkloadSpec {
     }
 
     /// Problems as `(path relative to the workload, message)`.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    pub fn problems(&self, offline: bool) -> Vec<(String, String)> {
         let mut out = Vec::new();
         match (&self.arrival, &self.clients) {
+            _ if offline => {
+                if self.arrival.is_some() || self.clients.is_some() || self.num_requests.is_some() {
+                    out.push((
+                        "arrival".into(),
+                        "a batch job's rows are all available at t=0 (`batch.rows`); remove `arrival`, `clients` and `num_requests`".into(),
+                    ));
+                }
+                if self.shared_prefix.as_ref().is_some_and(|s| s.enable_multi_turn_chat) {
+                    out.push((
+                        "shared_prefix.enable_multi_turn_chat".into(),
+                        "multi-turn chat needs online arrivals; turn it off for a batch job".into(),
+                    ));
+                }
+            }
             (None, None) => {
                 out.push(("arrival".into(), "a workload needs `arrival` (open loop) or `clients` (closed loop)".into()))
             }
@@ -302,7 +316,7 @@ mod tests {
     fn problems_name_the_field() {
         let mut spec = open(1.0, 10);
         spec.num_requests = None;
-        let problems = spec.problems();
+        let problems = spec.problems(false);
         assert_eq!(problems[0].0, "num_requests");
     }
 }

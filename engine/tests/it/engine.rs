@@ -25,7 +25,7 @@ fn a_single_request_has_hand_computed_latencies() {
     ));
     let result = run_case(&s.cases[0], 1, Capture { requests: true, timeline: None });
     assert_eq!(result.outcome, Outcome::Completed);
-    let m = summarize(&result.metrics);
+    let m = summarize(&result.metrics, 1);
     assert_eq!(m["completed"], 1);
     assert_eq!(m["mean_ttft_ms"], 10.0);
     assert_eq!(m["mean_e2el_ms"], 50.0);
@@ -49,7 +49,7 @@ fn chunked_prefill_splits_the_second_prompt_across_steps() {
     let records = result.metrics.records.as_ref().unwrap();
     let ttfts: Vec<u64> = records.iter().map(|r| r.first_token.0 - r.arrival.0).collect();
     assert!(ttfts.contains(&10_000_000) && ttfts.contains(&20_000_000), "{ttfts:?}");
-    let m = summarize(&result.metrics);
+    let m = summarize(&result.metrics, 1);
     // Steps: 1500 + 548, then 1 + 952, then 1 + 1, then 1: both prompts plus two decodes each.
     assert_eq!(m["mean_tokens_per_step"], (1500.0 + 1500.0 + 2.0 + 2.0) / 4.0);
     assert_eq!(m["steps"], 4);

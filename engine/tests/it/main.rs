@@ -4,6 +4,7 @@ mod broken;
 mod cli;
 mod determinism;
 mod engine;
+mod fleet;
 
 use symbiote::scenario::{parse, Scenario};
 

@@ -89,6 +89,23 @@ pub fn run_and_write(scenario: &Scenario, out: &Path, capture: Capture, progress
     Ok(report)
 }
 
+/// `out/index.md`: one line per scenario run, linking its report, with its headline.
+pub fn write_index(out: &Path, reports: &[Report]) -> Result<()> {
+    let mut text = String::from("# symbiote reports\n\n");
+    for report in reports {
+        let failed: usize =
+            report.cases.iter().flat_map(|c| &c.runs).map(|r| r.expectations.iter().filter(|e| !e.pass).count()).sum();
+        let headline = match &report.findings {
+            Some(f) => f.headline.clone(),
+            None => format!("{} cases x {} seeds", report.cases.len(), report.seeds.len()),
+        };
+        let status = if failed == 0 { String::new() } else { format!(" ({failed} expectations failed)") };
+        text.push_str(&format!("- [{}]({}/report.md): {headline}{status}\n", report.scenario, report.scenario));
+    }
+    let path = out.join("index.md");
+    write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Arguments of `symbiote memory`.
 #[derive(Clone, Debug)]
 pub struct MemoryArgs {

@@ -42,6 +42,9 @@ enum Command {
         /// Write requests/<case>__seed<N>.csv: one row per finished request.
         #[arg(long)]
         requests: bool,
+        /// Multiply request counts, durations and dataset sizes by this factor (quick runs).
+        #[arg(long)]
+        scale: Option<f64>,
         /// Print nothing but errors.
         #[arg(long)]
         quiet: bool,
@@ -102,9 +105,12 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<u8> {
     match args.command {
-        Command::Run { paths, out, seed, jobs, timeline, timeline_interval_ms, requests, quiet } => {
-            let capture =
-                Capture { requests, timeline: timeline.then_some(Nanos::from_millis(timeline_interval_ms.max(1))) };
+        Command::Run { paths, out, seed, jobs, timeline, timeline_interval_ms, requests, scale, quiet } => {
+            let capture = Capture {
+                requests,
+                timeline: timeline.then_some(Nanos::from_millis(timeline_interval_ms.max(1))),
+                queue: None,
+            };
             let progress = !quiet && std::io::stdout().is_terminal();
             if let Some(jobs) = jobs {
                 rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global()?;
@@ -117,17 +123,33 @@ fn run(args: Args) -> Result<u8> {
                     return Ok(EXIT_BAD_INPUT);
                 }
             };
+            if let Some(scale) = scale {
+                if !(scale > 0.0 && scale.is_finite()) {
+                    anyhow::bail!("--scale must be a positive number, got {scale}");
+                }
+            }
             let mut all_pass = true;
+            let mut reports = Vec::new();
             for scenario in &mut scenarios {
                 if let Some(seed) = seed {
                     scenario.seeds = vec![seed];
+                }
+                if let Some(scale) = scale {
+                    scenario.scale(scale);
                 }
                 let report = cli::run_and_write(scenario, &out, capture, progress)?;
                 all_pass &= report.all_expectations_pass();
                 if !quiet {
                     println!("{}\n{}", scenario.name, markdown::table(&report));
+                    if let Some(findings) = &report.findings {
+                        println!("{}\n", findings.headline);
+                    }
                     println!("wrote {}\n", out.join(&scenario.name).display());
                 }
+                reports.push(report);
+            }
+            if reports.len() > 1 {
+                cli::write_index(&out, &reports)?;
             }
             Ok(if all_pass { EXIT_OK } else { EXIT_FAILED })
         }

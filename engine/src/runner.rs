@@ -62,11 +62,17 @@ pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Report>
     let jobs: Vec<(usize, u64)> =
         (0..scenario.cases.len()).flat_map(|c| scenario.seeds.iter().map(move |&s| (c, s))).collect();
     let bar = options.progress.then(|| progress_bar(&scenario.name, jobs.len() as u64));
+    let mut capture = options.capture;
+    if let Some(analysis) = scenario.analysis {
+        let needs = analysis.capture();
+        capture.requests |= needs.requests;
+        capture.queue = capture.queue.or(needs.queue);
+    }
     let results: Vec<Result<RunReport>> = jobs
         .par_iter()
         .map(|&(case, seed)| {
             let case = &scenario.cases[case];
-            let result = run_case(case, seed, options.capture);
+            let result = run_case(case, seed, capture);
             let report = run_report(case, seed, &result, scenario);
             if let Some(dir) = &options.dir {
                 write_run_files(dir, options.capture, case, seed, &report, &result)?;
@@ -89,13 +95,16 @@ pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Report>
             CaseReport { name: case.name.clone(), config: case_config(case), over_seeds: over_seeds(&runs), runs }
         })
         .collect();
-    Ok(Report {
+    let mut report = Report {
         format_version: FORMAT_VERSION,
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),
         seeds: scenario.seeds.clone(),
         cases,
-    })
+        findings: None,
+    };
+    report.findings = scenario.analysis.map(|a| crate::report::phases::conclude(a, scenario, &report));
+    Ok(report)
 }
 
 fn progress_bar(name: &str, total: u64) -> ProgressBar {
@@ -135,7 +144,10 @@ fn write_run_files(
 }
 
 pub fn run_report(case: &Case, seed: u64, result: &RunResult, scenario: &Scenario) -> RunReport {
-    let metrics = summarize(&result.metrics, case.tp);
+    let mut metrics = summarize(&result.metrics, case.tp);
+    if let Some(analysis) = scenario.analysis {
+        crate::report::phases::run_extras(analysis, case, &result.metrics, &mut metrics);
+    }
     let outcome = result.outcome.name().to_string();
     let expectations = expect::check(&case.expect, scenario.slo.as_ref(), &outcome, &metrics);
     let slo_met = scenario.slo.as_ref().and_then(|slo| expect::slo_met(slo, &metrics));

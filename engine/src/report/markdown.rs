@@ -104,6 +104,10 @@ pub fn render(report: &Report) -> String {
         report.seeds.len(),
         report.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
     ));
+    if let Some(findings) = &report.findings {
+        out.push_str(&format!("## Findings\n\n{}\n\n", findings.markdown.trim_end()));
+        out.push_str("## All cases\n\n");
+    }
     out.push_str(&header("case | outcome | SLO"));
     for case in &report.cases {
         out.push_str(&format!("| {} | {} | {} |", case.name, outcomes(case), slo_status(case)));

@@ -18,6 +18,16 @@ pub struct Capture {
     pub requests: bool,
     /// Sample the engine state at this interval (`timeline.csv`).
     pub timeline: Option<Nanos>,
+    /// Sample the fleet-wide waiting and running counts at this interval (queue analyses).
+    pub queue: Option<Nanos>,
+}
+
+/// Fleet-wide queue state at one sampling time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueSample {
+    pub time: SimTime,
+    pub waiting: u32,
+    pub running: u32,
 }
 
 /// The engine state at one sampling point: the first step that starts at or after it.
@@ -65,6 +75,7 @@ pub struct RequestRecord {
     pub output_tokens: u32,
     pub cached_prompt_tokens: u32,
     pub preemptions: u32,
+    pub recomputed_tokens: u64,
     pub replica: u32,
 }
 
@@ -80,6 +91,7 @@ impl RequestRecord {
             output_tokens: request.output_tokens,
             cached_prompt_tokens: request.cached_prompt_tokens,
             preemptions: request.num_preemptions,
+            recomputed_tokens: request.recomputed_tokens,
             replica,
         }
     }
@@ -122,6 +134,9 @@ pub struct Metrics {
     pub records: Option<Vec<RequestRecord>>,
     pub timeline: Vec<TimelineRow>,
     pub replicas: Vec<ReplicaStats>,
+    pub queue_samples: Vec<QueueSample>,
+    pub queue_interval: Option<Nanos>,
+    pub recomputed_tokens: u64,
     pub batches: Vec<BatchRecord>,
     timeline_interval: Option<Nanos>,
     next_sample: SimTime,
@@ -162,6 +177,9 @@ impl Metrics {
             records: capture.requests.then(Vec::new),
             timeline: Vec::new(),
             replicas: vec![ReplicaStats::default(); replicas],
+            queue_samples: Vec::new(),
+            queue_interval: capture.queue,
+            recomputed_tokens: 0,
             batches: Vec::new(),
             timeline_interval: capture.timeline,
             next_sample: SimTime::ZERO,
@@ -198,6 +216,7 @@ impl Metrics {
         self.total_output_tokens += r.output_tokens as u64;
         self.cached_prompt_tokens += r.cached_prompt_tokens as u64;
         self.requests_preempted += (r.preemptions > 0) as u64;
+        self.recomputed_tokens += r.recomputed_tokens;
         self.last_finish = self.last_finish.max(r.finish);
         if let Some(records) = &mut self.records {
             records.push(r);

@@ -5,6 +5,7 @@ pub mod csv;
 pub mod expect;
 pub mod markdown;
 pub mod metrics;
+pub mod phases;
 pub mod stats;
 pub mod summary;
 pub mod write;
@@ -27,6 +28,8 @@ pub struct Report {
     pub scenario: String,
     pub description: String,
     pub seeds: Vec<u64>,
+    /// What the phase analysis concluded from the runs, if the scenario asked for one.
+    pub findings: Option<phases::Findings>,
     pub cases: Vec<CaseReport>,
 }
 

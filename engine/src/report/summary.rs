@@ -83,6 +83,7 @@ pub fn summarize(m: &Metrics, gpus_per_replica: u64) -> Map<String, Value> {
     latency_keys(&mut out, "queue", m.queue_ns.iter().map(|&x| x as f64));
     out.insert("preemptions".into(), m.preemptions.into());
     out.insert("requests_preempted".into(), m.requests_preempted.into());
+    out.insert("recomputed_tokens".into(), m.recomputed_tokens.into());
     // vLLM's definition: hit tokens over queried tokens, over every lookup (preempted
     // requests' lookups included), as `vllm:prefix_cache_hits / vllm:prefix_cache_queries`.
     let queries = m.prefix_queries as f64;

@@ -208,6 +208,10 @@ pub struct ScenarioFile {
     /// Expectations applied to every case that does not set its own.
     #[serde(default)]
     pub expect: Option<ExpectFile>,
+    /// A phase analysis that adds findings to the report (config_matrix, burstiness, oom,
+    /// kv_stress, weight_storage, chunked_prefill).
+    #[serde(default)]
+    pub analysis: Option<crate::report::phases::Analysis>,
 }
 
 /// The JSON Schema of scenario files, for editors (`symbiote schema`).

@@ -106,4 +106,28 @@ pub struct Scenario {
     pub seeds: Vec<u64>,
     pub slo: Option<SloFile>,
     pub cases: Vec<Case>,
+    pub analysis: Option<crate::report::phases::Analysis>,
+}
+
+impl Scenario {
+    /// Shrinks (or grows) every workload by `factor`: request counts, durations, stage and
+    /// spike times, and batch-job rows; rates are unchanged. For quick CI runs (`--scale`).
+    pub fn scale(&mut self, factor: f64) {
+        let count = |n: u64| ((n as f64 * factor).round() as u64).max(1);
+        for case in &mut self.cases {
+            let w = &mut case.workload;
+            w.num_requests = w.num_requests.map(count);
+            w.duration_s = w.duration_s.map(|d| d * factor);
+            if let Some(arrival) = &mut w.arrival {
+                arrival.stages.iter_mut().for_each(|s| s.duration_s *= factor);
+                for m in &mut arrival.multipliers {
+                    m.start_s *= factor;
+                    m.end_s *= factor;
+                }
+            }
+            if let Some(batch) = &mut case.batch {
+                batch.rows = count(batch.rows);
+            }
+        }
+    }
 }

@@ -107,7 +107,14 @@ pub fn parse(text: &str, label: &str) -> Result<Scenario, Vec<Diagnostic>> {
         }
     }
     if ctx.problems.is_empty() {
-        Ok(Scenario { name: file.name, description: file.description, seeds, slo: file.slo, cases })
+        Ok(Scenario {
+            name: file.name,
+            description: file.description,
+            seeds,
+            slo: file.slo,
+            cases,
+            analysis: file.analysis,
+        })
     } else {
         Err(ctx.problems)
     }

@@ -244,6 +244,7 @@ impl World {
                 return (Outcome::TimeLimit, events);
             }
             events += 1;
+            self.sample_queue(now);
             match event {
                 Event::Arrival(ticket) => self.on_arrival(now, ticket),
                 Event::StepDone { replica } => self.on_step_done(now, replica as usize),
@@ -261,6 +262,20 @@ impl World {
             return (Outcome::Stalled, events);
         }
         (Outcome::Completed, events)
+    }
+
+    /// Records the fleet-wide queue at each sampling time passed (state just before `now`).
+    fn sample_queue(&mut self, now: SimTime) {
+        let Some(interval) = self.metrics.queue_interval else { return };
+        let next = self.metrics.queue_samples.last().map_or(SimTime::ZERO, |s| s.time + interval);
+        if now < next {
+            return;
+        }
+        let waiting = self.engines.iter().map(|e| e.waiting() as u32).sum();
+        let running = self.engines.iter().map(|e| (e.outstanding() - e.waiting()) as u32).sum();
+        let periods = (now.0 - next.0) / interval.0.max(1);
+        let time = SimTime(next.0 + periods * interval.0.max(1));
+        self.metrics.queue_samples.push(crate::report::metrics::QueueSample { time, waiting, running });
     }
 
     fn on_arrival(&mut self, now: SimTime, ticket: Ticket) {

@@ -24,6 +24,10 @@ pub struct ClosedLoopSpec {
     /// Draw think times from an exponential distribution instead of using the mean as is.
     #[serde(default)]
     pub think_time_exponential: bool,
+    /// Start the users evenly over this many seconds instead of all at t=0, as load
+    /// generators ramp up (user i starts at i x ramp_up_s / users).
+    #[serde(default)]
+    pub ramp_up_s: f64,
 }
 
 /// The workload section of a scenario, as written.
@@ -97,6 +101,9 @@ impl WorkloadSpec {
                 }
                 if !(clients.think_time_s >= 0.0 && clients.think_time_s.is_finite()) {
                     out.push(("clients.think_time_s".into(), "must be >= 0 seconds".into()));
+                }
+                if !(clients.ramp_up_s >= 0.0 && clients.ramp_up_s.is_finite()) {
+                    out.push(("clients.ramp_up_s".into(), "must be >= 0 seconds".into()));
                 }
             }
         }
@@ -209,7 +216,8 @@ impl Workload {
     /// The requests known at the start: the first arrival, or one request per client at t=0.
     pub fn initial(&mut self) -> Vec<Ticket> {
         if let Some(clients) = self.clients.clone() {
-            return (0..clients.users).filter_map(|c| self.ticket(SimTime::ZERO, Some(c))).collect();
+            let start = |c: u32| SimTime::from_secs_f64(clients.ramp_up_s * c as f64 / clients.users as f64);
+            return (0..clients.users).filter_map(|c| self.ticket(start(c), Some(c))).collect();
         }
         self.next_open_loop().into_iter().collect()
     }
@@ -300,7 +308,8 @@ mod tests {
     fn closed_loop_starts_one_request_per_user_and_follows_each_finish() {
         let mut spec = open(1.0, 10);
         spec.arrival = None;
-        spec.clients = Some(ClosedLoopSpec { users: 3, think_time_s: 0.5, think_time_exponential: false });
+        spec.clients =
+            Some(ClosedLoopSpec { users: 3, think_time_s: 0.5, think_time_exponential: false, ramp_up_s: 0.0 });
         let mut w = Workload::new(&spec, &Streams::new(1));
         let first = w.initial();
         assert_eq!(first.iter().map(|r| r.client).collect::<Vec<_>>(), vec![Some(0), Some(1), Some(2)]);

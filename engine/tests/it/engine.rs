@@ -23,7 +23,7 @@ fn a_single_request_has_hand_computed_latencies() {
             "prompt": {"dist": "fixed", "value": 100}, "output": {"dist": "fixed", "value": 5}}"#,
         "{}",
     ));
-    let result = run_case(&s.cases[0], 1, Capture { requests: true, timeline: None });
+    let result = run_case(&s.cases[0], 1, Capture { requests: true, ..Capture::default() });
     assert_eq!(result.outcome, Outcome::Completed);
     let m = summarize(&result.metrics, 1);
     assert_eq!(m["completed"], 1);
@@ -45,7 +45,7 @@ fn chunked_prefill_splits_the_second_prompt_across_steps() {
             "prompt": {"dist": "fixed", "value": 1500}, "output": {"dist": "fixed", "value": 3}}"#,
         r#"{"max_num_batched_tokens": 2048}"#,
     ));
-    let result = run_case(&s.cases[0], 1, Capture { requests: true, timeline: None });
+    let result = run_case(&s.cases[0], 1, Capture { requests: true, ..Capture::default() });
     let records = result.metrics.records.as_ref().unwrap();
     let ttfts: Vec<u64> = records.iter().map(|r| r.first_token.0 - r.arrival.0).collect();
     assert!(ttfts.contains(&10_000_000) && ttfts.contains(&20_000_000), "{ttfts:?}");

@@ -70,7 +70,7 @@ fn static_batches_run_until_the_longest_row_is_done() {
                          "prompt": {"dist": "uniform", "min": 50, "max": 100},
                          "output": {"dist": "uniform", "min": 2, "max": 5}}}}"#,
     );
-    let result = run_case(&s.cases[0], 4, Capture { requests: true, timeline: None });
+    let result = run_case(&s.cases[0], 4, Capture { requests: true, ..Capture::default() });
     assert_eq!(result.outcome, Outcome::Completed);
     let records = result.metrics.records.as_ref().unwrap();
     let longest = records.iter().map(|r| r.output_tokens).max().unwrap() as u64;

@@ -5,6 +5,7 @@ mod cli;
 mod determinism;
 mod engine;
 mod fleet;
+mod phases;
 
 use symbiote::scenario::{parse, Scenario};
 

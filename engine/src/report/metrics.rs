@@ -137,6 +137,9 @@ pub struct Metrics {
     pub queue_samples: Vec<QueueSample>,
     pub queue_interval: Option<Nanos>,
     pub recomputed_tokens: u64,
+    /// Trace rows skipped as unreadable, and BurstGPT failed requests left out.
+    pub trace_rows_skipped: u64,
+    pub trace_failed_skipped: u64,
     pub batches: Vec<BatchRecord>,
     timeline_interval: Option<Nanos>,
     next_sample: SimTime,
@@ -180,6 +183,8 @@ impl Metrics {
             queue_samples: Vec::new(),
             queue_interval: capture.queue,
             recomputed_tokens: 0,
+            trace_rows_skipped: 0,
+            trace_failed_skipped: 0,
             batches: Vec::new(),
             timeline_interval: capture.timeline,
             next_sample: SimTime::ZERO,

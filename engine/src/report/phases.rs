@@ -346,6 +346,7 @@ fn search_no_preemption(case: &Case, prompt: u32, output: u32) -> u64 {
             output: Some(LengthDist::Fixed { value: output }),
             prefix: None,
             shared_prefix: None,
+            trace: None,
         };
         probe.engine.max_num_seqs = n.max(1) as u32;
         probe.engine.max_num_batched_tokens = probe.engine.max_num_batched_tokens.max(n as u32);

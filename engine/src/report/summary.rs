@@ -84,6 +84,10 @@ pub fn summarize(m: &Metrics, gpus_per_replica: u64) -> Map<String, Value> {
     out.insert("preemptions".into(), m.preemptions.into());
     out.insert("requests_preempted".into(), m.requests_preempted.into());
     out.insert("recomputed_tokens".into(), m.recomputed_tokens.into());
+    if m.trace_rows_skipped + m.trace_failed_skipped > 0 {
+        out.insert("trace_rows_skipped".into(), m.trace_rows_skipped.into());
+        out.insert("trace_failed_requests_skipped".into(), m.trace_failed_skipped.into());
+    }
     // vLLM's definition: hit tokens over queried tokens, over every lookup (preempted
     // requests' lookups included), as `vllm:prefix_cache_hits / vllm:prefix_cache_queries`.
     let queries = m.prefix_queries as f64;

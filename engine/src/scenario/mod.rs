@@ -6,7 +6,7 @@ pub mod file;
 pub mod validate;
 
 pub use file::{Bounds, Entrypoint, ExpectFile, SloFile};
-pub use validate::{load, parse, Diagnostic};
+pub use validate::{load, parse, parse_in, Diagnostic};
 
 use crate::hardware::memory::MemoryConfig;
 use crate::hardware::{GpuSpec, KvDtype, ModelSpec, Quant};
@@ -71,6 +71,8 @@ pub struct Case {
     pub expect: ExpectFile,
     /// Per-request thresholds that make a request count toward goodput.
     pub goodput: Option<GoodputSlo>,
+    /// The scenario file's folder: relative trace paths start here.
+    pub base_dir: std::path::PathBuf,
 }
 
 /// `vllm bench serve --goodput`: a request is good when each given latency is within its

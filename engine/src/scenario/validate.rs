@@ -2,6 +2,7 @@
 //! `cases` + `matrix`, resolve vLLM's defaults, and return every problem at once, each naming
 //! the file, the JSON path, what is wrong and how to fix it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
@@ -42,6 +43,8 @@ pub const DEFAULT_MAX_EVENTS: u64 = 200_000_000;
 struct Ctx<'a> {
     file: &'a str,
     problems: Vec<Diagnostic>,
+    /// Traces already read through, by their spec: the first problem, if any.
+    traces: BTreeMap<String, Option<String>>,
 }
 
 impl Ctx<'_> {
@@ -53,17 +56,24 @@ impl Ctx<'_> {
 /// Reads and validates a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, Vec<Diagnostic>> {
     let label = path.display().to_string();
+    let base_dir = path.parent().map_or_else(|| std::path::PathBuf::from("."), |p| p.to_path_buf());
     match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text, &label),
+        Ok(text) => parse_in(&text, &label, &base_dir),
         Err(e) => {
             Err(vec![Diagnostic { file: label, path: String::new(), message: format!("cannot read the file: {e}") }])
         }
     }
 }
 
-/// Validates scenario JSON text; `label` names the file in messages.
+/// Validates scenario JSON text; `label` names the file in messages. Relative trace paths
+/// resolve against the current directory.
 pub fn parse(text: &str, label: &str) -> Result<Scenario, Vec<Diagnostic>> {
-    let mut ctx = Ctx { file: label, problems: Vec::new() };
+    parse_in(text, label, Path::new("."))
+}
+
+/// Validates scenario JSON text whose relative paths start at `base_dir`.
+pub fn parse_in(text: &str, label: &str, base_dir: &Path) -> Result<Scenario, Vec<Diagnostic>> {
+    let mut ctx = Ctx { file: label, problems: Vec::new(), traces: BTreeMap::new() };
     let de = &mut serde_json::Deserializer::from_str(text);
     let file: ScenarioFile = match serde_path_to_error::deserialize(de) {
         Ok(file) => file,
@@ -102,6 +112,8 @@ pub fn parse(text: &str, label: &str) -> Result<Scenario, Vec<Diagnostic>> {
         if let Some(case_file) = typed::<CaseFile>(&value, &path, &mut ctx) {
             if let Some(mut case) = resolve(name, case_file, expect.or_else(|| file.expect.clone()), &path, &mut ctx) {
                 case.goodput = file.slo.as_ref().and_then(|slo| goodput(slo, &mut ctx));
+                case.base_dir = base_dir.to_path_buf();
+                check_trace(&case, &path, &mut ctx);
                 cases.push(case);
             }
         }
@@ -117,6 +129,21 @@ pub fn parse(text: &str, label: &str) -> Result<Scenario, Vec<Diagnostic>> {
         })
     } else {
         Err(ctx.problems)
+    }
+}
+
+/// Reads a case's trace through once (in constant memory) so a bad row is reported before any
+/// run starts, with its file and line.
+fn check_trace(case: &Case, path: &str, ctx: &mut Ctx<'_>) {
+    let Some(spec) = &case.workload.trace else { return };
+    let key = format!("{}|{}", case.base_dir.display(), serde_json::to_string(spec).unwrap_or_default());
+    let problem = ctx
+        .traces
+        .entry(key)
+        .or_insert_with(|| crate::workload::trace::stats(spec, &case.base_dir).err().map(|e| e.to_string()))
+        .clone();
+    if let Some(problem) = problem {
+        ctx.push(format!("{path}.workload.trace"), problem);
     }
 }
 
@@ -468,6 +495,7 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
         limits,
         expect,
         goodput: None,
+        base_dir: std::path::PathBuf::new(),
     })
 }
 

@@ -142,7 +142,7 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
     let streams = Streams::new(seed);
     let mut world = World {
         queue: EventQueue::new(),
-        workload: Workload::new(&case.workload, &streams),
+        workload: Workload::new(&case.workload, &streams, &case.base_dir),
         engines: build_engines(case, &memory),
         ready: vec![true; case.replicas as usize],
         wake_pending: vec![false; case.replicas as usize],
@@ -165,6 +165,10 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
     };
     world.start(case);
     let (outcome, events) = world.run(&case.limits);
+    (world.metrics.trace_rows_skipped, world.metrics.trace_failed_skipped) = world.workload.trace_skips();
+    if let Some(error) = world.workload.trace_error.clone() {
+        world.metrics.record_rejection("trace_error", &error);
+    }
     for engine in &world.engines {
         let stats = engine.prefix_stats();
         world.metrics.prefix_queries += stats.queries;

@@ -10,6 +10,7 @@ pub mod lengths;
 pub mod prefixes;
 pub mod shared_prefix;
 pub mod source;
+pub mod trace;
 
 pub use arrivals::{ArrivalProcess, ArrivalSpec, RateProfile};
 pub use lengths::LengthDist;

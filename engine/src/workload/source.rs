@@ -7,10 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use super::arrivals::{ArrivalProcess, ArrivalSpec};
 use super::lengths::LengthDist;
+use super::prefixes::output_segment_id;
 use super::prefixes::{Content, ContentRngs, ContentSpec, PrefixGroups};
 use super::shared_prefix::SharedPrefixSpec;
+use super::trace::{TraceReader, TraceRow, TraceSpec};
 use super::{RequestSpec, Segment};
+use crate::sim::rng::mix2;
 use crate::sim::{Nanos, SimTime, Stream, Streams};
+use std::collections::VecDeque;
+use std::path::Path;
 
 /// Closed-loop clients: `users` concurrent users, each sending its next request when the last
 /// one ends, after an optional think time.
@@ -58,6 +63,9 @@ pub struct WorkloadSpec {
     /// inference-perf `shared_prefix` data instead of independent prompts.
     #[serde(default)]
     pub shared_prefix: Option<SharedPrefixSpec>,
+    /// Replay a trace file: its rows give arrivals, lengths and (Mooncake) prefix identity.
+    #[serde(default)]
+    pub trace: Option<TraceSpec>,
 }
 
 impl WorkloadSpec {
@@ -73,6 +81,32 @@ impl WorkloadSpec {
     /// Problems as `(path relative to the workload, message)`.
     pub fn problems(&self, offline: bool) -> Vec<(String, String)> {
         let mut out = Vec::new();
+        if let Some(trace) = &self.trace {
+            if self.arrival.is_some()
+                || self.clients.is_some()
+                || self.prompt.is_some()
+                || self.output.is_some()
+                || self.prefix.is_some()
+                || self.shared_prefix.is_some()
+            {
+                out.push((
+                    "trace".into(),
+                    "a trace sets arrivals and lengths itself; remove `arrival`, `clients`, `prompt`, `output`, `prefix` and `shared_prefix`".into(),
+                ));
+            }
+            if offline {
+                out.push(("trace".into(), "replaying a trace is an online workload; remove `batch` or `trace`".into()));
+            }
+            if trace.speedup.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
+                out.push(("trace.speedup".into(), "must be a positive factor".into()));
+            }
+            if let (Some(a), Some(b)) = (trace.start_s, trace.end_s) {
+                if !(a >= 0.0 && b > a) {
+                    out.push(("trace.end_s".into(), format!("need 0 <= start_s < end_s, got {a} .. {b}")));
+                }
+            }
+            return out;
+        }
         match (&self.arrival, &self.clients) {
             _ if offline => {
                 if self.arrival.is_some() || self.clients.is_some() || self.num_requests.is_some() {
@@ -108,6 +142,7 @@ impl WorkloadSpec {
             }
         }
         let unbounded_rate = self.arrival.as_ref().is_some_and(|a| a.stages.is_empty());
+        // (A trace ends with its last row.)
         if self.num_requests.is_none() && self.duration_s.is_none() && (unbounded_rate || self.clients.is_some()) {
             out.push((
                 "num_requests".into(),
@@ -182,11 +217,25 @@ pub struct Workload {
     issued: u64,
     num_requests: Option<u64>,
     end: Option<SimTime>,
+    trace: Option<TraceReader>,
+    /// Trace rows read one arrival ahead, waiting for their arrival to fire.
+    pending: VecDeque<(u64, TraceRow)>,
+    /// Why the trace stopped early, if it did (a file that vanished or a bad row).
+    pub trace_error: Option<String>,
 }
 
 impl Workload {
-    pub fn new(spec: &WorkloadSpec, streams: &Streams) -> Workload {
+    /// `base_dir` resolves a trace's relative path (the scenario file's folder).
+    pub fn new(spec: &WorkloadSpec, streams: &Streams, base_dir: &Path) -> Workload {
+        let (trace, trace_error) = match spec.trace.as_ref().map(|t| TraceReader::open(t, base_dir)) {
+            None => (None, None),
+            Some(Ok(reader)) => (Some(reader), None),
+            Some(Err(e)) => (None, Some(e.to_string())),
+        };
         Workload {
+            trace,
+            pending: VecDeque::new(),
+            trace_error,
             arrivals: spec.arrival.as_ref().map(|a| ArrivalProcess::new(a, streams.get(Stream::Arrivals))),
             clients: spec.clients.clone(),
             content: Content::new(&spec.content(), &mut streams.get(Stream::Dataset)),
@@ -224,8 +273,25 @@ impl Workload {
 
     /// The next open-loop arrival; call when the previous one is handled.
     pub fn next_open_loop(&mut self) -> Option<Ticket> {
+        if let Some(reader) = &mut self.trace {
+            let row = match reader.next_row()? {
+                Ok(row) => row,
+                Err(e) => {
+                    self.trace_error = Some(e.to_string());
+                    return None;
+                }
+            };
+            let ticket = self.ticket(SimTime(row.arrival_ns), None)?;
+            self.pending.push_back((ticket.index, row));
+            return Some(ticket);
+        }
         let time = self.arrivals.as_mut()?.next_arrival()?;
         self.ticket(time, None)
+    }
+
+    /// Trace rows skipped as unreadable and (BurstGPT) as failed requests.
+    pub fn trace_skips(&self) -> (u64, u64) {
+        self.trace.as_ref().map_or((0, 0), |t| (t.skipped_bad, t.skipped_failed))
     }
 
     /// The next request of a closed-loop `client` whose previous request ended at `now`.
@@ -243,6 +309,10 @@ impl Workload {
     /// Draws the content of a due ticket, sent at `now`. `None` when the request belongs to a
     /// multi-turn session that is busy: it is parked and comes back from [`Workload::on_done`].
     pub fn realize(&mut self, ticket: Ticket, now: SimTime) -> Option<RequestSpec> {
+        if self.pending.front().is_some_and(|(index, _)| *index == ticket.index) {
+            let (index, row) = self.pending.pop_front().expect("checked");
+            return Some(trace_request(index, row, now));
+        }
         let session = match &mut self.content {
             Content::SharedPrefix(data) => data.session_of(ticket.index),
             Content::Independent { .. } => None,
@@ -277,6 +347,37 @@ impl Workload {
     }
 }
 
+/// A trace row as a request. Mooncake `hash_ids` become one segment per 512-token block, so
+/// requests that share leading ids share those tokens in the KV cache whatever its block size.
+fn trace_request(index: u64, row: TraceRow, now: SimTime) -> RequestSpec {
+    let segments = if row.hash_ids.is_empty() {
+        vec![Segment { id: mix2(TAG_TRACE_UNIQUE, index), len: row.prompt_tokens }]
+    } else {
+        let blocks = row.hash_ids.len() as u32;
+        row.hash_ids
+            .iter()
+            .enumerate()
+            .map(|(k, &id)| Segment {
+                id: mix2(TAG_TRACE_BLOCK, id),
+                len: if k as u32 + 1 == blocks { row.prompt_tokens - 512 * (blocks - 1) } else { 512 },
+            })
+            .collect()
+    };
+    RequestSpec {
+        index,
+        arrival: now,
+        prompt_tokens: row.prompt_tokens,
+        output_tokens: row.output_tokens,
+        segments,
+        output_segment: output_segment_id(index),
+        client: None,
+        session: None,
+    }
+}
+
+const TAG_TRACE_UNIQUE: u64 = 11;
+const TAG_TRACE_BLOCK: u64 = 12;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,12 +392,13 @@ mod tests {
             output: Some(LengthDist::Fixed { value: 10 }),
             prefix: None,
             shared_prefix: None,
+            trace: None,
         }
     }
 
     #[test]
     fn open_loop_stops_at_num_requests() {
-        let mut w = Workload::new(&open(10.0, 5), &Streams::new(1));
+        let mut w = Workload::new(&open(10.0, 5), &Streams::new(1), Path::new("."));
         let mut count = w.initial().len();
         while w.next_open_loop().is_some() {
             count += 1;
@@ -310,7 +412,7 @@ mod tests {
         spec.arrival = None;
         spec.clients =
             Some(ClosedLoopSpec { users: 3, think_time_s: 0.5, think_time_exponential: false, ramp_up_s: 0.0 });
-        let mut w = Workload::new(&spec, &Streams::new(1));
+        let mut w = Workload::new(&spec, &Streams::new(1), Path::new("."));
         let first = w.initial();
         assert_eq!(first.iter().map(|r| r.client).collect::<Vec<_>>(), vec![Some(0), Some(1), Some(2)]);
         let next = w.after_finish(1, SimTime(2_000_000_000)).unwrap();

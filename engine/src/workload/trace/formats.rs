@@ -1,0 +1,154 @@
+//! Row parsers of the trace formats: each turns one CSV record or JSON line into a raw row,
+//! or says what is wrong with it.
+
+use super::{Columns, RawRow, TimeUnit, TraceFormat};
+
+/// `YYYY-MM-DD HH:MM:SS[.fffffff]` (or `T` between date and time) as ns since 1970-01-01,
+/// time zone ignored. Days from civil date: Howard Hinnant's `days_from_civil` algorithm.
+pub fn parse_datetime_ns(text: &str) -> Result<i128, String> {
+    let bad = || format!("`{text}` is not a date-time like 2023-11-16 18:17:03.9799600");
+    let text = text.trim();
+    let (date, time) = text.split_once([' ', 'T']).ok_or_else(bad)?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>());
+    let (y, m, day) = match (d.next(), d.next(), d.next(), d.next()) {
+        (Some(Ok(y)), Some(Ok(m)), Some(Ok(day)), None) if (1..=12).contains(&m) && (1..=31).contains(&day) => {
+            (y, m, day)
+        }
+        _ => return Err(bad()),
+    };
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.split(':').map(|p| p.parse::<i64>());
+    let (h, min, s) = match (t.next(), t.next(), t.next(), t.next()) {
+        (Some(Ok(h)), Some(Ok(min)), Some(Ok(s)), None) if h < 24 && min < 60 && s < 61 => (h, min, s),
+        _ => return Err(bad()),
+    };
+    if !frac.chars().all(|c| c.is_ascii_digit()) || frac.len() > 9 {
+        return Err(bad());
+    }
+    let frac_ns: i128 =
+        if frac.is_empty() { 0 } else { frac.parse::<i128>().map_err(|_| bad())? * 10i128.pow(9 - frac.len() as u32) };
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days as i128 * 86_400 + (h * 3600 + min * 60 + s) as i128;
+    Ok(secs * 1_000_000_000 + frac_ns)
+}
+
+fn count(field: &str, value: &str) -> Result<u32, String> {
+    let v = value.trim();
+    v.parse::<u32>()
+        .or_else(|_| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x <= u32::MAX as f64)
+                .map(|x| x as u32)
+                .ok_or(())
+        })
+        .map_err(|_| format!("`{field}` is `{value}`, not a token count"))
+}
+
+fn time_ns(field: &str, value: &str, unit: TimeUnit) -> Result<i128, String> {
+    if unit == TimeUnit::Datetime {
+        return parse_datetime_ns(value);
+    }
+    let x: f64 = value.trim().parse().map_err(|_| format!("`{field}` is `{value}`, not a number"))?;
+    if !x.is_finite() || x < 0.0 {
+        return Err(format!("`{field}` is `{value}`; times must be finite and not negative"));
+    }
+    let scale = match unit {
+        TimeUnit::S => 1e9,
+        TimeUnit::Ms => 1e6,
+        TimeUnit::Us => 1e3,
+        TimeUnit::Datetime => unreachable!("handled above"),
+    };
+    Ok((x * scale).round() as i128)
+}
+
+fn check_prompt(prompt: u32) -> Result<(), String> {
+    if prompt == 0 {
+        return Err("the prompt has 0 tokens; every request needs at least one".into());
+    }
+    Ok(())
+}
+
+pub(super) fn csv_row(
+    record: &csv::StringRecord,
+    columns: &[usize; 3],
+    format: TraceFormat,
+    unit: TimeUnit,
+) -> Result<RawRow, String> {
+    let field = |i: usize| {
+        record.get(columns[i]).ok_or_else(|| format!("the row has {} fields; the header has more", record.len()))
+    };
+    let names = match format {
+        TraceFormat::Azure => ["TIMESTAMP", "ContextTokens", "GeneratedTokens"],
+        TraceFormat::Burstgpt => ["Timestamp", "Request tokens", "Response tokens"],
+        _ => ["arrival", "prompt_tokens", "output_tokens"],
+    };
+    let time_ns = time_ns(names[0], field(0)?, unit)?;
+    let prompt_tokens = count(names[1], field(1)?)?;
+    let output_tokens = count(names[2], field(2)?)?;
+    check_prompt(prompt_tokens)?;
+    let failed = format == TraceFormat::Burstgpt && output_tokens == 0;
+    if output_tokens == 0 && !failed {
+        return Err(format!("`{}` is 0; a replayed request generates at least one token", names[2]));
+    }
+    Ok(RawRow { time_ns, prompt_tokens, output_tokens: output_tokens.max(1), hash_ids: Vec::new(), failed })
+}
+
+pub(super) fn jsonl_row(text: &str, columns: Option<&Columns>) -> Result<RawRow, String> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let (t, p, o) = match columns {
+        Some(c) => (c.arrival.as_str(), c.prompt_tokens.as_str(), c.output_tokens.as_str()),
+        None => ("timestamp", "input_length", "output_length"),
+    };
+    let get = |key: &str| value.get(key).ok_or_else(|| format!("the row has no `{key}` field"));
+    let unit = columns.map_or(TimeUnit::Ms, |c| c.time_unit);
+    let time_text = match get(t)? {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let time_ns = time_ns(t, &time_text, unit)?;
+    let prompt_tokens = count(p, &get(p)?.to_string())?;
+    let output_tokens = count(o, &get(o)?.to_string())?;
+    check_prompt(prompt_tokens)?;
+    if output_tokens == 0 {
+        return Err(format!("`{o}` is 0; a replayed request generates at least one token"));
+    }
+    let mut hash_ids = Vec::new();
+    if columns.is_none() {
+        let ids = get("hash_ids")?.as_array().ok_or("`hash_ids` is not a list")?;
+        for id in ids {
+            hash_ids.push(id.as_u64().ok_or_else(|| format!("`hash_ids` holds `{id}`, not a non-negative integer"))?);
+        }
+        let expected = prompt_tokens.div_ceil(512) as usize;
+        if hash_ids.len() != expected {
+            return Err(format!(
+                "`hash_ids` has {} ids but {prompt_tokens} input tokens need {expected} blocks of 512",
+                hash_ids.len()
+            ));
+        }
+    }
+    Ok(RawRow { time_ns, prompt_tokens, output_tokens, hash_ids, failed: false })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn azure_datetimes_parse_to_nanoseconds() {
+        let a = parse_datetime_ns("2023-11-16 18:17:03.9799600").unwrap();
+        let b = parse_datetime_ns("2023-11-16 18:17:04.0319600").unwrap();
+        assert_eq!(b - a, 52_000_000);
+        // 2023-11-16 is day 19,677 since 1970-01-01.
+        assert_eq!(parse_datetime_ns("2023-11-16 00:00:00").unwrap(), 19_677i128 * 86_400 * 1_000_000_000);
+        assert_eq!(parse_datetime_ns("1970-01-01T00:00:01.5").unwrap(), 1_500_000_000);
+        assert!(parse_datetime_ns("2023-13-01 00:00:00").is_err());
+        assert!(parse_datetime_ns("yesterday").is_err());
+    }
+}

@@ -1,0 +1,387 @@
+//! Trace readers: Azure LLM inference CSV, Mooncake JSONL (with `hash_ids`), BurstGPT CSV,
+//! and a generic CSV/JSONL with a column mapping. Each streams its file (gzip accepted), so
+//! memory does not grow with the trace, and reports a bad row with file, line and reason.
+//!
+//! Rows are replayed relative to the first row's time, inside an optional window
+//! `[start_s, end_s)`, divided by `speedup`, up to `limit` rows.
+
+mod formats;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use formats::parse_datetime_ns;
+
+/// Trace file formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceFormat {
+    /// Azure LLM inference 2023: `TIMESTAMP,ContextTokens,GeneratedTokens`.
+    Azure,
+    /// Mooncake JSONL: `timestamp` (ms), `input_length`, `output_length`, `hash_ids`.
+    Mooncake,
+    /// BurstGPT CSV: `Timestamp` (s), `Model`, `Request tokens`, `Response tokens`, ...
+    Burstgpt,
+    /// A CSV or JSONL file described by `columns`.
+    Generic,
+}
+
+/// What to do with a row that cannot be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BadRows {
+    /// Stop with the file, line and reason (the default).
+    #[default]
+    Fail,
+    /// Skip it and count it in the report.
+    Skip,
+}
+
+/// Time unit of a generic trace's arrival column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeUnit {
+    S,
+    Ms,
+    Us,
+    /// `YYYY-MM-DD HH:MM:SS[.fraction]` (or with a `T`), no time zone.
+    Datetime,
+}
+
+/// Column names of a generic trace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Columns {
+    pub arrival: String,
+    pub prompt_tokens: String,
+    pub output_tokens: String,
+    pub time_unit: TimeUnit,
+}
+
+/// A trace as a workload, as written in a scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TraceSpec {
+    /// Path to the trace, relative to the scenario file; `.gz` is decompressed.
+    pub path: String,
+    /// Default: from the file name (`mooncake`, `burstgpt`, `azure`) or its header.
+    #[serde(default)]
+    pub format: Option<TraceFormat>,
+    /// Replay this many times faster (2 = arrivals twice as dense). Default 1.
+    #[serde(default)]
+    pub speedup: Option<f64>,
+    /// Replay only rows from this many seconds after the first row...
+    #[serde(default)]
+    pub start_s: Option<f64>,
+    /// ...up to this many seconds after it.
+    #[serde(default)]
+    pub end_s: Option<f64>,
+    /// At most this many rows.
+    #[serde(default)]
+    pub limit: Option<u64>,
+    #[serde(default)]
+    pub on_bad_row: BadRows,
+    /// BurstGPT: keep rows with zero response tokens (failed requests). Default false.
+    #[serde(default)]
+    pub keep_failed: bool,
+    /// Generic traces: which columns hold what.
+    #[serde(default)]
+    pub columns: Option<Columns>,
+}
+
+/// One request read from a trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceRow {
+    /// Arrival in ns from the start of the replay.
+    pub arrival_ns: u64,
+    pub prompt_tokens: u32,
+    pub output_tokens: u32,
+    /// Mooncake: one id per 512-token block of the prompt, prefix-chained.
+    pub hash_ids: Vec<u64>,
+}
+
+/// A row that could not be read, or a file that could not be opened.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct TraceError {
+    pub file: String,
+    /// 0 when the problem is the file itself.
+    pub line: u64,
+    pub message: String,
+}
+
+/// A raw row before windowing: time in ns in the trace's own clock.
+struct RawRow {
+    time_ns: i128,
+    prompt_tokens: u32,
+    output_tokens: u32,
+    hash_ids: Vec<u64>,
+    /// BurstGPT failed requests (zero response tokens).
+    failed: bool,
+}
+
+enum Source {
+    Csv {
+        reader: csv::Reader<Box<dyn Read + Send>>,
+        columns: [usize; 3],
+        format: TraceFormat,
+        unit: TimeUnit,
+        records: u64,
+    },
+    Jsonl {
+        lines: std::io::Lines<BufReader<Box<dyn Read + Send>>>,
+        line: u64,
+        columns: Option<Columns>,
+    },
+}
+
+/// Streams the rows of one trace.
+pub struct TraceReader {
+    // (Debug is written by hand: the decoder inside is not Debug.)
+    source: Source,
+    spec: TraceSpec,
+    file: String,
+    origin: Option<i128>,
+    last: i128,
+    yielded: u64,
+    /// Rows skipped as unreadable (`on_bad_row: skip`).
+    pub skipped_bad: u64,
+    /// BurstGPT rows of failed requests that were left out.
+    pub skipped_failed: u64,
+    done: bool,
+}
+
+impl std::fmt::Debug for TraceReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceReader").field("file", &self.file).field("rows", &self.yielded).finish()
+    }
+}
+
+fn open_reader(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
+    let file = File::open(path)?;
+    Ok(if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    })
+}
+
+/// The format a file's name suggests.
+pub fn guess_format(path: &Path) -> Option<TraceFormat> {
+    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    if name.contains("burstgpt") {
+        Some(TraceFormat::Burstgpt)
+    } else if name.ends_with(".jsonl") || name.ends_with(".jsonl.gz") {
+        Some(TraceFormat::Mooncake)
+    } else if name.contains("azure") {
+        Some(TraceFormat::Azure)
+    } else {
+        None
+    }
+}
+
+impl TraceReader {
+    /// Opens `spec.path` resolved against `base_dir`.
+    pub fn open(spec: &TraceSpec, base_dir: &Path) -> Result<TraceReader, TraceError> {
+        let path: PathBuf = base_dir.join(&spec.path);
+        let file = path.display().to_string();
+        let err = |message: String| TraceError { file: file.clone(), line: 0, message };
+        let format = spec.format.or_else(|| guess_format(&path)).ok_or_else(|| {
+            err("cannot tell the trace format from the file name; set `format` (azure, mooncake, burstgpt or generic)".into())
+        })?;
+        let input = open_reader(&path).map_err(|e| err(format!("cannot open the trace: {e}")))?;
+        let source = match format {
+            TraceFormat::Mooncake => Source::Jsonl { lines: BufReader::new(input).lines(), line: 0, columns: None },
+            TraceFormat::Generic if spec.path.contains(".jsonl") => {
+                let columns = spec.columns.clone().ok_or_else(|| err("a generic trace needs `columns`".into()))?;
+                Source::Jsonl { lines: BufReader::new(input).lines(), line: 0, columns: Some(columns) }
+            }
+            TraceFormat::Azure | TraceFormat::Burstgpt | TraceFormat::Generic => {
+                let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
+                let header = reader.headers().map_err(|e| err(format!("cannot read the CSV header: {e}")))?.clone();
+                let (names, unit): ([String; 3], TimeUnit) = match (format, &spec.columns) {
+                    (TraceFormat::Azure, _) => {
+                        (["TIMESTAMP".into(), "ContextTokens".into(), "GeneratedTokens".into()], TimeUnit::Datetime)
+                    }
+                    (TraceFormat::Burstgpt, _) => {
+                        (["Timestamp".into(), "Request tokens".into(), "Response tokens".into()], TimeUnit::S)
+                    }
+                    (_, Some(c)) => {
+                        ([c.arrival.clone(), c.prompt_tokens.clone(), c.output_tokens.clone()], c.time_unit)
+                    }
+                    (_, None) => return Err(err("a generic trace needs `columns`".into())),
+                };
+                let mut columns = [0usize; 3];
+                for (slot, name) in columns.iter_mut().zip(&names) {
+                    *slot = header.iter().position(|h| h.trim() == name).ok_or_else(|| {
+                        err(format!(
+                            "the header has no column `{name}` (it has: {}); check `format` or `columns`",
+                            header.iter().collect::<Vec<_>>().join(", ")
+                        ))
+                    })?;
+                }
+                Source::Csv { reader, columns, format, unit, records: 0 }
+            }
+        };
+        Ok(TraceReader {
+            source,
+            spec: spec.clone(),
+            file,
+            origin: None,
+            last: i128::MIN,
+            yielded: 0,
+            skipped_bad: 0,
+            skipped_failed: 0,
+            done: false,
+        })
+    }
+
+    /// The next raw row with its line number.
+    fn raw(&mut self) -> Option<(u64, Result<RawRow, String>)> {
+        match &mut self.source {
+            Source::Csv { reader, columns, format, unit, records } => {
+                let mut record = csv::StringRecord::new();
+                match reader.read_record(&mut record) {
+                    Ok(false) => None,
+                    // Line numbers count the header as line 1 and assume one line per record
+                    // (no quoted line breaks, as in every supported format).
+                    Ok(true) => {
+                        *records += 1;
+                        Some((*records + 1, formats::csv_row(&record, columns, *format, *unit)))
+                    }
+                    Err(e) => {
+                        *records += 1;
+                        Some((*records + 1, Err(format!("unreadable CSV row: {e}"))))
+                    }
+                }
+            }
+            Source::Jsonl { lines, line, columns } => loop {
+                *line += 1;
+                let text = match lines.next()? {
+                    Ok(text) => text,
+                    Err(e) => return Some((*line, Err(format!("cannot read the line: {e}")))),
+                };
+                if text.trim().is_empty() {
+                    continue;
+                }
+                return Some((*line, formats::jsonl_row(&text, columns.as_ref())));
+            },
+        }
+    }
+
+    /// A bad row: counted and skipped, or the error that stops the replay.
+    fn bad(&mut self, line: u64, message: String) -> Option<TraceError> {
+        match self.spec.on_bad_row {
+            BadRows::Skip => {
+                self.skipped_bad += 1;
+                None
+            }
+            BadRows::Fail => {
+                self.done = true;
+                Some(TraceError {
+                    file: self.file.clone(),
+                    line,
+                    message: format!("{message}; fix the row or set `on_bad_row` to \"skip\""),
+                })
+            }
+        }
+    }
+
+    /// The next row inside the window, or the first unreadable row in `fail` mode.
+    pub fn next_row(&mut self) -> Option<Result<TraceRow, TraceError>> {
+        let speedup = self.spec.speedup.unwrap_or(1.0);
+        let start_ns = (self.spec.start_s.unwrap_or(0.0) * 1e9) as i128;
+        let end_ns = self.spec.end_s.map(|e| (e * 1e9) as i128);
+        loop {
+            if self.done || self.spec.limit.is_some_and(|l| self.yielded >= l) {
+                return None;
+            }
+            let (line, row) = self.raw()?;
+            let row = match row {
+                Ok(row) => row,
+                Err(message) => match self.bad(line, message) {
+                    Some(err) => return Some(Err(err)),
+                    None => continue,
+                },
+            };
+            if row.failed && !self.spec.keep_failed {
+                self.skipped_failed += 1;
+                continue;
+            }
+            let origin = *self.origin.get_or_insert(row.time_ns);
+            let rel = row.time_ns - origin;
+            if rel < self.last {
+                let message = "its time is earlier than the row before it; a trace must be in time order".to_string();
+                match self.bad(line, message) {
+                    Some(err) => return Some(Err(err)),
+                    None => continue,
+                }
+            }
+            self.last = rel;
+            if rel < start_ns {
+                continue;
+            }
+            if end_ns.is_some_and(|end| rel >= end) {
+                self.done = true;
+                return None;
+            }
+            self.yielded += 1;
+            let arrival_ns = ((rel - start_ns) as f64 / speedup).round() as u64;
+            return Some(Ok(TraceRow {
+                arrival_ns,
+                prompt_tokens: row.prompt_tokens,
+                output_tokens: row.output_tokens,
+                hash_ids: row.hash_ids,
+            }));
+        }
+    }
+}
+
+/// Totals of a trace, as read: what the reader tests and `symbiote replay` report.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TraceStats {
+    pub rows: u64,
+    pub prompt_tokens: u64,
+    pub output_tokens: u64,
+    pub first_arrival_ns: u64,
+    pub last_arrival_ns: u64,
+    /// Mooncake: blocks and tokens an unlimited prefix cache would hit (a block hits when its
+    /// id was seen before, in order; the last block counts with its partial length).
+    pub blocks: u64,
+    pub hit_blocks: u64,
+    pub hit_tokens: u64,
+    pub skipped_bad: u64,
+    pub skipped_failed: u64,
+}
+
+/// Reads a whole trace once, in constant memory (apart from the set of seen block ids).
+pub fn stats(spec: &TraceSpec, base_dir: &Path) -> Result<TraceStats, TraceError> {
+    let mut reader = TraceReader::open(spec, base_dir)?;
+    let mut stats = TraceStats::default();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(row) = reader.next_row() {
+        let row = row?;
+        if stats.rows == 0 {
+            stats.first_arrival_ns = row.arrival_ns;
+        }
+        stats.rows += 1;
+        stats.prompt_tokens += row.prompt_tokens as u64;
+        stats.output_tokens += row.output_tokens as u64;
+        stats.last_arrival_ns = row.arrival_ns;
+        let blocks = row.hash_ids.len() as u64;
+        for (k, id) in row.hash_ids.iter().enumerate() {
+            stats.blocks += 1;
+            if !seen.insert(*id) {
+                stats.hit_blocks += 1;
+                let len = if k as u64 + 1 == blocks { row.prompt_tokens as u64 - 512 * (blocks - 1) } else { 512 };
+                stats.hit_tokens += len;
+            }
+        }
+    }
+    stats.skipped_bad = reader.skipped_bad;
+    stats.skipped_failed = reader.skipped_failed;
+    Ok(stats)
+}

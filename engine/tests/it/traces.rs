@@ -147,12 +147,10 @@ fn bad_rows_name_the_file_the_line_and_the_fix() {
 /// prefix is computed misses.
 #[test]
 fn replay_with_an_unlimited_cache_approaches_the_ideal_hit_rate() {
-    let text = format!(
-        r#"{{"name": "t", "base": {{"model": "qwen2.5-0.5b", "gpu": "h100",
-            "engine": {{"num_gpu_blocks_override": 5000000, "max_num_seqs": 1024, "max_model_len": 32768}},
-            "workload": {{"trace": {{"path": "synthetic_trace.jsonl.gz", "limit": 1500}}}}}}}}"#
-    );
-    let s = symbiote::scenario::parse_in(&text, "t.json", &traces_dir()).unwrap();
+    let text = r#"{"name": "t", "base": {"model": "qwen2.5-0.5b", "gpu": "h100",
+            "engine": {"num_gpu_blocks_override": 5000000, "max_num_seqs": 1024, "max_model_len": 32768},
+            "workload": {"trace": {"path": "synthetic_trace.jsonl.gz", "limit": 1500}}}}"#;
+    let s = symbiote::scenario::parse_in(text, "t.json", &traces_dir()).unwrap();
     let result = run_case(&s.cases[0], 1, Capture::default());
     assert_eq!(result.outcome, Outcome::Completed);
     let m = summarize(&result.metrics, 1);

@@ -3,19 +3,262 @@
 
 use std::path::{Path, PathBuf};
 
+use std::io::IsTerminal;
+
 use anyhow::{bail, Context, Result};
 
 use crate::hardware::memory::{self, MemoryConfig};
 use crate::hardware::{Catalog, KvDtype, Quant};
 use crate::report::metrics::Capture;
 use crate::report::{markdown, write::write_atomic, Report};
-use crate::runner::{run_scenario, RunOptions};
+use crate::runner::{assemble, jobs, read_run, run_jobs, RunOptions};
 use crate::scenario::{self, Scenario};
 
 /// Exit codes: 0 ok, 1 an expectation or check failed, 2 bad input or internal error.
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Options of `symbiote run` (and of `replay`, which runs a generated scenario).
+#[derive(Clone, Debug, Default)]
+pub struct RunArgs {
+    pub out: PathBuf,
+    pub seeds: Option<String>,
+    pub jobs: Option<usize>,
+    pub scale: Option<f64>,
+    pub timeline_ms: Option<u64>,
+    pub requests: bool,
+    pub resume: bool,
+    pub shard: Option<String>,
+    pub quiet: bool,
+}
+
+fn print_problems(problems: &[String]) -> u8 {
+    problems.iter().for_each(|p| eprintln!("error: {p}"));
+    EXIT_BAD_INPUT
+}
+
+/// `symbiote run`.
+pub fn cmd_run(paths: &[PathBuf], args: &RunArgs) -> Result<u8> {
+    let files = scenario_files(paths)?;
+    match load_all(&files) {
+        Ok(scenarios) => run_loaded(scenarios, args),
+        Err(problems) => Ok(print_problems(&problems)),
+    }
+}
+
+fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
+    if let Some(jobs) = args.jobs {
+        rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global()?;
+    }
+    if args.scale.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
+        bail!("--scale must be a positive number");
+    }
+    let seeds = args.seeds.as_deref().map(parse_seeds).transpose()?;
+    let flags = RunFlags {
+        capture: Capture {
+            requests: args.requests,
+            timeline: args.timeline_ms.map(|ms| crate::sim::Nanos::from_millis(ms.max(1))),
+            queue: None,
+        },
+        progress: !args.quiet && std::io::stdout().is_terminal(),
+        resume: args.resume,
+        shard: args.shard.as_deref().map(parse_shard).transpose()?,
+    };
+    let mut all_pass = true;
+    let mut reports = Vec::new();
+    for scenario in &mut scenarios {
+        if let Some(seeds) = &seeds {
+            scenario.seeds = seeds.clone();
+        }
+        if let Some(scale) = args.scale {
+            scenario.scale(scale);
+        }
+        let Some(report) = run_and_write(scenario, &args.out, flags)? else {
+            if !args.quiet {
+                let (k, n) = flags.shard.expect("only shards return no report");
+                println!("{}: shard {k}/{n} written under {}", scenario.name, args.out.join(&scenario.name).display());
+            }
+            continue;
+        };
+        all_pass &= report.all_expectations_pass();
+        if !args.quiet {
+            println!("{}\n{}", scenario.name, markdown::table(&report));
+            if let Some(findings) = &report.findings {
+                println!("{}\n", findings.headline);
+            }
+            println!("wrote {}\n", args.out.join(&scenario.name).display());
+        }
+        reports.push(report);
+    }
+    if reports.len() > 1 {
+        write_index(&args.out, &reports)?;
+    }
+    Ok(if all_pass { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// `symbiote validate`.
+pub fn cmd_validate(paths: &[PathBuf]) -> Result<u8> {
+    let files = scenario_files(paths)?;
+    match load_all(&files) {
+        Ok(scenarios) => {
+            for s in scenarios {
+                println!("{}: {} cases x {} seeds", s.name, s.cases.len(), s.seeds.len());
+            }
+            Ok(EXIT_OK)
+        }
+        Err(problems) => Ok(print_problems(&problems)),
+    }
+}
+
+/// `symbiote merge`.
+pub fn cmd_merge(scenario: &Path, dirs: &[PathBuf], out: &Path, seeds: Option<&str>, scale: Option<f64>) -> Result<u8> {
+    let mut scenario = match crate::scenario::load(scenario) {
+        Ok(s) => s,
+        Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
+    };
+    if let Some(seeds) = seeds {
+        scenario.seeds = parse_seeds(seeds)?;
+    }
+    if let Some(scale) = scale {
+        scenario.scale(scale);
+    }
+    let report = merge(&scenario, dirs, out)?;
+    println!(
+        "merged {} runs into {}",
+        report.cases.iter().map(|c| c.runs.len()).sum::<usize>(),
+        out.join(&scenario.name).display()
+    );
+    Ok(if report.all_expectations_pass() { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// Arguments of `symbiote replay`.
+#[derive(Clone, Debug)]
+pub struct ReplayArgs {
+    pub trace: PathBuf,
+    pub model: String,
+    pub gpu: String,
+    pub quant: Quant,
+    pub tp: u32,
+    pub replicas: u32,
+    pub router: crate::serving::router::RouterPolicy,
+    pub format: Option<String>,
+    pub speedup: Option<f64>,
+    pub start_s: Option<f64>,
+    pub end_s: Option<f64>,
+    pub limit: Option<u64>,
+    pub skip_bad_rows: bool,
+    pub max_model_len: Option<u32>,
+}
+
+/// `symbiote replay`: a one-case scenario around a trace, run like any other.
+pub fn cmd_replay(replay: &ReplayArgs, args: &RunArgs) -> Result<u8> {
+    let dir = replay.trace.parent().map_or_else(|| PathBuf::from("."), |p| p.to_path_buf());
+    let file = replay.trace.file_name().and_then(|f| f.to_str()).context("the trace path has no file name")?;
+    let stem = file.split('.').next().unwrap_or("trace");
+    let mut trace = serde_json::json!({"path": file, "on_bad_row": if replay.skip_bad_rows { "skip" } else { "fail" }});
+    for (key, value) in [
+        ("format", replay.format.clone().map(serde_json::Value::from)),
+        ("speedup", replay.speedup.map(serde_json::Value::from)),
+        ("start_s", replay.start_s.map(serde_json::Value::from)),
+        ("end_s", replay.end_s.map(serde_json::Value::from)),
+        ("limit", replay.limit.map(serde_json::Value::from)),
+    ] {
+        if let Some(value) = value {
+            trace[key] = value;
+        }
+    }
+    let mut engine = serde_json::json!({});
+    if let Some(len) = replay.max_model_len {
+        engine["max_model_len"] = len.into();
+    }
+    let scenario = serde_json::json!({
+        "name": format!("replay_{stem}"),
+        "description": format!("Replay of {file} on {} x {} ({} on {}, tp {}, router {:?}).", replay.replicas, replay.gpu, replay.model, replay.gpu, replay.tp, replay.router),
+        "base": {
+            "model": replay.model, "gpu": replay.gpu, "quant": replay.quant, "tp": replay.tp,
+            "fleet": {"replicas": replay.replicas, "router": replay.router},
+            "engine": engine,
+            "workload": {"trace": trace}
+        }
+    });
+    match crate::scenario::parse_in(&scenario.to_string(), &replay.trace.display().to_string(), &dir) {
+        Ok(scenario) => run_loaded(vec![scenario], args),
+        Err(problems) => Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
+    }
+}
+
+/// Arguments of `symbiote check`.
+#[derive(Clone, Debug)]
+pub struct CheckArgs {
+    pub scenario: PathBuf,
+    pub baseline: PathBuf,
+    pub tolerance: String,
+    pub metrics: Option<String>,
+    pub update: bool,
+}
+
+/// `symbiote check`: 0 when no metric got worse beyond the tolerance, 1 when one did, 2 on
+/// bad input.
+pub fn cmd_check(args: &CheckArgs) -> Result<u8> {
+    let scenario = match crate::scenario::load(&args.scenario) {
+        Ok(s) => s,
+        Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
+    };
+    let tolerance = parse_tolerance(&args.tolerance)?;
+    let report = crate::runner::run_scenario(&scenario, &RunOptions::default())?;
+    if args.update {
+        write_atomic(&args.baseline, report.to_json().as_bytes())
+            .with_context(|| format!("writing {}", args.baseline.display()))?;
+        println!("baseline {} updated", args.baseline.display());
+        return Ok(EXIT_OK);
+    }
+    let text = std::fs::read_to_string(&args.baseline)
+        .with_context(|| format!("reading the baseline {}; create it with --update", args.baseline.display()))?;
+    let baseline: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a report.json", args.baseline.display()))?;
+    if baseline["scenario"] != scenario.name.as_str() {
+        bail!("{} is the baseline of `{}`, not of `{}`", args.baseline.display(), baseline["scenario"], scenario.name);
+    }
+    let metrics: Vec<String> = match &args.metrics {
+        Some(list) => list.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect(),
+        None => crate::report::check::DEFAULT_METRICS.iter().map(|m| m.to_string()).collect(),
+    };
+    let now = serde_json::to_value(&report).expect("report serializes");
+    let known = report.cases.first().and_then(|c| c.runs.first()).map(|r| r.metrics.clone()).unwrap_or_default();
+    if let Some(unknown) = metrics.iter().find(|m| !known.contains_key(m.as_str())) {
+        bail!(
+            "unknown metric `{unknown}`; report metrics are: {}",
+            known.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    let rows = crate::report::check::compare(&baseline, &now, &metrics, tolerance);
+    print!("{}", crate::report::check::table(&rows));
+    let bad = rows
+        .iter()
+        .filter(|r| matches!(r.status, crate::report::check::Status::Regressed | crate::report::check::Status::Missing))
+        .count();
+    println!(
+        "\n{}: {} comparisons, {bad} regressed or missing (tolerance {:.2}%)",
+        scenario.name,
+        rows.len(),
+        tolerance * 100.0
+    );
+    Ok(if bad == 0 { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// `5%` or `0.05`.
+pub fn parse_tolerance(text: &str) -> Result<f64> {
+    let value = match text.trim().strip_suffix('%') {
+        Some(pct) => pct.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.trim().parse::<f64>(),
+    }
+    .map_err(|_| anyhow::anyhow!("--tolerance takes a percentage like 5% or a fraction like 0.05; got `{text}`"))?;
+    if !(value >= 0.0 && value.is_finite()) {
+        bail!("--tolerance must not be negative");
+    }
+    Ok(value)
+}
 
 /// Scenario files named on the command line: files as given, directories as their `*.json`
 /// files in name order.
@@ -65,28 +308,121 @@ pub fn load_all(files: &[PathBuf]) -> std::result::Result<Vec<Scenario>, Vec<Str
     }
 }
 
+/// What `symbiote run` does beyond running: capture, resume, shard.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunFlags {
+    pub capture: Capture,
+    pub progress: bool,
+    pub resume: bool,
+    pub shard: Option<(usize, usize)>,
+}
+
 /// Runs one scenario and writes `out/<name>/`: `report.json`, `report.md`, `summary.csv`, and
 /// per run `runs/<case>__seed<N>.json` (plus `timeline/` and `requests/` CSVs when captured).
-pub fn run_and_write(scenario: &Scenario, out: &Path, capture: Capture, progress: bool) -> Result<Report> {
+/// A shard writes only its runs (`symbiote merge` assembles the report); returns `None` then.
+pub fn run_and_write(scenario: &Scenario, out: &Path, flags: RunFlags) -> Result<Option<Report>> {
     let dir = out.join(&scenario.name);
-    for sub in ["runs", "timeline", "requests"] {
-        let stale = dir.join(sub);
-        if stale.is_dir() {
-            std::fs::remove_dir_all(&stale).with_context(|| format!("clearing {}", stale.display()))?;
+    if !flags.resume && flags.shard.is_none() {
+        for sub in ["runs", "timeline", "requests"] {
+            let stale = dir.join(sub);
+            if stale.is_dir() {
+                std::fs::remove_dir_all(&stale).with_context(|| format!("clearing {}", stale.display()))?;
+            }
         }
     }
-    let options = RunOptions { dir: Some(dir.clone()), capture, progress };
-    let report = run_scenario(scenario, &options)?;
+    let options = RunOptions {
+        dir: Some(dir.clone()),
+        capture: flags.capture,
+        progress: flags.progress,
+        resume: flags.resume,
+        shard: flags.shard,
+    };
+    if flags.shard.is_some() {
+        run_jobs(scenario, &options)?;
+        return Ok(None);
+    }
+    let report = assemble(scenario, run_jobs(scenario, &options)?);
+    write_reports(&dir, &report)?;
+    Ok(Some(report))
+}
+
+/// Writes a scenario's report files into its folder.
+pub fn write_reports(dir: &Path, report: &Report) -> Result<()> {
     let files = [
         ("report.json", report.to_json()),
-        ("report.md", markdown::render(&report)),
-        ("summary.csv", crate::report::csv::summary(&report)),
+        ("report.md", markdown::render(report)),
+        ("summary.csv", crate::report::csv::summary(report)),
     ];
     for (name, text) in files {
         let path = dir.join(name);
         write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     }
+    Ok(())
+}
+
+/// `symbiote merge`: assembles the report of `scenario` from the runs that shards wrote
+/// under `dirs` (each a `--out` folder), into `out/<name>/`, byte for byte what an unsharded
+/// run writes. Every run must be present, written for the same scenario content.
+pub fn merge(scenario: &Scenario, dirs: &[PathBuf], out: &Path) -> Result<Report> {
+    let target = out.join(&scenario.name);
+    let mut runs = Vec::new();
+    for (case, seed) in jobs(scenario) {
+        let found = dirs.iter().find_map(|d| {
+            let dir = d.join(&scenario.name);
+            read_run(&dir, scenario, case, seed).map(|run| (dir, run))
+        });
+        let Some((dir, run)) = found else {
+            anyhow::bail!(
+                "no shard holds case `{}` seed {seed} for this scenario's content; run the missing shard (or the same scenario file) first",
+                scenario.cases[case].name
+            );
+        };
+        let stem = crate::runner::run_stem(&scenario.cases[case].name, seed);
+        for (sub, ext) in [("runs", "json"), ("timeline", "csv"), ("requests", "csv")] {
+            let from = dir.join(sub).join(format!("{stem}.{ext}"));
+            let to = target.join(sub).join(format!("{stem}.{ext}"));
+            if from.is_file() && from != to {
+                let bytes = std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
+                write_atomic(&to, &bytes).with_context(|| format!("writing {}", to.display()))?;
+            }
+        }
+        runs.push(run);
+    }
+    let report = assemble(scenario, runs);
+    write_reports(&target, &report)?;
     Ok(report)
+}
+
+/// Parses `--seeds`: `1..32` (inclusive) or `1,2,5`.
+pub fn parse_seeds(text: &str) -> Result<Vec<u64>> {
+    let bad = || anyhow::anyhow!("--seeds takes a range like 1..32 or a list like 1,2,5; got `{text}`");
+    let seeds: Vec<u64> = if let Some((a, b)) = text.split_once("..") {
+        let (a, b): (u64, u64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+        if b < a || b - a >= 10_000 {
+            return Err(bad());
+        }
+        (a..=b).collect()
+    } else {
+        text.split(',').map(|s| s.trim().parse().map_err(|_| bad())).collect::<Result<_>>()?
+    };
+    let mut unique = seeds.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    if seeds.is_empty() || unique.len() != seeds.len() {
+        return Err(bad());
+    }
+    Ok(seeds)
+}
+
+/// Parses `--shard K/N` (1 <= K <= N).
+pub fn parse_shard(text: &str) -> Result<(usize, usize)> {
+    let bad = || anyhow::anyhow!("--shard takes K/N with 1 <= K <= N, like 2/8; got `{text}`");
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let (k, n): (usize, usize) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
 }
 
 /// `out/index.md`: one line per scenario run, linking its report, with its headline.

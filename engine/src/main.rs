@@ -1,18 +1,15 @@
 //! The `symbiote` command line: parse, call the library, print, exit with a meaningful code
-//! (0 ok, 1 an expectation failed, 2 bad input).
+//! (0 ok, 1 an expectation or check failed, 2 bad input).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{Args as ClapArgs, Parser, Subcommand};
 
-use symbiote::cli::{self, MemoryArgs, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
+use symbiote::cli::{self, CheckArgs, MemoryArgs, ReplayArgs, RunArgs, EXIT_BAD_INPUT, EXIT_OK};
 use symbiote::hardware::{KvDtype, Quant};
-use symbiote::report::markdown;
-use symbiote::report::metrics::Capture;
-use symbiote::sim::Nanos;
+use symbiote::serving::router::RouterPolicy;
 
 #[derive(Parser)]
 #[command(name = "symbiote", version, about = "Deterministic simulator of LLM inference serving (vLLM V1)")]
@@ -21,46 +18,120 @@ struct Args {
     command: Command,
 }
 
+#[derive(ClapArgs)]
+struct RunOpts {
+    #[arg(long, default_value = "outputs")]
+    out: PathBuf,
+    /// Seeds instead of the file's: a range 1..32 or a list 1,2,5.
+    #[arg(long)]
+    seeds: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Multiply request counts, durations and dataset sizes by this factor (quick runs).
+    #[arg(long)]
+    scale: Option<f64>,
+    /// Write timeline/<case>__seed<N>.csv, sampled every --timeline-interval-ms.
+    #[arg(long)]
+    timeline: bool,
+    #[arg(long, default_value_t = 1000)]
+    timeline_interval_ms: u64,
+    /// Write requests/<case>__seed<N>.csv: one row per finished request.
+    #[arg(long)]
+    requests: bool,
+    /// Skip runs already written under --out for the same scenario content.
+    #[arg(long)]
+    resume: bool,
+    /// Run only shard K of N of the (case, seed) runs; `symbiote merge` assembles the report.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Print nothing but errors.
+    #[arg(long)]
+    quiet: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run scenario files (or directories of them) and write reports under --out.
     Run {
         paths: Vec<PathBuf>,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+    /// Replay a trace (Azure CSV, Mooncake JSONL, BurstGPT CSV; .gz accepted) on a fleet.
+    Replay {
+        trace: PathBuf,
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        gpu: String,
+        #[arg(long, default_value = "fp16")]
+        quant: String,
+        #[arg(long, default_value_t = 1)]
+        tp: u32,
+        #[arg(long, default_value_t = 1)]
+        replicas: u32,
+        #[arg(long, value_enum, default_value = "round-robin")]
+        router: RouterArg,
+        /// azure, mooncake, burstgpt (default: from the file name).
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long)]
+        speedup: Option<f64>,
+        #[arg(long)]
+        start_s: Option<f64>,
+        #[arg(long)]
+        end_s: Option<f64>,
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Skip unreadable rows (counted in the report) instead of stopping at the first.
+        #[arg(long)]
+        skip_bad_rows: bool,
+        #[arg(long)]
+        max_model_len: Option<u32>,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+    /// Rerun a scenario and compare it with a baseline report.json; exit 1 on a regression.
+    Check {
+        scenario: PathBuf,
+        #[arg(long)]
+        baseline: PathBuf,
+        /// Allowed change in the bad direction, e.g. 5% or 0.05.
+        #[arg(long, default_value = "5%")]
+        tolerance: String,
+        /// Comma-separated metric keys (default: p99 TTFT/TPOT/ITL/E2EL, mean TTFT, throughputs).
+        #[arg(long)]
+        metrics: Option<String>,
+        /// Rewrite the baseline with this run instead of comparing.
+        #[arg(long)]
+        update: bool,
+    },
+    /// Assemble the report of a sharded sweep from its shards' output folders.
+    Merge {
+        scenario: PathBuf,
+        dirs: Vec<PathBuf>,
         #[arg(long, default_value = "outputs")]
         out: PathBuf,
-        /// Run only this seed instead of the file's seeds.
+        /// The --seeds the shards ran with, if any.
         #[arg(long)]
-        seed: Option<u64>,
-        /// Worker threads (default: all cores).
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// Write timeline/<case>__seed<N>.csv: engine state sampled every --timeline-interval-ms.
-        #[arg(long)]
-        timeline: bool,
-        #[arg(long, default_value_t = 1000)]
-        timeline_interval_ms: u64,
-        /// Write requests/<case>__seed<N>.csv: one row per finished request.
-        #[arg(long)]
-        requests: bool,
-        /// Multiply request counts, durations and dataset sizes by this factor (quick runs).
+        seeds: Option<String>,
+        /// The --scale the shards ran with, if any.
         #[arg(long)]
         scale: Option<f64>,
-        /// Print nothing but errors.
-        #[arg(long)]
-        quiet: bool,
     },
-    /// Print the JSON Schema of scenario files (for editors).
-    Schema,
     /// Check scenario files without running them.
     Validate { paths: Vec<PathBuf> },
+    /// Print the JSON Schema of scenario files (for editors).
+    Schema,
     /// Print the start-up memory split of a model on a GPU, as vLLM computes it.
     Memory {
         #[arg(long)]
         model: String,
         #[arg(long)]
         gpu: String,
-        #[arg(long, value_enum, default_value = "fp16")]
-        quant: QuantArg,
+        #[arg(long, default_value = "fp16")]
+        quant: String,
         #[arg(long, default_value = "auto")]
         kv_cache_dtype: String,
         #[arg(long, default_value_t = 1)]
@@ -84,13 +155,12 @@ enum Command {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum QuantArg {
-    Fp32,
-    Fp16,
-    Bf16,
-    Fp8,
-    Int8,
-    Int4,
+enum RouterArg {
+    RoundRobin,
+    LeastOutstanding,
+    LeastKv,
+    PrefixAffinity,
+    Random,
 }
 
 fn main() -> ExitCode {
@@ -103,70 +173,80 @@ fn main() -> ExitCode {
     }
 }
 
+fn run_args(o: RunOpts) -> RunArgs {
+    RunArgs {
+        out: o.out,
+        seeds: o.seeds,
+        jobs: o.jobs,
+        scale: o.scale,
+        timeline_ms: o.timeline.then_some(o.timeline_interval_ms),
+        requests: o.requests,
+        resume: o.resume,
+        shard: o.shard,
+        quiet: o.quiet,
+    }
+}
+
+fn parse_quant(text: &str) -> Result<Quant> {
+    serde_json::from_value(serde_json::Value::String(text.to_ascii_lowercase()))
+        .map_err(|_| anyhow::anyhow!("unknown quantization `{text}`; use fp32, fp16, bf16, fp8, int8 or int4"))
+}
+
 fn run(args: Args) -> Result<u8> {
     match args.command {
-        Command::Run { paths, out, seed, jobs, timeline, timeline_interval_ms, requests, scale, quiet } => {
-            let capture = Capture {
-                requests,
-                timeline: timeline.then_some(Nanos::from_millis(timeline_interval_ms.max(1))),
-                queue: None,
+        Command::Run { paths, opts } => cli::cmd_run(&paths, &run_args(opts)),
+        Command::Replay {
+            trace,
+            model,
+            gpu,
+            quant,
+            tp,
+            replicas,
+            router,
+            format,
+            speedup,
+            start_s,
+            end_s,
+            limit,
+            skip_bad_rows,
+            max_model_len,
+            opts,
+        } => {
+            let router = match router {
+                RouterArg::RoundRobin => RouterPolicy::RoundRobin,
+                RouterArg::LeastOutstanding => RouterPolicy::LeastOutstanding,
+                RouterArg::LeastKv => RouterPolicy::LeastKv,
+                RouterArg::PrefixAffinity => RouterPolicy::PrefixAffinity,
+                RouterArg::Random => RouterPolicy::Random,
             };
-            let progress = !quiet && std::io::stdout().is_terminal();
-            if let Some(jobs) = jobs {
-                rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global()?;
-            }
-            let files = cli::scenario_files(&paths)?;
-            let mut scenarios = match cli::load_all(&files) {
-                Ok(s) => s,
-                Err(problems) => {
-                    problems.iter().for_each(|p| eprintln!("error: {p}"));
-                    return Ok(EXIT_BAD_INPUT);
-                }
+            let replay = ReplayArgs {
+                trace,
+                model,
+                gpu,
+                quant: parse_quant(&quant)?,
+                tp,
+                replicas,
+                router,
+                format,
+                speedup,
+                start_s,
+                end_s,
+                limit,
+                skip_bad_rows,
+                max_model_len,
             };
-            if let Some(scale) = scale {
-                if !(scale > 0.0 && scale.is_finite()) {
-                    anyhow::bail!("--scale must be a positive number, got {scale}");
-                }
-            }
-            let mut all_pass = true;
-            let mut reports = Vec::new();
-            for scenario in &mut scenarios {
-                if let Some(seed) = seed {
-                    scenario.seeds = vec![seed];
-                }
-                if let Some(scale) = scale {
-                    scenario.scale(scale);
-                }
-                let report = cli::run_and_write(scenario, &out, capture, progress)?;
-                all_pass &= report.all_expectations_pass();
-                if !quiet {
-                    println!("{}\n{}", scenario.name, markdown::table(&report));
-                    if let Some(findings) = &report.findings {
-                        println!("{}\n", findings.headline);
-                    }
-                    println!("wrote {}\n", out.join(&scenario.name).display());
-                }
-                reports.push(report);
-            }
-            if reports.len() > 1 {
-                cli::write_index(&out, &reports)?;
-            }
-            Ok(if all_pass { EXIT_OK } else { EXIT_FAILED })
+            cli::cmd_replay(&replay, &run_args(opts))
         }
-        Command::Validate { paths } => {
-            let files = cli::scenario_files(&paths)?;
-            match cli::load_all(&files) {
-                Ok(scenarios) => {
-                    for s in scenarios {
-                        println!("{}: {} cases x {} seeds", s.name, s.cases.len(), s.seeds.len());
-                    }
-                    Ok(EXIT_OK)
-                }
-                Err(problems) => {
-                    problems.iter().for_each(|p| eprintln!("error: {p}"));
-                    Ok(EXIT_BAD_INPUT)
-                }
-            }
+        Command::Check { scenario, baseline, tolerance, metrics, update } => {
+            cli::cmd_check(&CheckArgs { scenario, baseline, tolerance, metrics, update })
+        }
+        Command::Merge { scenario, dirs, out, seeds, scale } => {
+            cli::cmd_merge(&scenario, &dirs, &out, seeds.as_deref(), scale)
+        }
+        Command::Validate { paths } => cli::cmd_validate(&paths),
+        Command::Schema => {
+            print!("{}", symbiote::scenario::file::json_schema());
+            Ok(EXIT_OK)
         }
         Command::Memory {
             model,
@@ -181,14 +261,6 @@ fn run(args: Args) -> Result<u8> {
             prompt_len,
             output_len,
         } => {
-            let quant = match quant {
-                QuantArg::Fp32 => Quant::Fp32,
-                QuantArg::Fp16 => Quant::Fp16,
-                QuantArg::Bf16 => Quant::Bf16,
-                QuantArg::Fp8 => Quant::Fp8,
-                QuantArg::Int8 => Quant::Int8,
-                QuantArg::Int4 => Quant::Int4,
-            };
             let kv_cache_dtype = match kv_cache_dtype.as_str() {
                 "auto" => KvDtype::Auto,
                 "fp8" => KvDtype::Fp8,
@@ -197,7 +269,7 @@ fn run(args: Args) -> Result<u8> {
             let args = MemoryArgs {
                 model,
                 gpu,
-                quant,
+                quant: parse_quant(&quant)?,
                 kv_cache_dtype,
                 tp,
                 max_model_len,
@@ -209,11 +281,7 @@ fn run(args: Args) -> Result<u8> {
             };
             let (text, fits) = cli::memory_report(&args)?;
             print!("{text}");
-            Ok(if fits { EXIT_OK } else { EXIT_FAILED })
-        }
-        Command::Schema => {
-            print!("{}", symbiote::scenario::file::json_schema());
-            Ok(EXIT_OK)
+            Ok(if fits { EXIT_OK } else { cli::EXIT_FAILED })
         }
         Command::List { what } => {
             print!("{}", cli::list(&what)?);

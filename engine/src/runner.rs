@@ -42,6 +42,11 @@ pub struct RunOptions {
     pub capture: Capture,
     /// Shows progress (runs done / total) on a terminal.
     pub progress: bool,
+    /// Reuse finished runs already written under `dir` for the same scenario content.
+    pub resume: bool,
+    /// Run only shard `k` of `n` (1-based): the (case, seed) runs whose position modulo `n`
+    /// is `k - 1`.
+    pub shard: Option<(usize, usize)>,
 }
 
 /// A file-system-safe, readable form of a case name.
@@ -56,27 +61,60 @@ pub fn run_stem(case: &str, seed: u64) -> String {
     format!("{}__seed{seed}", slug(case))
 }
 
-/// Runs every case of `scenario` with every seed on the current rayon pool. Each run's files
-/// are written as soon as it finishes; the report is assembled afterwards, in input order.
-pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Report> {
-    let jobs: Vec<(usize, u64)> =
-        (0..scenario.cases.len()).flat_map(|c| scenario.seeds.iter().map(move |&s| (c, s))).collect();
-    let bar = options.progress.then(|| progress_bar(&scenario.name, jobs.len() as u64));
+/// What `runs/<case>__seed<N>.json` holds: the run and the content hash of its scenario.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct RunFile {
+    pub scenario_hash: String,
+    pub run: RunReport,
+}
+
+/// Every (case, seed) of a scenario, in report order.
+pub fn jobs(scenario: &Scenario) -> Vec<(usize, u64)> {
+    (0..scenario.cases.len()).flat_map(|c| scenario.seeds.iter().map(move |&s| (c, s))).collect()
+}
+
+/// A finished run written earlier for the same scenario content, if any.
+pub fn read_run(dir: &Path, scenario: &Scenario, case: usize, seed: u64) -> Option<RunReport> {
+    let path = dir.join("runs").join(format!("{}.json", run_stem(&scenario.cases[case].name, seed)));
+    let file: RunFile = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    (file.scenario_hash == scenario.content_hash && file.run.seed == seed).then_some(file.run)
+}
+
+/// Runs every case of `scenario` with every seed on the current rayon pool (or one shard of
+/// them). Each run's files are written as soon as it finishes. Returns the runs in report
+/// order; a shard returns only its own.
+pub fn run_jobs(scenario: &Scenario, options: &RunOptions) -> Result<Vec<RunReport>> {
+    let all = jobs(scenario);
+    let mine: Vec<(usize, u64)> = match options.shard {
+        Some((k, n)) => all.iter().enumerate().filter(|(i, _)| i % n == k - 1).map(|(_, j)| *j).collect(),
+        None => all,
+    };
+    let bar = options.progress.then(|| progress_bar(&scenario.name, mine.len() as u64));
     let mut capture = options.capture;
     if let Some(analysis) = scenario.analysis {
         let needs = analysis.capture();
         capture.requests |= needs.requests;
         capture.queue = capture.queue.or(needs.queue);
     }
-    let results: Vec<Result<RunReport>> = jobs
+    let results: Vec<Result<RunReport>> = mine
         .par_iter()
-        .map(|&(case, seed)| {
-            let case = &scenario.cases[case];
-            let result = run_case(case, seed, capture);
-            let report = run_report(case, seed, &result, scenario);
-            if let Some(dir) = &options.dir {
-                write_run_files(dir, options.capture, case, seed, &report, &result)?;
-            }
+        .map(|&(case_index, seed)| {
+            let resumed = match (&options.dir, options.resume) {
+                (Some(dir), true) => read_run(dir, scenario, case_index, seed),
+                _ => None,
+            };
+            let report = match resumed {
+                Some(report) => report,
+                None => {
+                    let case = &scenario.cases[case_index];
+                    let result = run_case(case, seed, capture);
+                    let report = run_report(case, seed, &result, scenario);
+                    if let Some(dir) = &options.dir {
+                        write_run_files(dir, options.capture, scenario, case, seed, &report, &result)?;
+                    }
+                    report
+                }
+            };
             if let Some(bar) = &bar {
                 bar.inc(1);
             }
@@ -86,12 +124,25 @@ pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Report>
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let mut results = results.into_iter().collect::<Result<Vec<_>>>()?.into_iter();
+    results.into_iter().collect()
+}
+
+/// Runs a whole scenario and assembles its report.
+pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Report> {
+    let runs = run_jobs(scenario, &RunOptions { shard: None, ..options.clone() })?;
+    Ok(assemble(scenario, runs))
+}
+
+/// The report of a scenario from all its runs in report order: per-case statistics over
+/// seeds, then the phase findings. Serial and pure, so any way of producing the runs
+/// (threads, shards, resumed sweeps) gives the same bytes.
+pub fn assemble(scenario: &Scenario, runs: Vec<RunReport>) -> Report {
+    let mut runs = runs.into_iter();
     let cases = scenario
         .cases
         .iter()
         .map(|case| {
-            let runs: Vec<RunReport> = results.by_ref().take(scenario.seeds.len()).collect();
+            let runs: Vec<RunReport> = runs.by_ref().take(scenario.seeds.len()).collect();
             CaseReport { name: case.name.clone(), config: case_config(case), over_seeds: over_seeds(&runs), runs }
         })
         .collect();
@@ -104,7 +155,7 @@ pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Report>
         findings: None,
     };
     report.findings = scenario.analysis.map(|a| crate::report::phases::conclude(a, scenario, &report));
-    Ok(report)
+    report
 }
 
 fn progress_bar(name: &str, total: u64) -> ProgressBar {
@@ -121,6 +172,7 @@ fn progress_bar(name: &str, total: u64) -> ProgressBar {
 fn write_run_files(
     dir: &Path,
     capture: Capture,
+    scenario: &Scenario,
     case: &Case,
     seed: u64,
     report: &RunReport,
@@ -131,7 +183,8 @@ fn write_run_files(
         let path = dir.join(sub).join(format!("{stem}.{ext}"));
         write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
     };
-    let mut json = serde_json::to_string_pretty(report).expect("run report serializes");
+    let file = RunFile { scenario_hash: scenario.content_hash.clone(), run: report.clone() };
+    let mut json = serde_json::to_string_pretty(&file).expect("run report serializes");
     json.push('\n');
     write("runs", "json", json)?;
     if capture.timeline.is_some() {

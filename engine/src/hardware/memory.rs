@@ -42,7 +42,7 @@ pub struct MemoryConfig {
 }
 
 /// The memory split of one GPU (one TP rank), as vLLM logs it at start-up.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct MemoryBreakdown {
     pub gpu: String,
     pub model: String,
@@ -66,7 +66,7 @@ pub struct MemoryBreakdown {
 }
 
 /// Why a replica could not start. The message is vLLM's own.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct StartupFailure {
     pub message: String,
     pub breakdown: MemoryBreakdown,
@@ -208,7 +208,7 @@ pub fn plan(model: &ModelSpec, gpu: &GpuSpec, cfg: &MemoryConfig) -> Result<Memo
 
 /// Memory of one static batch (a plain Hugging Face `generate` call): the whole batch is
 /// padded to its longest prompt and holds KV for prompt + output tokens of every row.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct StaticMemory {
     pub rows: u64,
     pub padded_prompt_tokens: u64,

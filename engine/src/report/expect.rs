@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::scenario::{ExpectFile, SloFile};
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct ExpectationResult {
     pub what: String,
     pub pass: bool,

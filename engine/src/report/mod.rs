@@ -1,6 +1,7 @@
 //! What it means: metric collectors, summaries, the report value and its renderings
 //! (JSON, Markdown), and atomic writes. Report code never changes simulation state.
 
+pub mod check;
 pub mod csv;
 pub mod expect;
 pub mod markdown;
@@ -44,7 +45,7 @@ pub struct CaseReport {
 }
 
 /// One (case, seed) run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct RunReport {
     pub seed: u64,
     pub outcome: String,

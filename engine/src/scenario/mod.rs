@@ -109,12 +109,21 @@ pub struct Scenario {
     pub slo: Option<SloFile>,
     pub cases: Vec<Case>,
     pub analysis: Option<crate::report::phases::Analysis>,
+    /// Hash of the file's content (and of any `--scale`): finished runs written under another
+    /// hash are not reused by `--resume` or `merge`.
+    pub content_hash: String,
+}
+
+/// FNV-1a, 64 bits: a fixed, portable hash for content identity (not for security).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 impl Scenario {
     /// Shrinks (or grows) every workload by `factor`: request counts, durations, stage and
     /// spike times, and batch-job rows; rates are unchanged. For quick CI runs (`--scale`).
     pub fn scale(&mut self, factor: f64) {
+        self.content_hash = format!("{:016x}", fnv1a(format!("{}|scale={factor}", self.content_hash).as_bytes()));
         let count = |n: u64| ((n as f64 * factor).round() as u64).max(1);
         for case in &mut self.cases {
             let w = &mut case.workload;

@@ -119,6 +119,8 @@ pub fn parse_in(text: &str, label: &str, base_dir: &Path) -> Result<Scenario, Ve
         }
     }
     if ctx.problems.is_empty() {
+        let canonical: Value = serde_json::from_str(text).expect("parsed above");
+        let content_hash = format!("{:016x}", super::fnv1a(canonical.to_string().as_bytes()));
         Ok(Scenario {
             name: file.name,
             description: file.description,
@@ -126,6 +128,7 @@ pub fn parse_in(text: &str, label: &str, base_dir: &Path) -> Result<Scenario, Ve
             slo: file.slo,
             cases,
             analysis: file.analysis,
+            content_hash,
         })
     } else {
         Err(ctx.problems)

@@ -6,6 +6,7 @@ mod determinism;
 mod engine;
 mod fleet;
 mod phases;
+mod sweeps;
 mod traces;
 
 use symbiote::scenario::{parse, Scenario};

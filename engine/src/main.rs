@@ -156,9 +156,13 @@ enum Command {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum RouterArg {
+    #[value(alias = "round_robin")]
     RoundRobin,
+    #[value(alias = "least_outstanding")]
     LeastOutstanding,
+    #[value(alias = "least_kv")]
     LeastKv,
+    #[value(alias = "prefix_affinity")]
     PrefixAffinity,
     Random,
 }

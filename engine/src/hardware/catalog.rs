@@ -71,6 +71,9 @@ pub struct MoeSpec {
     pub num_experts: u32,
     pub experts_per_token: u32,
     pub expert_intermediate_size: u64,
+    /// Experts every token passes through besides the routed ones (Llama 4: one).
+    #[serde(default)]
+    pub shared_experts: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -122,18 +125,71 @@ const MODEL_FILES: &[(&str, &str)] = &[
     ("llama-2-7b.json", include_str!("../../../models/llm/llama-2-7b.json")),
     ("llama-3.1-70b.json", include_str!("../../../models/llm/llama-3.1-70b.json")),
     ("llama-3.1-8b.json", include_str!("../../../models/llm/llama-3.1-8b.json")),
+    ("llama-4-scout.json", include_str!("../../../models/llm/llama-4-scout.json")),
     ("mistral-7b.json", include_str!("../../../models/llm/mistral-7b.json")),
+    ("mistral-nemo.json", include_str!("../../../models/llm/mistral-nemo.json")),
     ("mixtral-8x7b.json", include_str!("../../../models/llm/mixtral-8x7b.json")),
     ("phi-3-mini.json", include_str!("../../../models/llm/phi-3-mini.json")),
     ("qwen2.5-0.5b.json", include_str!("../../../models/llm/qwen2.5-0.5b.json")),
     ("qwen2.5-1.5b.json", include_str!("../../../models/llm/qwen2.5-1.5b.json")),
     ("qwen2.5-7b.json", include_str!("../../../models/llm/qwen2.5-7b.json")),
+    ("yi-34b.json", include_str!("../../../models/llm/yi-34b.json")),
 ];
 
 /// Lowercases and maps `_`, spaces and dots-in-sizes to one spelling so that `A100_40GB`,
 /// `a100-40gb` and `A100 40GB` find the same entry.
 pub fn normalize_name(name: &str) -> String {
     name.trim().to_ascii_lowercase().replace(['_', ' '], "-")
+}
+
+impl ModelSpec {
+    /// A model from a Hugging Face `config.json` (the text config of multimodal models), so a
+    /// model missing from the catalog is one file away. `name` labels it in reports.
+    pub fn from_hf_config(text: &str, name: &str) -> Result<ModelSpec, String> {
+        let root: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+        let c = root.get("text_config").unwrap_or(&root);
+        let int = |key: &str| c.get(key).and_then(serde_json::Value::as_u64);
+        let need = |key: &str| int(key).ok_or_else(|| format!("config.json has no integer `{key}`"));
+        let hidden = need("hidden_size")?;
+        let heads = need("num_attention_heads")?;
+        let model_type = c.get("model_type").or_else(|| root.get("model_type")).and_then(|v| v.as_str()).unwrap_or("");
+        let moe = match (int("num_local_experts").or_else(|| int("num_experts")), int("num_experts_per_tok")) {
+            (Some(experts), Some(per_token)) if experts > 1 => Some(MoeSpec {
+                num_experts: experts as u32,
+                experts_per_token: per_token as u32,
+                expert_intermediate_size: int("moe_intermediate_size")
+                    .or_else(|| int("intermediate_size"))
+                    .unwrap_or(0),
+                shared_experts: int("n_shared_experts").unwrap_or(0) as u32,
+            }),
+            _ => None,
+        };
+        Ok(ModelSpec {
+            name: name.to_string(),
+            display_name: name.to_string(),
+            aliases: Vec::new(),
+            hf_id: name.to_string(),
+            architecture: root.get("architectures").map(|a| a.to_string()).unwrap_or_default(),
+            hidden_size: hidden,
+            intermediate_size: need("intermediate_size")?,
+            num_layers: need("num_hidden_layers")?,
+            num_attention_heads: heads,
+            num_kv_heads: int("num_key_value_heads").unwrap_or(heads),
+            head_dim: int("head_dim").unwrap_or(hidden / heads.max(1)),
+            vocab_size: need("vocab_size")?,
+            max_position_embeddings: int("max_position_embeddings").unwrap_or(4096),
+            tie_word_embeddings: c.get("tie_word_embeddings").and_then(|v| v.as_bool()).unwrap_or(false),
+            attention_qkv_bias: c
+                .get("attention_bias")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(model_type.starts_with("qwen2")),
+            moe,
+            sliding_window: None,
+            torch_dtype: c.get("torch_dtype").and_then(|v| v.as_str()).unwrap_or("bfloat16").to_string(),
+            num_params_published: String::new(),
+            sources: BTreeMap::from([("config".to_string(), format!("Hugging Face config.json given as {name}"))]),
+        })
+    }
 }
 
 /// Both catalogs, parsed.
@@ -192,7 +248,10 @@ impl Catalog {
             .ok_or_else(|| UnknownName {
                 kind: "model",
                 name: name.to_string(),
-                known: self.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
+                known: format!(
+                    "{}; or give the path of a Hugging Face config.json, or add a file under models/llm/ (see models/README.md)",
+                    self.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
             })
     }
 }
@@ -218,7 +277,7 @@ mod tests {
         assert_eq!(embedded(GPU_FILES), on_disk("gpu"), "add the new file to GPU_FILES");
         assert_eq!(embedded(MODEL_FILES), on_disk("llm"), "add the new file to MODEL_FILES");
         assert_eq!(catalog.gpus.len(), 13);
-        assert_eq!(catalog.models.len(), 11);
+        assert_eq!(catalog.models.len(), 14);
     }
 
     #[test]

@@ -137,7 +137,7 @@ pub fn activation_peak_bytes(model: &ModelSpec, cfg: &MemoryConfig) -> f64 {
     let seqs = cfg.max_num_seqs.min(cfg.max_num_batched_tokens) as f64;
     let intermediate = match &model.moe {
         None => model.intermediate_size,
-        Some(moe) => moe.expert_intermediate_size * moe.experts_per_token as u64,
+        Some(moe) => moe.expert_intermediate_size * (moe.experts_per_token + moe.shared_experts) as u64,
     } as f64
         / cfg.tp as f64;
     let act = cfg.quant.activation_bytes() as f64;

@@ -37,10 +37,12 @@ impl ParamBreakdown {
             Some(moe) => {
                 let expert = 3 * h * moe.expert_intermediate_size;
                 let router = h * moe.num_experts as u64;
+                let all = (moe.num_experts + moe.shared_experts) as u64;
+                let active = (moe.experts_per_token + moe.shared_experts) as u64;
                 (
-                    expert * moe.num_experts as u64 + router,
-                    expert * moe.experts_per_token as u64 + router,
-                    (2 * moe.expert_intermediate_size + h) * moe.num_experts as u64 + moe.num_experts as u64,
+                    expert * all + router,
+                    expert * active + router,
+                    (2 * moe.expert_intermediate_size + h) * all + moe.num_experts as u64,
                 )
             }
         };

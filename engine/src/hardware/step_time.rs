@@ -84,6 +84,7 @@ impl Roofline {
             ),
             None => (0.0, 0.0, 0.0),
         };
+        // Shared experts are read every step, like the dense layers.
         let non_expert_linear = p.linear as f64 - expert_params * num_experts;
         let lm_head_params = (if p.lm_head > 0 { p.lm_head } else { p.embedding }) as f64;
         // vLLM's default for fp32 is the link the catalog names; PCIe when there is none.

@@ -42,6 +42,7 @@ pub const DEFAULT_MAX_EVENTS: u64 = 200_000_000;
 
 struct Ctx<'a> {
     file: &'a str,
+    base_dir: &'a Path,
     problems: Vec<Diagnostic>,
     /// Traces already read through, by their spec: the first problem, if any.
     traces: BTreeMap<String, Option<String>>,
@@ -73,7 +74,7 @@ pub fn parse(text: &str, label: &str) -> Result<Scenario, Vec<Diagnostic>> {
 
 /// Validates scenario JSON text whose relative paths start at `base_dir`.
 pub fn parse_in(text: &str, label: &str, base_dir: &Path) -> Result<Scenario, Vec<Diagnostic>> {
-    let mut ctx = Ctx { file: label, problems: Vec::new(), traces: BTreeMap::new() };
+    let mut ctx = Ctx { file: label, base_dir, problems: Vec::new(), traces: BTreeMap::new() };
     let de = &mut serde_json::Deserializer::from_str(text);
     let file: ScenarioFile = match serde_path_to_error::deserialize(de) {
         Ok(file) => file,
@@ -415,7 +416,17 @@ fn is_big_gpu(gpu: &GpuSpec) -> bool {
 
 fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ctx: &mut Ctx<'_>) -> Option<Case> {
     let catalog = Catalog::builtin();
-    let model = catalog.model(&f.model).map_err(|e| ctx.push(format!("{path}.model"), e.to_string())).ok();
+    let model = if f.model.ends_with(".json") {
+        let file = ctx.base_dir.join(&f.model);
+        std::fs::read_to_string(&file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))
+            .and_then(|text| ModelSpec::from_hf_config(&text, &f.model))
+            .map_err(|e| ctx.push(format!("{path}.model"), format!("{e}; give a Hugging Face config.json")))
+            .ok()
+    } else {
+        catalog.model(&f.model).map_err(|e| ctx.push(format!("{path}.model"), e.to_string())).ok().cloned()
+    };
+    let model = model.as_ref();
     let gpu = catalog.gpu(&f.gpu).map_err(|e| ctx.push(format!("{path}.gpu"), e.to_string())).ok();
     for (p, m) in f.workload.problems(f.batch.is_some()) {
         ctx.push(format!("{path}.workload.{p}"), m);

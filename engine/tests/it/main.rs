@@ -5,6 +5,7 @@ mod cli;
 mod determinism;
 mod engine;
 mod fleet;
+mod hf_config;
 mod phases;
 mod sweeps;
 mod traces;

@@ -108,7 +108,8 @@ fn an_interrupted_and_resumed_sweep_equals_an_uninterrupted_one() {
     run(&dir, "resumed", &["--resume"]);
     assert_same(&dir.join("whole"), &dir.join("resumed"));
     // A run written for other scenario content is not reused.
-    std::fs::write(dir.join("s.json"), SWEEP.replace("\"workload.arrival.rate\": 40", "\"workload.arrival.rate\": 41")).unwrap();
+    std::fs::write(dir.join("s.json"), SWEEP.replace("\"workload.arrival.rate\": 40", "\"workload.arrival.rate\": 41"))
+        .unwrap();
     run(&dir, "resumed", &["--resume"]);
     let changed = std::fs::read(dir.join("resumed/sweep/runs/c__seed1.json")).unwrap();
     let before = std::fs::read(dir.join("whole/sweep/runs/c__seed1.json")).unwrap();

@@ -120,6 +120,29 @@ enum Command {
         #[arg(long)]
         scale: Option<f64>,
     },
+    /// Simulate measured vLLM runs (sim2real format) and report the error per metric.
+    Fidelity {
+        measurements: PathBuf,
+        #[arg(long, default_value = "outputs")]
+        out: PathBuf,
+        /// Also leave-one-model-out cross-validation (fits once per model).
+        #[arg(long)]
+        cross_validate: bool,
+        /// Evaluation budget of each fit.
+        #[arg(long, default_value_t = 60)]
+        max_evaluations: u32,
+    },
+    /// Fit a GPU's step-time parameters to measured runs; --write stores them in the catalog.
+    Calibrate {
+        measurements: PathBuf,
+        #[arg(long)]
+        gpu: String,
+        #[arg(long, default_value_t = 60)]
+        max_evaluations: u32,
+        /// The catalog folder to write into (e.g. models); nothing is written without it.
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
     /// Check scenario files without running them.
     Validate { paths: Vec<PathBuf> },
     /// Print the JSON Schema of scenario files (for editors).
@@ -248,6 +271,12 @@ fn run(args: Args) -> Result<u8> {
             cli::cmd_merge(&scenario, &dirs, &out, seeds.as_deref(), scale)
         }
         Command::Validate { paths } => cli::cmd_validate(&paths),
+        Command::Fidelity { measurements, out, cross_validate, max_evaluations } => {
+            cli::cmd_fidelity(&measurements, &out, cross_validate, max_evaluations)
+        }
+        Command::Calibrate { measurements, gpu, max_evaluations, write } => {
+            cli::cmd_calibrate(&measurements, &gpu, max_evaluations, write.as_deref())
+        }
         Command::Schema => {
             print!("{}", symbiote::scenario::file::json_schema());
             Ok(EXIT_OK)

@@ -244,6 +244,7 @@ impl Catalog {
                     || m.aliases.contains(&wanted)
                     || normalize_name(&m.hf_id) == wanted
                     || m.name == wanted_tail
+                    || m.aliases.contains(&wanted_tail)
             })
             .ok_or_else(|| UnknownName {
                 kind: "model",

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod csv;
 pub mod expect;
+pub mod fidelity;
 pub mod markdown;
 pub mod metrics;
 pub mod phases;

@@ -3,6 +3,7 @@
 //! converted, no `Option` where a value is required. Nothing here touches simulated time.
 
 pub mod file;
+pub mod measurements;
 pub mod validate;
 
 pub use file::{Bounds, Entrypoint, ExpectFile, SloFile};

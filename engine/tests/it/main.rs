@@ -4,6 +4,7 @@ mod broken;
 mod cli;
 mod determinism;
 mod engine;
+mod fidelity;
 mod fleet;
 mod hf_config;
 mod phases;

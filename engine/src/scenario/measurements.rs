@@ -1,0 +1,195 @@
+//! Measured serving runs in the format of `shared/reference/sim2real_trainval.json` (real vLLM
+//! runs published by inference-sim/sim-to-real-accuracy-validation), turned into cases that
+//! simulate each run: fleet, engine limits, the inference-perf shared-prefix workload and its
+//! constant-rate stages. What cannot be modelled, or was not published, becomes a warning
+//! naming what the simulation assumes instead.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::validate::{parse_in, Diagnostic};
+use super::Case;
+
+/// What one measured run reports (ms), as the file defines it: client-side latencies of
+/// successful requests; `itl` is (mean E2E - mean TTFT) / (mean output tokens - 1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Measured {
+    pub e2e_mean: f64,
+    pub e2e_p90: f64,
+    pub e2e_p99: f64,
+    pub ttft_mean: f64,
+    pub ttft_p90: f64,
+    pub ttft_p99: f64,
+    pub itl: f64,
+}
+
+/// One measured run and the case that simulates it.
+#[derive(Clone, Debug)]
+pub struct Experiment {
+    pub key: String,
+    /// The catalog name of the model (the unit of leave-one-model-out validation).
+    pub model: String,
+    pub case: Case,
+    pub measured: Measured,
+    pub warnings: Vec<String>,
+}
+
+fn err(file: &str, path: &str, message: impl Into<String>) -> Diagnostic {
+    Diagnostic { file: file.to_string(), path: path.to_string(), message: message.into() }
+}
+
+/// Reads a measurements file. Returns the experiments and the FNV-1a hash of the file's bytes
+/// (recorded with calibrated parameters).
+pub fn load(path: &Path) -> Result<(Vec<Experiment>, String), Vec<Diagnostic>> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| vec![err(&file, "", format!("cannot read the file: {e}"))])?;
+    let hash = format!("{:016x}", super::fnv1a(text.as_bytes()));
+    let root: Value = serde_json::from_str(&text).map_err(|e| vec![err(&file, "", format!("not valid JSON: {e}"))])?;
+    let experiments = root["experiments"].as_array().ok_or_else(|| {
+        vec![err(&file, "experiments", "missing the `experiments` list; is this a sim2real measurements file?")]
+    })?;
+    let templates = &root["workload_templates"];
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for (i, e) in experiments.iter().enumerate() {
+        match experiment(e, templates, &file, &format!("experiments[{i}]")) {
+            Ok(x) => out.push(x),
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    if problems.is_empty() {
+        Ok((out, hash))
+    } else {
+        Err(problems)
+    }
+}
+
+fn num(v: &Value, key: &str, file: &str, path: &str) -> Result<f64, Vec<Diagnostic>> {
+    v[key].as_f64().ok_or_else(|| vec![err(file, &format!("{path}.{key}"), "missing or not a number")])
+}
+
+fn experiment(e: &Value, templates: &Value, file: &str, path: &str) -> Result<Experiment, Vec<Diagnostic>> {
+    let key = e["key"].as_str().unwrap_or("?").to_string();
+    let gt = &e["ground_truth"]["summary"];
+    let gt_path = format!("{path}.ground_truth.summary");
+    let measured = Measured {
+        e2e_mean: num(gt, "e2e_mean_ms", file, &gt_path)?,
+        e2e_p90: num(gt, "e2e_p90_ms", file, &gt_path)?,
+        e2e_p99: num(gt, "e2e_p99_ms", file, &gt_path)?,
+        ttft_mean: num(gt, "ttft_mean_ms", file, &gt_path)?,
+        ttft_p90: num(gt, "ttft_p90_ms", file, &gt_path)?,
+        ttft_p99: num(gt, "ttft_p99_ms", file, &gt_path)?,
+        itl: num(gt, "tpot_from_means_ms", file, &gt_path)?,
+    };
+    let mut warnings = Vec::new();
+    let s = &e["serving_config"];
+    let model =
+        e["model"]["hf_id"].as_str().ok_or_else(|| vec![err(file, &format!("{path}.model.hf_id"), "missing")])?;
+    let quant = match e["model"]["precision"].as_str().unwrap_or("FP16").to_ascii_lowercase().as_str() {
+        "fp8" => "fp8",
+        "bf16" => "bf16",
+        "fp32" => "fp32",
+        _ => "fp16",
+    };
+    let gpu = match e["hardware"]["gpu"].as_str().unwrap_or("H100") {
+        "H100" => "h100",
+        "A100" => "a100-80gb",
+        "L40S" => "l40s",
+        other => other,
+    };
+    let mut engine = json!({});
+    for field in [
+        "max_num_batched_tokens",
+        "max_num_seqs",
+        "max_model_len",
+        "gpu_memory_utilization",
+        "enable_prefix_caching",
+        "enable_chunked_prefill",
+    ] {
+        if !s[field].is_null() {
+            engine[field] = s[field].clone();
+        }
+    }
+    if s["max_model_len"].is_null() {
+        let model_max = crate::hardware::Catalog::builtin().model(model).map_or(32768, |m| m.max_position_embeddings);
+        let len = model_max.min(32768);
+        engine["max_model_len"] = json!(len);
+        warnings.push(format!("max_model_len not published: assumes {len} (the model's limit, capped at 32,768)"));
+    }
+    if let Some(tokens) = s["gpu_kv_cache_tokens"].as_u64() {
+        let block = s["kv_block_size_tokens"].as_u64().unwrap_or(16);
+        engine["num_gpu_blocks_override"] = json!(tokens / block);
+    }
+    if s["cpu_kv_offload"].as_bool() == Some(true) {
+        warnings.push("CPU KV offload (OffloadingConnector) is not modelled: assumes the GPU KV cache alone".into());
+    }
+    let (workload, mut assumed) = workload(e, templates);
+    warnings.append(&mut assumed);
+    let tp = s["tensor_parallel_size"].as_u64().unwrap_or(1);
+    let replicas = s["data_parallel_size"].as_u64().unwrap_or(1);
+    let scenario = json!({
+        "name": "fidelity",
+        "base": {
+            "model": model, "gpu": gpu, "quant": quant, "tp": tp,
+            "fleet": {"replicas": replicas, "router": "round_robin"},
+            "engine": engine,
+            "workload": workload
+        }
+    });
+    let parsed = parse_in(&scenario.to_string(), &format!("{file} {path}"), Path::new("."))?;
+    let mut case = parsed.cases.into_iter().next().expect("one case");
+    case.name = key.clone();
+    let model = case.model.name.clone();
+    if case.engine.max_model_len as u64 > case.model.max_position_embeddings {
+        case.engine.max_model_len = case.model.max_position_embeddings as u32;
+    }
+    Ok(Experiment { key, model, case, measured, warnings })
+}
+
+/// The workload of an experiment: its own spec when exact, else its type's template; the
+/// parts not published become assumptions.
+fn workload(e: &Value, templates: &Value) -> (Value, Vec<String>) {
+    let w = &e["workload"];
+    let kind = w["type"].as_str().unwrap_or("general");
+    let mut warnings = Vec::new();
+    let base_kind = kind.trim_end_matches("-lite");
+    let template = &templates[base_kind];
+    let shared = if !w["shared_prefix_effective_config_dump"].is_null() {
+        w["shared_prefix_effective_config_dump"].clone()
+    } else if !template["effective_shared_prefix_in_inference_perf_config_dump"].is_null() {
+        template["effective_shared_prefix_in_inference_perf_config_dump"].clone()
+    } else {
+        let t = &templates[kind]["shared_prefix"];
+        json!({"num_groups": t["num_unique_system_prompts"], "num_prompts_per_group": t["num_users_per_system_prompt"],
+               "system_prompt_len": t["system_prompt_len"], "question_len": t["question_len"], "output_len": t["output_len"]})
+    };
+    let mut shared = shared;
+    shared["enable_multi_turn_chat"] = json!(true);
+    let stages: Value = if let Some(stages) = w["stages"].as_array() {
+        json!(stages.iter().map(|s| json!({"duration_s": s["duration_s"], "rate": s["rate_rps"]})).collect::<Vec<_>>())
+    } else {
+        match kind {
+            "general-lite" => {
+                warnings.push("general-lite stages not published: assumes 600 s at 3 req/s then 600 s at the documented 6 req/s peak".into());
+                json!([{"duration_s": 600, "rate": 3}, {"duration_s": 600, "rate": 6}])
+            }
+            "reasoning-lite" => {
+                warnings
+                    .push("reasoning-lite duration not published: assumes 1,200 s at the documented 1 req/s".into());
+                json!([{"duration_s": 1200, "rate": 1}])
+            }
+            _ => json!(template["stages"]
+                .as_array()
+                .map(|st| st
+                    .iter()
+                    .map(|s| json!({"duration_s": s["duration_s"], "rate": s["rate_rps"]}))
+                    .collect::<Vec<_>>())
+                .unwrap_or_default()),
+        }
+    };
+    if w["spec_status"].as_str() == Some("template") {
+        warnings.push(format!("workload spec not published for this run: uses the `{kind}` template"));
+    }
+    (json!({"arrival": {"process": "constant", "stages": stages}, "shared_prefix": shared}), warnings)
+}

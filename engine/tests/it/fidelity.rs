@@ -1,0 +1,119 @@
+//! The measurements reader on the shared sim2real file and on broken copies, the metric
+//! definitions on a hand-built run, and calibration determinism.
+
+use std::path::{Path, PathBuf};
+
+use symbiote::report::fidelity::{calibrate, simulate};
+use symbiote::scenario::measurements::{load, Experiment, Measured};
+
+fn shared_file() -> PathBuf {
+    // A byte-for-byte copy of shared/reference/sim2real_trainval.json.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/validation/sim2real_trainval.json")
+}
+
+#[test]
+fn the_shared_measurements_file_reads_into_fifteen_experiments() {
+    let (experiments, hash) = load(&shared_file()).unwrap();
+    assert_eq!(experiments.len(), 15);
+    assert_eq!(hash.len(), 16);
+    let general = experiments.iter().find(|e| e.key.ends_with("llama-2-7b-tp1-general")).unwrap();
+    assert_eq!(general.case.engine.num_gpu_blocks_override, Some(119_408 / 16));
+    assert_eq!((general.case.engine.max_num_seqs, general.case.engine.max_num_batched_tokens), (128, 2048));
+    assert_eq!(general.measured.ttft_mean, 44.7843);
+    assert!(general.warnings.iter().any(|w| w.contains("CPU KV offload")));
+    let scout = experiments.iter().find(|e| e.model == "llama-4-scout").unwrap();
+    assert_eq!((scout.case.tp, scout.case.quant.name()), (2, "fp8"));
+    assert!(scout.warnings.iter().any(|w| w.contains("max_model_len not published")));
+}
+
+#[test]
+fn a_broken_measurements_file_is_refused_with_the_path() {
+    let dir = std::env::temp_dir().join(format!("symbiote-fidelity-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("empty.json"), r#"{"title": "no experiments"}"#).unwrap();
+    let err = load(&dir.join("empty.json")).unwrap_err();
+    assert!(err[0].to_string().contains("missing the `experiments` list"), "{}", err[0]);
+    std::fs::write(
+        dir.join("partial.json"),
+        r#"{"experiments": [{"key": "x", "model": {"hf_id": "meta-llama/Llama-2-7b-hf", "precision": "FP16"},
+            "hardware": {"gpu": "H100"}, "serving_config": {"tensor_parallel_size": 1},
+            "workload": {"type": "general"}, "ground_truth": {"summary": {"e2e_mean_ms": 1.0}}}]}"#,
+    )
+    .unwrap();
+    let err = load(&dir.join("partial.json")).unwrap_err();
+    assert!(
+        err[0].to_string().contains("experiments[0].ground_truth.summary.e2e_p90_ms: missing or not a number"),
+        "{}",
+        err[0]
+    );
+    std::fs::write(dir.join("bad.json"), "{").unwrap();
+    assert!(load(&dir.join("bad.json")).unwrap_err()[0].message.starts_with("not valid JSON"));
+}
+
+/// One request, prompt 100, output 5, 10 ms per step: E2E 50 ms, TTFT 10 ms, and the file's
+/// ITL (mean E2E - mean TTFT) / (mean output tokens - 1) = 40 / 4 = 10 ms.
+#[test]
+fn metrics_follow_the_files_definitions() {
+    let s = symbiote::scenario::parse(
+        r#"{"name": "t", "base": {"model": "llama-2-7b", "gpu": "h100",
+            "step_time": {"model": "constant", "step_ms": 10},
+            "workload": {"clients": {"users": 1}, "num_requests": 1,
+                         "prompt": {"dist": "fixed", "value": 100}, "output": {"dist": "fixed", "value": 5}}}}"#,
+        "t.json",
+    )
+    .unwrap();
+    let measured = Measured {
+        e2e_mean: 40.0,
+        e2e_p90: 50.0,
+        e2e_p99: 50.0,
+        ttft_mean: 10.0,
+        ttft_p90: 10.0,
+        ttft_p99: 10.0,
+        itl: 10.0,
+    };
+    let experiment = Experiment {
+        key: "hand".into(),
+        model: "llama-2-7b".into(),
+        case: s.cases[0].clone(),
+        measured,
+        warnings: vec![],
+    };
+    let row = simulate(&experiment, None);
+    assert_eq!(row.simulated, [50.0, 50.0, 50.0, 10.0, 10.0, 10.0, 10.0]);
+    assert_eq!(row.ape[0], 0.25);
+    assert_eq!(row.ape[6], 0.0);
+}
+
+/// Calibrating twice on the same runs gives the same parameters.
+#[test]
+fn calibration_is_deterministic() {
+    let s = symbiote::scenario::parse(
+        r#"{"name": "t", "base": {"model": "qwen2.5-0.5b", "gpu": "h100",
+            "workload": {"arrival": {"process": "poisson", "rate": 5}, "num_requests": 40,
+                         "prompt": {"dist": "fixed", "value": 200}, "output": {"dist": "fixed", "value": 20}}}}"#,
+        "t.json",
+    )
+    .unwrap();
+    let measured = Measured {
+        e2e_mean: 300.0,
+        e2e_p90: 320.0,
+        e2e_p99: 350.0,
+        ttft_mean: 20.0,
+        ttft_p90: 25.0,
+        ttft_p99: 30.0,
+        itl: 14.0,
+    };
+    let experiments = vec![Experiment {
+        key: "toy".into(),
+        model: "qwen2.5-0.5b".into(),
+        case: s.cases[0].clone(),
+        measured,
+        warnings: vec![],
+    }];
+    let start = s.cases[0].gpu.step_time.clone();
+    let a = calibrate(&experiments, &start, 25);
+    let b = calibrate(&experiments, &start, 25);
+    assert_eq!(a.params, b.params);
+    assert!(a.objective_after <= a.objective_before);
+    assert!(a.objective_after < a.objective_before, "the toy target is reachable by moving the overheads");
+}

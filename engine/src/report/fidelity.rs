@@ -90,11 +90,10 @@ pub fn table(rows: &[Row]) -> String {
     let mut out =
         String::from("| experiment | metric | measured ms | simulated ms | APE |\n|---|---|---:|---:|---:|\n");
     for r in rows {
-        for i in 0..7 {
+        for (i, metric) in METRICS.iter().enumerate() {
             out.push_str(&format!(
-                "| {} | {} | {:.1} | {:.1} | {:.1}% |\n",
+                "| {} | {metric} | {:.1} | {:.1} | {:.1}% |\n",
                 r.key.trim_start_matches("trainval/"),
-                METRICS[i],
                 r.measured[i],
                 r.simulated[i],
                 100.0 * r.ape[i]

@@ -143,7 +143,13 @@ pub fn assemble(scenario: &Scenario, runs: Vec<RunReport>) -> Report {
         .iter()
         .map(|case| {
             let runs: Vec<RunReport> = runs.by_ref().take(scenario.seeds.len()).collect();
-            CaseReport { name: case.name.clone(), config: case_config(case), over_seeds: over_seeds(&runs), runs }
+            CaseReport {
+                name: case.name.clone(),
+                config: case_config(case),
+                over_seeds: over_seeds(&runs),
+                measured: case.expect.measured.clone(),
+                runs,
+            }
         })
         .collect();
     let mut report = Report {

@@ -134,6 +134,7 @@ pub fn render(report: &Report) -> String {
     } else {
         out.push_str(&format!("{} of {checked} expectations failed:\n\n{}\n", failures.len(), failures.join("\n")));
     }
+    measured_section(&mut out, report);
     out.push_str("\n## Cases\n");
     for case in &report.cases {
         details(&mut out, case);
@@ -144,6 +145,35 @@ pub fn render(report: &Report) -> String {
          divide by the time from the start to the last completion.\n",
     );
     out
+}
+
+/// Simulated means beside the measured values that cases carry (`expect.measured`).
+fn measured_section(out: &mut String, report: &Report) {
+    let rows: Vec<String> = report
+        .cases
+        .iter()
+        .flat_map(|case| {
+            case.measured.iter().map(move |(key, &measured)| {
+                let values: Vec<f64> =
+                    case.runs.iter().filter_map(|r| r.metrics.get(key).and_then(Value::as_f64)).collect();
+                let simulated = (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
+                let error = simulated.map_or("-".into(), |s| format!("{:+.1}%", 100.0 * (s - measured) / measured));
+                format!(
+                    "| {} | {key} | {measured} | {} | {error} |",
+                    case.name,
+                    simulated.map_or("-".into(), |s| format!("{s:.3}"))
+                )
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\n## Measured vs simulated\n\n| case | metric | measured | simulated | error |\n|---|---|---:|---:|---:|\n",
+    );
+    out.push_str(&rows.join("\n"));
+    out.push('\n');
 }
 
 fn details(out: &mut String, case: &CaseReport) {

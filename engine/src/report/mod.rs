@@ -43,6 +43,9 @@ pub struct CaseReport {
     pub runs: Vec<RunReport>,
     /// Per headline metric over the seeds: mean, std, min, max and 95% CI half-width.
     pub over_seeds: BTreeMap<String, stats::SeedStats>,
+    /// Reference values measured on real hardware (`expect.measured`), if the case has any.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub measured: BTreeMap<String, f64>,
 }
 
 /// One (case, seed) run.

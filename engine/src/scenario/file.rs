@@ -163,6 +163,10 @@ pub struct ExpectFile {
     /// Bounds on metrics, by their report key.
     #[serde(default)]
     pub metrics: BTreeMap<String, Bounds>,
+    /// Values measured on real hardware for this case, by report key: reported beside the
+    /// simulated means with the error, never pass/fail.
+    #[serde(default)]
+    pub measured: BTreeMap<String, f64>,
 }
 
 /// Service-level objectives. Per-request thresholds define goodput as `vllm bench serve

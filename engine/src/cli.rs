@@ -97,6 +97,55 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
     Ok(if all_pass { EXIT_OK } else { EXIT_FAILED })
 }
 
+/// `symbiote trace-stats`.
+pub fn cmd_trace_stats(trace: &Path, format: Option<&str>) -> Result<u8> {
+    let dir = trace.parent().map_or_else(|| PathBuf::from("."), |p| p.to_path_buf());
+    let file = trace.file_name().and_then(|f| f.to_str()).context("the trace path has no file name")?;
+    let format = format
+        .map(|f| serde_json::from_value(serde_json::Value::String(f.to_string())))
+        .transpose()
+        .map_err(|_| anyhow::anyhow!("unknown --format; use azure, mooncake, burstgpt or generic"))?;
+    let spec = crate::workload::trace::TraceSpec {
+        path: file.to_string(),
+        format,
+        speedup: None,
+        start_s: None,
+        end_s: None,
+        limit: None,
+        on_bad_row: crate::workload::trace::BadRows::Fail,
+        keep_failed: false,
+        columns: None,
+    };
+    let s = crate::workload::trace::stats(&spec, &dir)?;
+    let span = (s.last_arrival_ns - s.first_arrival_ns) as f64 / 1e9;
+    println!(
+        "{}: {} rows over {span:.3} s ({:.3} req/s)",
+        trace.display(),
+        s.rows,
+        if span > 0.0 { (s.rows.max(1) - 1) as f64 / span } else { 0.0 }
+    );
+    println!(
+        "prompt tokens {} (mean {:.1}), output tokens {} (mean {:.1})",
+        s.prompt_tokens,
+        s.prompt_tokens as f64 / s.rows.max(1) as f64,
+        s.output_tokens,
+        s.output_tokens as f64 / s.rows.max(1) as f64
+    );
+    if s.blocks > 0 {
+        println!(
+            "hash_ids: {} block references, {} hits with an unlimited prefix cache ({:.1}% of blocks, {:.1}% of prompt tokens)",
+            s.blocks,
+            s.hit_blocks,
+            100.0 * s.hit_blocks as f64 / s.blocks as f64,
+            100.0 * s.hit_tokens as f64 / s.prompt_tokens.max(1) as f64
+        );
+    }
+    if s.skipped_failed > 0 {
+        println!("skipped {} failed requests (zero response tokens)", s.skipped_failed);
+    }
+    Ok(EXIT_OK)
+}
+
 /// `symbiote validate`.
 pub fn cmd_validate(paths: &[PathBuf]) -> Result<u8> {
     let files = scenario_files(paths)?;

@@ -143,6 +143,13 @@ enum Command {
         #[arg(long)]
         write: Option<PathBuf>,
     },
+    /// Read a trace through and print its totals (rows, tokens, span, ideal prefix hits).
+    TraceStats {
+        trace: PathBuf,
+        /// azure, mooncake, burstgpt (default: from the file name).
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Check scenario files without running them.
     Validate { paths: Vec<PathBuf> },
     /// Print the JSON Schema of scenario files (for editors).
@@ -271,6 +278,7 @@ fn run(args: Args) -> Result<u8> {
             cli::cmd_merge(&scenario, &dirs, &out, seeds.as_deref(), scale)
         }
         Command::Validate { paths } => cli::cmd_validate(&paths),
+        Command::TraceStats { trace, format } => cli::cmd_trace_stats(&trace, format.as_deref()),
         Command::Fidelity { measurements, out, cross_validate, max_evaluations } => {
             cli::cmd_fidelity(&measurements, &out, cross_validate, max_evaluations)
         }

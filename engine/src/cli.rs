@@ -312,9 +312,15 @@ pub fn parse_tolerance(text: &str) -> Result<f64> {
 /// `symbiote fidelity`: simulated against measured for every experiment of a measurements
 /// file, with the shipped (or given) step-time parameters; with `cross_validate`, also the
 /// leave-one-model-out errors (fit on the other models, predict the held-out one).
-pub fn cmd_fidelity(file: &Path, out: &Path, cross_validate: bool, max_evaluations: u32) -> Result<u8> {
+pub fn cmd_fidelity(
+    file: &Path,
+    out: &Path,
+    cross_validate: bool,
+    max_evaluations: u32,
+    multi_turn: bool,
+) -> Result<u8> {
     use crate::report::fidelity;
-    let (experiments, hash) = match crate::scenario::measurements::load(file) {
+    let (experiments, hash) = match crate::scenario::measurements::load(file, multi_turn) {
         Ok(x) => x,
         Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
     };
@@ -352,6 +358,7 @@ pub fn cmd_fidelity(file: &Path, out: &Path, cross_validate: bool, max_evaluatio
     }
     print!("{text}");
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("fidelity");
+    let stem = if multi_turn { format!("{stem}_multi_turn") } else { stem.to_string() };
     let dir = out.join("fidelity");
     write_atomic(&dir.join(format!("{stem}.md")), text.as_bytes())?;
     let mut json_text = serde_json::to_string_pretty(&json).expect("json");
@@ -364,7 +371,7 @@ pub fn cmd_fidelity(file: &Path, out: &Path, cross_validate: bool, max_evaluatio
 /// with `write_to`, stores them in that catalog folder's GPU file with their provenance.
 pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Option<&Path>) -> Result<u8> {
     use crate::report::fidelity;
-    let (experiments, hash) = match crate::scenario::measurements::load(file) {
+    let (experiments, hash) = match crate::scenario::measurements::load(file, false) {
         Ok(x) => x,
         Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
     };
@@ -373,7 +380,7 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
     if mine.is_empty() {
         bail!("{} has no experiment on {}; nothing to fit", file.display(), gpu_spec.name);
     }
-    let fit = fidelity::calibrate(&mine, &uncalibrated(&gpu_spec.step_time), max_evaluations);
+    let fit = fidelity::calibrate(&mine, &fidelity::uncalibrated(&gpu_spec.step_time), max_evaluations);
     let p = &fit.params;
     println!(
         "{}: {} experiments, {} evaluations; objective (mean |ln(sim/measured)| of mean E2E, mean TTFT, ITL) {:.4} -> {:.4}",
@@ -384,8 +391,8 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
         fit.objective_after
     );
     println!(
-        "matmul_efficiency {}, bandwidth_efficiency {}, step_overhead_us {}, per_sequence_overhead_us {}, allreduce_efficiency {}",
-        p.matmul_efficiency, p.bandwidth_efficiency, p.step_overhead_us, p.per_sequence_overhead_us, p.allreduce_efficiency
+        "matmul_efficiency {}, bandwidth_efficiency {}, step_overhead_us {}, per_sequence_overhead_us {}, allreduce_efficiency {}, frontend_overhead_us {}",
+        p.matmul_efficiency, p.bandwidth_efficiency, p.step_overhead_us, p.per_sequence_overhead_us, p.allreduce_efficiency, p.frontend_overhead_us
     );
     if let Some(dir) = write_to {
         let path = dir.join("gpu").join(format!("{}.json", gpu_spec.name));
@@ -409,22 +416,6 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
         println!("wrote {} (rebuild to embed it)", path.display());
     }
     Ok(EXIT_OK)
-}
-
-/// The starting point of every calibration: the uncalibrated defaults, whatever the catalog
-/// holds now, so that the command reproduces its own result.
-pub fn uncalibrated(current: &crate::hardware::catalog::StepTimeParams) -> crate::hardware::catalog::StepTimeParams {
-    crate::hardware::catalog::StepTimeParams {
-        matmul_efficiency: 0.6,
-        attention_efficiency: 0.5,
-        bandwidth_efficiency: 0.8,
-        step_overhead_us: 400.0,
-        per_sequence_overhead_us: 2.0,
-        allreduce_efficiency: 0.7,
-        allreduce_latency_us: 8.0,
-        provenance: current.provenance.clone(),
-        sources: current.sources.clone(),
-    }
 }
 
 /// Today's date (UTC) for provenance lines in catalog files; never written to reports.

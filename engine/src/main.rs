@@ -131,13 +131,17 @@ enum Command {
         /// Evaluation budget of each fit.
         #[arg(long, default_value_t = 60)]
         max_evaluations: u32,
+        /// Replay the shared-prefix workloads multi-turn (contexts grow turn by turn) instead of
+        /// single-turn, which the runs' own prompt lengths show.
+        #[arg(long)]
+        multi_turn: bool,
     },
     /// Fit a GPU's step-time parameters to measured runs; --write stores them in the catalog.
     Calibrate {
         measurements: PathBuf,
         #[arg(long)]
         gpu: String,
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, default_value_t = symbiote::report::fidelity::DEFAULT_EVALUATIONS)]
         max_evaluations: u32,
         /// The catalog folder to write into (e.g. models); nothing is written without it.
         #[arg(long)]
@@ -279,8 +283,8 @@ fn run(args: Args) -> Result<u8> {
         }
         Command::Validate { paths } => cli::cmd_validate(&paths),
         Command::TraceStats { trace, format } => cli::cmd_trace_stats(&trace, format.as_deref()),
-        Command::Fidelity { measurements, out, cross_validate, max_evaluations } => {
-            cli::cmd_fidelity(&measurements, &out, cross_validate, max_evaluations)
+        Command::Fidelity { measurements, out, cross_validate, max_evaluations, multi_turn } => {
+            cli::cmd_fidelity(&measurements, &out, cross_validate, max_evaluations, multi_turn)
         }
         Command::Calibrate { measurements, gpu, max_evaluations, write } => {
             cli::cmd_calibrate(&measurements, &gpu, max_evaluations, write.as_deref())

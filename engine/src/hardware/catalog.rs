@@ -38,6 +38,10 @@ pub struct StepTimeParams {
     pub allreduce_efficiency: f64,
     /// Latency of one all-reduce.
     pub allreduce_latency_us: f64,
+    /// Time an online request spends in the API server and client before it reaches the
+    /// engine (HTTP, tokenization): part of client-side TTFT. 0 unless calibrated.
+    #[serde(default)]
+    pub frontend_overhead_us: f64,
     pub provenance: String,
     pub sources: BTreeMap<String, String>,
 }

@@ -37,6 +37,8 @@ enum Event {
     Wake { replica: u32 },
     /// A replica finished starting up (batch jobs with a start-up time).
     Ready { replica: u32 },
+    /// An online request leaves the API server for the router, after the front-end overhead.
+    Enter(Box<RequestSpec>),
 }
 
 /// Bounds on a run: it ends with an outcome, never a hang.
@@ -120,6 +122,8 @@ struct World {
     oom: Option<StartupFailure>,
     /// The vLLM memory plan (also the weights figure for the static engine).
     memory: MemoryBreakdown,
+    /// API server and client time before an online request reaches the router.
+    frontend_overhead: Nanos,
 }
 
 /// Runs one case with one seed to completion or to a limit.
@@ -162,6 +166,7 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         now: SimTime::ZERO,
         oom: None,
         memory: memory.clone(),
+        frontend_overhead: Nanos::from_secs_f64(case.gpu.step_time.frontend_overhead_us * 1e-6),
     };
     world.start(case);
     let (outcome, events) = world.run(&case.limits);
@@ -254,6 +259,7 @@ impl World {
                 Event::StepDone { replica } => self.on_step_done(now, replica as usize),
                 Event::Wake { replica } => self.on_wake(now, replica as usize),
                 Event::Ready { replica } => self.on_ready(now, replica as usize),
+                Event::Enter(spec) => self.route_and_admit(now, *spec),
             }
             if self.oom.is_some() {
                 return (Outcome::Oom, events);
@@ -289,7 +295,11 @@ impl World {
             }
         }
         if let Some(spec) = self.workload.realize(ticket, now) {
-            self.route_and_admit(now, spec);
+            if self.frontend_overhead > Nanos::ZERO {
+                self.queue.push(now + self.frontend_overhead, Event::Enter(Box::new(spec)));
+            } else {
+                self.route_and_admit(now, spec);
+            }
         }
     }
 

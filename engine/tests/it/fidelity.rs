@@ -13,7 +13,7 @@ fn shared_file() -> PathBuf {
 
 #[test]
 fn the_shared_measurements_file_reads_into_fifteen_experiments() {
-    let (experiments, hash) = load(&shared_file()).unwrap();
+    let (experiments, hash) = load(&shared_file(), false).unwrap();
     assert_eq!(experiments.len(), 15);
     assert_eq!(hash.len(), 16);
     let general = experiments.iter().find(|e| e.key.ends_with("llama-2-7b-tp1-general")).unwrap();
@@ -31,7 +31,7 @@ fn a_broken_measurements_file_is_refused_with_the_path() {
     let dir = std::env::temp_dir().join(format!("symbiote-fidelity-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("empty.json"), r#"{"title": "no experiments"}"#).unwrap();
-    let err = load(&dir.join("empty.json")).unwrap_err();
+    let err = load(&dir.join("empty.json"), true).unwrap_err();
     assert!(err[0].to_string().contains("missing the `experiments` list"), "{}", err[0]);
     std::fs::write(
         dir.join("partial.json"),
@@ -40,14 +40,14 @@ fn a_broken_measurements_file_is_refused_with_the_path() {
             "workload": {"type": "general"}, "ground_truth": {"summary": {"e2e_mean_ms": 1.0}}}]}"#,
     )
     .unwrap();
-    let err = load(&dir.join("partial.json")).unwrap_err();
+    let err = load(&dir.join("partial.json"), true).unwrap_err();
     assert!(
         err[0].to_string().contains("experiments[0].ground_truth.summary.e2e_p90_ms: missing or not a number"),
         "{}",
         err[0]
     );
     std::fs::write(dir.join("bad.json"), "{").unwrap();
-    assert!(load(&dir.join("bad.json")).unwrap_err()[0].message.starts_with("not valid JSON"));
+    assert!(load(&dir.join("bad.json"), true).unwrap_err()[0].message.starts_with("not valid JSON"));
 }
 
 /// One request, prompt 100, output 5, 10 ms per step: E2E 50 ms, TTFT 10 ms, and the file's
@@ -116,4 +116,33 @@ fn calibration_is_deterministic() {
     assert_eq!(a.params, b.params);
     assert!(a.objective_after <= a.objective_before);
     assert!(a.objective_after < a.objective_before, "the toy target is reachable by moving the overheads");
+}
+
+/// The shipped H100 parameters are what `symbiote calibrate` produces from the trainval file
+/// with its default budget: this reruns that calibration and compares every fitted value.
+#[test]
+fn shipped_h100_parameters_are_reproduced_by_the_calibration() {
+    use symbiote::hardware::Catalog;
+    use symbiote::report::fidelity::{uncalibrated, DEFAULT_EVALUATIONS};
+    let (experiments, _) = load(&shared_file(), false).unwrap();
+    let shipped = Catalog::builtin().gpu("h100").unwrap().step_time.clone();
+    let h100: Vec<_> = experiments.into_iter().filter(|e| e.case.gpu.name == "h100-80gb").collect();
+    let fit = calibrate(&h100, &uncalibrated(&shipped), DEFAULT_EVALUATIONS);
+    let p = &fit.params;
+    assert_eq!(
+        (p.matmul_efficiency, p.bandwidth_efficiency, p.step_overhead_us, p.per_sequence_overhead_us),
+        (
+            shipped.matmul_efficiency,
+            shipped.bandwidth_efficiency,
+            shipped.step_overhead_us,
+            shipped.per_sequence_overhead_us
+        )
+    );
+    assert_eq!(
+        (p.allreduce_efficiency, p.frontend_overhead_us),
+        (shipped.allreduce_efficiency, shipped.frontend_overhead_us)
+    );
+    assert!(shipped
+        .provenance
+        .starts_with("calibrated by `symbiote calibrate sim2real_trainval.json --gpu h100-80gb`"));
 }

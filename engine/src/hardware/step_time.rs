@@ -186,36 +186,40 @@ mod tests {
     #[test]
     fn a_single_decode_is_bound_by_reading_the_weights() {
         let r = roofline("llama-3.1-8b", "h100", 1);
+        let st = &Catalog::builtin().gpu("h100").unwrap().step_time;
         let [linear, attention, allreduce, overhead] =
             r.breakdown_secs(&[SeqWork { query_tokens: 1, cached_tokens: 100 }]);
         // Linear layers and LM head, 2 B each (the embedding table is not streamed; norms are
-        // negligible), at 3350 GB/s x 0.8.
+        // negligible), at 3350 GB/s x the bandwidth efficiency.
         let p = ParamBreakdown::of(Catalog::builtin().model("llama-3.1-8b").unwrap());
         let weight_bytes = (p.linear + p.lm_head) as f64 * 2.0;
-        assert!((linear - weight_bytes / (3350e9 * 0.8)).abs() < 1e-9, "{linear}");
+        assert!((linear - weight_bytes / (3350e9 * st.bandwidth_efficiency)).abs() < 1e-9, "{linear}");
         assert!(attention < linear / 100.0);
         assert_eq!(allreduce, 0.0);
-        assert!((overhead - 402e-6).abs() < 1e-12);
+        assert!((overhead - (st.step_overhead_us + st.per_sequence_overhead_us) * 1e-6).abs() < 1e-12);
     }
 
     #[test]
     fn a_long_prefill_is_bound_by_compute() {
         let r = roofline("llama-3.1-8b", "h100", 1);
+        let st = &Catalog::builtin().gpu("h100").unwrap().step_time;
         let [linear, ..] = r.breakdown_secs(&[SeqWork { query_tokens: 8192, cached_tokens: 0 }]);
         let p = ParamBreakdown::of(Catalog::builtin().model("llama-3.1-8b").unwrap());
         let flops = 2.0 * p.linear as f64 * 8192.0 + 2.0 * p.lm_head as f64;
-        assert!((linear - flops / (989.4e12 * 0.6)).abs() / linear < 1e-9);
+        assert!((linear - flops / (989.4e12 * st.matmul_efficiency)).abs() / linear < 1e-9);
     }
 
     /// Llama-3.1-70B at TP 4 on H100, 256 decode tokens: per all-reduce 256 x 8192 x 2 B
-    /// = 4 MiB, ring factor 2 x 3/4, over 450 GB/s x 0.7 one way, plus 8 us; 160 of them.
+    /// = 4 MiB, ring factor 2 x 3/4, over 450 GB/s (half of NVLink's 900 bidirectional) x the
+    /// all-reduce efficiency one way, plus the latency; 2 per layer x 80 layers = 160 of them.
     #[test]
     fn tensor_parallel_all_reduce_matches_the_hand_calculation() {
         let r = roofline("llama-3.1-70b", "h100", 4);
         let batch = vec![SeqWork { query_tokens: 1, cached_tokens: 500 }; 256];
         let [_, _, allreduce, _] = r.breakdown_secs(&batch);
         let bytes = 256.0 * 8192.0 * 2.0;
-        let per_call = 8e-6 + 1.5 * bytes / (450e9 * 0.7);
+        let st = &Catalog::builtin().gpu("h100").unwrap().step_time;
+        let per_call = st.allreduce_latency_us * 1e-6 + 1.5 * bytes / (450e9 * st.allreduce_efficiency);
         assert!((allreduce - 160.0 * per_call).abs() < 1e-12, "{allreduce}");
     }
 

@@ -166,7 +166,11 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         now: SimTime::ZERO,
         oom: None,
         memory: memory.clone(),
-        frontend_overhead: Nanos::from_secs_f64(case.gpu.step_time.frontend_overhead_us * 1e-6),
+        // Part of the GPU's calibrated roofline parameters; a constant step-time model has none.
+        frontend_overhead: match case.step_time {
+            StepTimeChoice::Roofline => Nanos::from_secs_f64(case.gpu.step_time.frontend_overhead_us * 1e-6),
+            StepTimeChoice::Constant { .. } => Nanos::ZERO,
+        },
     };
     world.start(case);
     let (outcome, events) = world.run(&case.limits);

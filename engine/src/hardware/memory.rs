@@ -275,20 +275,25 @@ pub fn plan_static(
     }
 }
 
-/// The largest static batch that fits, by binary search (0 when not even one row fits).
+/// The largest static batch that fits (0 when not even one row fits).
 pub fn largest_static_batch(model: &ModelSpec, gpu: &GpuSpec, cfg: &MemoryConfig, prompt: u64, output: u64) -> u64 {
-    let fits = |rows: u64| plan_static(model, gpu, cfg, rows, prompt, output).fits();
+    largest_where(|rows| plan_static(model, gpu, cfg, rows, prompt, output).fits(), 1 << 40)
+}
+
+/// The largest `n` in `0..=limit` for which `ok(n)` holds, for a predicate that holds up to
+/// some point and fails after it: doubling to bracket it, then bisection. 0 when `ok(1)` fails.
+pub fn largest_where(mut ok: impl FnMut(u64) -> bool, limit: u64) -> u64 {
     let (mut lo, mut hi) = (0u64, 1u64);
-    while fits(hi) {
+    while ok(hi) {
         lo = hi;
         hi *= 2;
-        if hi > 1 << 40 {
+        if hi > limit {
             return lo;
         }
     }
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        if fits(mid) {
+        if ok(mid) {
             lo = mid;
         } else {
             hi = mid;

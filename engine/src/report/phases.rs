@@ -355,23 +355,7 @@ fn search_no_preemption(case: &Case, prompt: u32, output: u32) -> u64 {
         let result = crate::sim::run::run_case(&probe, 1, Capture::default());
         result.outcome == crate::sim::run::Outcome::Completed && result.metrics.preemptions == 0
     };
-    let (mut lo, mut hi) = (0u64, 1u64);
-    while runs_clean(hi) {
-        lo = hi;
-        hi *= 2;
-        if hi > 1 << 16 {
-            return lo;
-        }
-    }
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if runs_clean(mid) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
+    memory::largest_where(runs_clean, 1 << 16)
 }
 
 fn kv_stress(scenario: &Scenario, report: &Report) -> Findings {

@@ -1,23 +1,6 @@
 //! The binary's exit codes and messages: 0 ok, 1 an expectation failed, 2 bad input.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("symbiote-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn symbiote(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_symbiote")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use crate::{files_under, symbiote, temp_dir};
 
 const OK: &str = r#"{"name": "cli_ok", "base": {"model": "qwen2.5-0.5b", "gpu": "a100-40gb",
   "workload": {"arrival": {"rate": 5}, "num_requests": 20}},
@@ -77,23 +60,6 @@ const SWEEP: &str = r#"{"name": "cli_sweep", "seeds": [1, 2, 3],
       "prefix": {"groups": 3, "tokens": 128}}},
   "cases": [{"name": "default"}, {"name": "small batch", "engine.max_num_seqs": 8}],
   "matrix": {"engine.enable_prefix_caching": [true, false]}}"#;
-
-fn files_under(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push((path.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 /// Every output file is byte-identical whether one thread or four run the sweep.
 #[test]

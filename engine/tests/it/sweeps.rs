@@ -1,46 +1,14 @@
 //! Seed sweeps, resume, shards and regression checks, through the binary.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("symbiote-sweeps-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn symbiote(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_symbiote")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use crate::{files_under, symbiote, temp_dir};
 
 const SWEEP: &str = r#"{"name": "sweep", "seeds": [1],
   "base": {"model": "qwen2.5-0.5b", "gpu": "l4", "engine": {"max_model_len": 4096},
     "workload": {"arrival": {"process": "poisson", "rate": 20}, "num_requests": 120,
       "prompt": {"dist": "lognormal", "mean": 300, "cv": 1}, "output": {"dist": "lognormal", "mean": 80, "cv": 1, "max": 500}}},
   "cases": [{"name": "a"}, {"name": "b", "engine.max_num_seqs": 4}, {"name": "c", "workload.arrival.rate": 40}]}"#;
-
-fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push((path.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 fn run(dir: &Path, out: &str, extra: &[&str]) -> i32 {
     let file = dir.join("s.json");

@@ -12,8 +12,14 @@
 //!            └──────────────► sim::run (THE LOOP: (time, seq) events) ◄───┘
 //!                                              │
 //!                                              ▼
-//!                           report (metrics ─► summary ─► JSON / Markdown, atomic writes)
+//!                           report (metrics ─► summary ─► JSON / Markdown / CSV, atomic writes)
+//!                              │
+//!              runner (rayon over (case, seed), resume, shards) ─► cli (commands) ─► main
 //! ```
+//!
+//! Beside the main flow: `report::phases` turns the six phase scenarios' runs into findings,
+//! `report::check` compares a report with a baseline, `report::fidelity` compares simulated with
+//! measured runs (`scenario::measurements`) and calibrates a GPU's step-time parameters.
 //!
 //! Invariant: time is `u64` nanoseconds; `f64` durations are rounded once, in `Nanos::from_secs_f64`.
 //! Invariant: events pop in `(time, seq)` order, ties FIFO; one event per replica step, never per token.
@@ -23,8 +29,10 @@
 //! Invariant: the same scenario and seed give byte-identical reports at any thread count.
 //!
 //! Dependency rules: `sim::{time, queue, rng}` are leaves; only `sim::run` imports serving,
-//! workload and metrics together; hardware never sees time or events; only `scenario`,
-//! `hardware::catalog` (embedded data) and `report::write` touch the file system.
+//! workload and metrics together; hardware never sees time or events. Files are read by
+//! `scenario` (scenario and measurement files, HF config.json), `workload::trace` (traces) and
+//! the runner (finished runs, for `--resume` and `merge`); written by `report::write` and, for
+//! `symbiote calibrate --write`, by `cli`. The GPU and LLM catalogs are embedded at build time.
 
 pub mod cli;
 pub mod hardware;

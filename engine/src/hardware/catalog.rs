@@ -28,8 +28,12 @@ pub struct StepTimeParams {
     pub matmul_efficiency: f64,
     /// Fraction of dense peak reached by attention kernels.
     pub attention_efficiency: f64,
-    /// Fraction of DRAM bandwidth reached when streaming weights and KV.
+    /// Fraction of DRAM bandwidth reached when streaming weights.
     pub bandwidth_efficiency: f64,
+    /// Fraction of DRAM bandwidth reached by attention reading the paged KV cache; the
+    /// weight-streaming figure when absent.
+    #[serde(default)]
+    pub kv_bandwidth_efficiency: Option<f64>,
     /// Fixed cost of every step: scheduling, input preparation, sampling, launch.
     pub step_overhead_us: f64,
     /// Extra cost per scheduled sequence per step.

@@ -137,7 +137,8 @@ impl Roofline {
         }
         let p = &self.params;
         let compute = pairs * self.attention_flops_per_pair / (self.attention_peak * p.attention_efficiency);
-        let memory = kv_tokens * self.kv_bytes_per_token / (self.bandwidth * p.bandwidth_efficiency);
+        let kv_efficiency = p.kv_bandwidth_efficiency.unwrap_or(p.bandwidth_efficiency);
+        let memory = kv_tokens * self.kv_bytes_per_token / (self.bandwidth * kv_efficiency);
         compute.max(memory)
     }
 

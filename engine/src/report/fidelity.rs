@@ -134,8 +134,9 @@ pub fn objective(rows: &[Row]) -> f64 {
 }
 
 /// The fitted parameters: name, lower bound, upper bound.
-const FITTED: [(&str, f64, f64); 6] = [
+const FITTED: [(&str, f64, f64); 7] = [
     ("bandwidth_efficiency", 0.2, 1.0),
+    ("kv_bandwidth_efficiency", 0.2, 1.0),
     ("matmul_efficiency", 0.1, 1.0),
     ("step_overhead_us", 0.0, 20_000.0),
     ("per_sequence_overhead_us", 0.0, 500.0),
@@ -146,6 +147,7 @@ const FITTED: [(&str, f64, f64); 6] = [
 fn get(p: &StepTimeParams, name: &str) -> f64 {
     match name {
         "bandwidth_efficiency" => p.bandwidth_efficiency,
+        "kv_bandwidth_efficiency" => p.kv_bandwidth_efficiency.unwrap_or(p.bandwidth_efficiency),
         "matmul_efficiency" => p.matmul_efficiency,
         "step_overhead_us" => p.step_overhead_us,
         "per_sequence_overhead_us" => p.per_sequence_overhead_us,
@@ -158,6 +160,7 @@ fn get(p: &StepTimeParams, name: &str) -> f64 {
 fn set(p: &mut StepTimeParams, name: &str, v: f64) {
     match name {
         "bandwidth_efficiency" => p.bandwidth_efficiency = v,
+        "kv_bandwidth_efficiency" => p.kv_bandwidth_efficiency = Some(v),
         "matmul_efficiency" => p.matmul_efficiency = v,
         "step_overhead_us" => p.step_overhead_us = v,
         "per_sequence_overhead_us" => p.per_sequence_overhead_us = v,
@@ -174,6 +177,7 @@ pub fn uncalibrated(current: &StepTimeParams) -> StepTimeParams {
         matmul_efficiency: 0.6,
         attention_efficiency: 0.5,
         bandwidth_efficiency: 0.8,
+        kv_bandwidth_efficiency: None,
         step_overhead_us: 400.0,
         per_sequence_overhead_us: 2.0,
         allreduce_efficiency: 0.7,
@@ -188,7 +192,7 @@ pub fn uncalibrated(current: &StepTimeParams) -> StepTimeParams {
 pub const CALIBRATION_SCALE: f64 = 0.25;
 
 /// Evaluation budget of `symbiote calibrate` by default (the shipped H100 fit used it).
-pub const DEFAULT_EVALUATIONS: u32 = 300;
+pub const DEFAULT_EVALUATIONS: u32 = 400;
 
 /// The result of a calibration.
 #[derive(Clone, Debug)]

@@ -4,9 +4,34 @@
 //! freed tail-first), and prefix caching of full blocks by their hash chain. A free block keeps
 //! its hash, and can be hit again, until it is handed out and evicted.
 
-use std::collections::BTreeMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::request::{KvState, Request};
+
+/// Block hashes are already uniformly mixed 64-bit values, so the map hashes them as they are.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+/// Hash -> block. Lookups and removals only, never iterated, so its order cannot reach an
+/// output or a decision (the reason std's HashMap is otherwise disallowed here).
+#[allow(clippy::disallowed_types)]
+type BlockMap = std::collections::HashMap<u64, u32, BuildHasherDefault<PassThrough>>;
 
 const NONE: u32 = u32::MAX;
 
@@ -30,7 +55,7 @@ pub struct KvCache {
     tail: u32,
     num_free: u32,
     /// Hash -> a block holding it. Used for lookups only; never iterated.
-    cached: BTreeMap<u64, u32>,
+    cached: BlockMap,
     prefix_caching: bool,
     pub stats: PrefixStats,
 }
@@ -50,7 +75,7 @@ impl KvCache {
             head: NONE,
             tail: NONE,
             num_free: 0,
-            cached: BTreeMap::new(),
+            cached: BlockMap::default(),
             prefix_caching,
             stats: PrefixStats::default(),
         };

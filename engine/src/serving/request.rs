@@ -83,41 +83,53 @@ impl Request {
     }
 
     /// Extends `kv.block_hashes` to cover every full block within the first `tokens` tokens.
-    /// Block `i`'s hash chains its parent's hash with the identity of its tokens, so equal
-    /// prefixes give equal hashes (vLLM `hash_block_tokens`).
+    /// Block `i`'s hash chains its parent's hash with the identity of its tokens (the runs of
+    /// segments it covers), so equal prefixes give equal hashes (vLLM `hash_block_tokens`).
+    /// Walks the segments once per call with a cursor: O(segments + new blocks).
     pub fn ensure_block_hashes(&mut self, tokens: u32, block_size: u32) {
         let want = (tokens / block_size) as usize;
-        while self.kv.block_hashes.len() < want {
-            let index = self.kv.block_hashes.len();
-            let parent = index.checked_sub(1).map_or(0x51_7C_C1_B7_27_22_0A_95, |p| self.kv.block_hashes[p]);
-            let start = index as u32 * block_size;
-            let hash = mix2(parent, self.content_hash(start, start + block_size));
-            self.kv.block_hashes.push(hash);
+        let have = self.kv.block_hashes.len();
+        if have >= want {
+            return;
         }
-    }
-
-    /// Identity of tokens `start..end`: the runs of segments they cover.
-    fn content_hash(&self, start: u32, end: u32) -> u64 {
-        let mut hash = 0u64;
-        let mut offset = 0u32;
-        let runs = self
-            .segments
-            .iter()
-            .copied()
-            .chain(std::iter::once(Segment { id: self.output_segment, len: u32::MAX - self.prompt_tokens }));
-        for segment in runs {
-            let seg_end = offset.saturating_add(segment.len);
-            if seg_end > start && offset < end {
+        // Prompt segments, then the generated tokens as one open-ended segment.
+        let segment = |i: usize| -> Segment {
+            self.segments
+                .get(i)
+                .copied()
+                .unwrap_or(Segment { id: self.output_segment, len: u32::MAX - self.prompt_tokens })
+        };
+        let mut start = have as u32 * block_size;
+        let (mut cursor, mut cursor_start) = (0usize, 0u32);
+        while cursor_start.saturating_add(segment(cursor).len) <= start {
+            cursor_start += segment(cursor).len;
+            cursor += 1;
+        }
+        let mut parent = self.kv.block_hashes.last().copied().unwrap_or(0x51_7C_C1_B7_27_22_0A_95);
+        for _ in have..want {
+            let end = start + block_size;
+            let mut content = 0u64;
+            let (mut i, mut offset) = (cursor, cursor_start);
+            loop {
+                let seg = segment(i);
+                let seg_end = offset.saturating_add(seg.len);
                 let from = start.max(offset) - offset;
                 let to = end.min(seg_end) - offset;
-                hash = mix2(hash, mix2(segment.id, ((from as u64) << 32) | to as u64));
+                content = mix2(content, mix2(seg.id, ((from as u64) << 32) | to as u64));
+                if seg_end >= end {
+                    break;
+                }
+                offset = seg_end;
+                i += 1;
             }
-            if seg_end >= end {
-                break;
+            parent = mix2(parent, content);
+            self.kv.block_hashes.push(parent);
+            while cursor_start.saturating_add(segment(cursor).len) <= end {
+                cursor_start += segment(cursor).len;
+                cursor += 1;
             }
-            offset = seg_end;
+            start = end;
         }
-        hash
     }
 }
 

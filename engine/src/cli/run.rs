@@ -1,23 +1,17 @@
-//! The commands behind the CLI, returning text and exit codes so that `main` stays a thin
-//! parse-call-print layer and the commands are testable.
-
-use std::path::{Path, PathBuf};
+//! `run`, `replay`, `merge`, `validate` and `check`: scenarios in, reports out.
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::hardware::memory::{self, MemoryConfig};
-use crate::hardware::{Catalog, KvDtype, Quant};
+use crate::hardware::Quant;
 use crate::report::metrics::Capture;
 use crate::report::{markdown, write::write_atomic, Report};
 use crate::runner::{assemble, jobs, read_run, run_jobs, RunOptions};
 use crate::scenario::{self, Scenario};
 
-/// Exit codes: 0 ok, 1 an expectation or check failed, 2 bad input or internal error.
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_BAD_INPUT: u8 = 2;
+use super::*;
 
 /// Options of `symbiote run` (and of `replay`, which runs a generated scenario).
 #[derive(Clone, Debug, Default)]
@@ -31,11 +25,6 @@ pub struct RunArgs {
     pub resume: bool,
     pub shard: Option<String>,
     pub quiet: bool,
-}
-
-fn print_problems(problems: &[String]) -> u8 {
-    problems.iter().for_each(|p| eprintln!("error: {p}"));
-    EXIT_BAD_INPUT
 }
 
 /// `symbiote run`.
@@ -95,55 +84,6 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
         write_index(&args.out, &reports)?;
     }
     Ok(if all_pass { EXIT_OK } else { EXIT_FAILED })
-}
-
-/// `symbiote trace-stats`.
-pub fn cmd_trace_stats(trace: &Path, format: Option<&str>) -> Result<u8> {
-    let dir = trace.parent().map_or_else(|| PathBuf::from("."), |p| p.to_path_buf());
-    let file = trace.file_name().and_then(|f| f.to_str()).context("the trace path has no file name")?;
-    let format = format
-        .map(|f| serde_json::from_value(serde_json::Value::String(f.to_string())))
-        .transpose()
-        .map_err(|_| anyhow::anyhow!("unknown --format; use azure, mooncake, burstgpt or generic"))?;
-    let spec = crate::workload::trace::TraceSpec {
-        path: file.to_string(),
-        format,
-        speedup: None,
-        start_s: None,
-        end_s: None,
-        limit: None,
-        on_bad_row: crate::workload::trace::BadRows::Fail,
-        keep_failed: false,
-        columns: None,
-    };
-    let s = crate::workload::trace::stats(&spec, &dir)?;
-    let span = (s.last_arrival_ns - s.first_arrival_ns) as f64 / 1e9;
-    println!(
-        "{}: {} rows over {span:.3} s ({:.3} req/s)",
-        trace.display(),
-        s.rows,
-        if span > 0.0 { (s.rows.max(1) - 1) as f64 / span } else { 0.0 }
-    );
-    println!(
-        "prompt tokens {} (mean {:.1}), output tokens {} (mean {:.1})",
-        s.prompt_tokens,
-        s.prompt_tokens as f64 / s.rows.max(1) as f64,
-        s.output_tokens,
-        s.output_tokens as f64 / s.rows.max(1) as f64
-    );
-    if s.blocks > 0 {
-        println!(
-            "hash_ids: {} block references, {} hits with an unlimited prefix cache ({:.1}% of blocks, {:.1}% of prompt tokens)",
-            s.blocks,
-            s.hit_blocks,
-            100.0 * s.hit_blocks as f64 / s.blocks as f64,
-            100.0 * s.hit_tokens as f64 / s.prompt_tokens.max(1) as f64
-        );
-    }
-    if s.skipped_failed > 0 {
-        println!("skipped {} failed requests (zero response tokens)", s.skipped_failed);
-    }
-    Ok(EXIT_OK)
 }
 
 /// `symbiote validate`.
@@ -296,145 +236,6 @@ pub fn cmd_check(args: &CheckArgs) -> Result<u8> {
     Ok(if bad == 0 { EXIT_OK } else { EXIT_FAILED })
 }
 
-/// `5%` or `0.05`.
-pub fn parse_tolerance(text: &str) -> Result<f64> {
-    let value = match text.trim().strip_suffix('%') {
-        Some(pct) => pct.trim().parse::<f64>().map(|p| p / 100.0),
-        None => text.trim().parse::<f64>(),
-    }
-    .map_err(|_| anyhow::anyhow!("--tolerance takes a percentage like 5% or a fraction like 0.05; got `{text}`"))?;
-    if !(value >= 0.0 && value.is_finite()) {
-        bail!("--tolerance must not be negative");
-    }
-    Ok(value)
-}
-
-/// `symbiote fidelity`: simulated against measured for every experiment of a measurements
-/// file, with the shipped (or given) step-time parameters; with `cross_validate`, also the
-/// leave-one-model-out errors (fit on the other models, predict the held-out one).
-pub fn cmd_fidelity(
-    file: &Path,
-    out: &Path,
-    cross_validate: bool,
-    max_evaluations: u32,
-    multi_turn: bool,
-) -> Result<u8> {
-    use crate::report::fidelity;
-    let (experiments, hash) = match crate::scenario::measurements::load(file, multi_turn) {
-        Ok(x) => x,
-        Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
-    };
-    let mut warnings: Vec<String> =
-        experiments.iter().flat_map(|e| e.warnings.iter().map(move |w| format!("{}: {w}", e.key))).collect();
-    warnings.dedup();
-    for w in &warnings {
-        eprintln!("warning: {w}");
-    }
-    let rows = fidelity::simulate_all(&experiments, None);
-    let mut text = format!(
-        "# Fidelity: {}\n\nInput {} (FNV-1a {hash}); step-time parameters as shipped in the GPU catalog.\n\n",
-        file.display(),
-        experiments.len()
-    );
-    text.push_str(&fidelity::table(&rows));
-    let mut json = serde_json::json!({"input_hash": hash, "rows": rows, "median_ape": fidelity::medians(&rows)});
-    if cross_validate {
-        let mut models: Vec<String> = experiments.iter().map(|e| e.model.clone()).collect();
-        models.sort();
-        models.dedup();
-        let mut held_out_rows = Vec::new();
-        for model in &models {
-            let train: Vec<_> = experiments.iter().filter(|e| &e.model != model).cloned().collect();
-            let test: Vec<_> = experiments.iter().filter(|e| &e.model == model).cloned().collect();
-            let start = test[0].case.gpu.step_time.clone();
-            let fit = fidelity::calibrate(&train, &start, max_evaluations);
-            held_out_rows.extend(fidelity::simulate_all(&test, Some(&fit.params)));
-        }
-        text.push_str("\n## Leave-one-model-out cross-validation\n\nEach model's experiments are predicted with parameters fitted on the other models only.\n\n");
-        text.push_str(&fidelity::table(&held_out_rows));
-        json["cross_validated_rows"] = serde_json::to_value(&held_out_rows).expect("rows serialize");
-        json["cross_validated_median_ape"] =
-            serde_json::to_value(fidelity::medians(&held_out_rows)).expect("medians serialize");
-    }
-    print!("{text}");
-    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("fidelity");
-    let stem = if multi_turn { format!("{stem}_multi_turn") } else { stem.to_string() };
-    let dir = out.join("fidelity");
-    write_atomic(&dir.join(format!("{stem}.md")), text.as_bytes())?;
-    let mut json_text = serde_json::to_string_pretty(&json).expect("json");
-    json_text.push('\n');
-    write_atomic(&dir.join(format!("{stem}.json")), json_text.as_bytes())?;
-    Ok(EXIT_OK)
-}
-
-/// `symbiote calibrate`: fits `gpu`'s step-time parameters to the experiments run on it and,
-/// with `write_to`, stores them in that catalog folder's GPU file with their provenance.
-pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Option<&Path>) -> Result<u8> {
-    use crate::report::fidelity;
-    let (experiments, hash) = match crate::scenario::measurements::load(file, false) {
-        Ok(x) => x,
-        Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
-    };
-    let gpu_spec = Catalog::builtin().gpu(gpu)?;
-    let mine: Vec<_> = experiments.into_iter().filter(|e| e.case.gpu.name == gpu_spec.name).collect();
-    if mine.is_empty() {
-        bail!("{} has no experiment on {}; nothing to fit", file.display(), gpu_spec.name);
-    }
-    let fit = fidelity::calibrate(&mine, &fidelity::uncalibrated(&gpu_spec.step_time), max_evaluations);
-    let p = &fit.params;
-    println!(
-        "{}: {} experiments, {} evaluations; objective (mean |ln(sim/measured)| of mean E2E, mean TTFT, ITL) {:.4} -> {:.4}",
-        gpu_spec.name,
-        mine.len(),
-        fit.evaluations,
-        fit.objective_before,
-        fit.objective_after
-    );
-    println!(
-        "matmul_efficiency {}, bandwidth_efficiency {}, kv_bandwidth_efficiency {:?}, step_overhead_us {}, per_sequence_overhead_us {}, allreduce_efficiency {}, frontend_overhead_us {}",
-        p.matmul_efficiency, p.bandwidth_efficiency, p.kv_bandwidth_efficiency, p.step_overhead_us, p.per_sequence_overhead_us, p.allreduce_efficiency, p.frontend_overhead_us
-    );
-    if let Some(dir) = write_to {
-        let path = dir.join("gpu").join(format!("{}.json", gpu_spec.name));
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let mut value: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        let mut params = serde_json::to_value(p).expect("params serialize");
-        params["provenance"] = serde_json::json!(format!(
-            "calibrated by `symbiote calibrate {} --gpu {}` on {} experiments (input FNV-1a {hash}, {}); objective {:.4} before, {:.4} after",
-            file.file_name().and_then(|f| f.to_str()).unwrap_or("?"),
-            gpu_spec.name,
-            mine.len(),
-            today(),
-            fit.objective_before,
-            fit.objective_after
-        ));
-        value["step_time"] = params;
-        let mut out = serde_json::to_string_pretty(&value).expect("json");
-        out.push('\n');
-        write_atomic(&path, out.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {} (rebuild to embed it)", path.display());
-    }
-    Ok(EXIT_OK)
-}
-
-/// Today's date (UTC) for provenance lines in catalog files; never written to reports.
-#[allow(clippy::disallowed_methods)]
-fn today() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    // Howard Hinnant's civil_from_days.
-    let z = secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 /// Scenario files named on the command line: files as given, directories as their `*.json`
 /// files in name order.
 pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -568,38 +369,6 @@ pub fn merge(scenario: &Scenario, dirs: &[PathBuf], out: &Path) -> Result<Report
     Ok(report)
 }
 
-/// Parses `--seeds`: `1..32` (inclusive) or `1,2,5`.
-pub fn parse_seeds(text: &str) -> Result<Vec<u64>> {
-    let bad = || anyhow::anyhow!("--seeds takes a range like 1..32 or a list like 1,2,5; got `{text}`");
-    let seeds: Vec<u64> = if let Some((a, b)) = text.split_once("..") {
-        let (a, b): (u64, u64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
-        if b < a || b - a >= 10_000 {
-            return Err(bad());
-        }
-        (a..=b).collect()
-    } else {
-        text.split(',').map(|s| s.trim().parse().map_err(|_| bad())).collect::<Result<_>>()?
-    };
-    let mut unique = seeds.clone();
-    unique.sort_unstable();
-    unique.dedup();
-    if seeds.is_empty() || unique.len() != seeds.len() {
-        return Err(bad());
-    }
-    Ok(seeds)
-}
-
-/// Parses `--shard K/N` (1 <= K <= N).
-pub fn parse_shard(text: &str) -> Result<(usize, usize)> {
-    let bad = || anyhow::anyhow!("--shard takes K/N with 1 <= K <= N, like 2/8; got `{text}`");
-    let (k, n) = text.split_once('/').ok_or_else(bad)?;
-    let (k, n): (usize, usize) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
-    if k == 0 || n == 0 || k > n {
-        return Err(bad());
-    }
-    Ok((k, n))
-}
-
 /// `out/index.md`: one line per scenario run, linking its report, with its headline.
 pub fn write_index(out: &Path, reports: &[Report]) -> Result<()> {
     let mut text = String::from("# symbiote reports\n\n");
@@ -615,113 +384,4 @@ pub fn write_index(out: &Path, reports: &[Report]) -> Result<()> {
     }
     let path = out.join("index.md");
     write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Arguments of `symbiote memory`.
-#[derive(Clone, Debug)]
-pub struct MemoryArgs {
-    pub model: String,
-    pub gpu: String,
-    pub quant: Quant,
-    pub kv_cache_dtype: KvDtype,
-    pub tp: u64,
-    pub max_model_len: Option<u64>,
-    pub gpu_memory_utilization: f64,
-    pub max_num_batched_tokens: Option<u64>,
-    pub max_num_seqs: Option<u64>,
-    /// With `output_len`: also report the largest batch of such rows each engine holds.
-    pub prompt_len: Option<u64>,
-    pub output_len: Option<u64>,
-}
-
-/// The memory breakdown and vLLM's start-up lines, or its start-up error; `Err` for unknown
-/// names. Returns the text and whether the model fits.
-pub fn memory_report(args: &MemoryArgs) -> Result<(String, bool)> {
-    let catalog = Catalog::builtin();
-    let model = catalog.model(&args.model)?;
-    let gpu = catalog.gpu(&args.gpu)?;
-    let big = gpu.memory_gib >= 70.0 && !gpu.name.contains("a100");
-    let batched = args.max_num_batched_tokens.unwrap_or(if big { 8192 } else { 2048 });
-    let config = MemoryConfig {
-        quant: args.quant,
-        kv_dtype: args.kv_cache_dtype,
-        tp: args.tp,
-        gpu_memory_utilization: args.gpu_memory_utilization,
-        max_num_batched_tokens: batched,
-        max_num_seqs: args.max_num_seqs.unwrap_or(if big { 1024 } else { 256 }).min(batched),
-        max_model_len: args.max_model_len.unwrap_or(model.max_position_embeddings),
-        block_size: 16,
-        num_gpu_blocks_override: None,
-    };
-    let mut text = format!(
-        "{} ({}) on {} x{} (tp {}), max_num_batched_tokens {}, max_num_seqs {}\n\n",
-        model.display_name,
-        args.quant,
-        gpu.display_name,
-        args.tp,
-        args.tp,
-        config.max_num_batched_tokens,
-        config.max_num_seqs
-    );
-    let plan = memory::plan(model, gpu, &config);
-    if let (Some(prompt), Some(output)) = (args.prompt_len, args.output_len) {
-        let static_rows = memory::largest_static_batch(model, gpu, &config, prompt, output);
-        let vllm_rows = plan.as_ref().map_or(0, |p| memory::largest_vllm_batch(p, prompt, output));
-        text.push_str(&format!(
-            "Largest batch of {prompt}-token prompts with {output} output tokens:\n  static engine (padded, KV reserved up front): {static_rows} rows\n  vLLM (all resident in paged KV, no preemption): {vllm_rows} sequences\n\n"
-        ));
-    }
-    match plan {
-        Ok(plan) => {
-            text.push_str(&plan.table());
-            text.push_str(&format!("KV blocks                 {:>9}\n\n", plan.num_gpu_blocks));
-            for line in plan.startup_lines() {
-                text.push_str(&line);
-                text.push('\n');
-            }
-            Ok((text, true))
-        }
-        Err(failure) => {
-            text.push_str(&failure.breakdown.table());
-            text.push_str(&format!("\nstart-up fails: {}\n", failure.message));
-            Ok((text, false))
-        }
-    }
-}
-
-/// `symbiote list models|gpus`.
-pub fn list(what: &str) -> Result<String> {
-    let catalog = Catalog::builtin();
-    let mut out = String::new();
-    match what {
-        "models" => {
-            out.push_str(&format!(
-                "{:<16} {:<40} {:>8} {:>7} {:>9}\n",
-                "name", "hugging face id", "params", "layers", "max len"
-            ));
-            for m in &catalog.models {
-                let params = crate::hardware::shape::ParamBreakdown::of(m).total() as f64 / 1e9;
-                out.push_str(&format!(
-                    "{:<16} {:<40} {:>7.2}B {:>7} {:>9}\n",
-                    m.name, m.hf_id, params, m.num_layers, m.max_position_embeddings
-                ));
-            }
-        }
-        "gpus" => {
-            out.push_str(&format!(
-                "{:<12} {:<34} {:>8} {:>10} {:>11}\n",
-                "name", "device", "memory", "bandwidth", "fp16 dense"
-            ));
-            for g in &catalog.gpus {
-                out.push_str(&format!(
-                    "{:<12} {:<34} {:>5} GB {:>6} GB/s {:>6} TFLOPS\n",
-                    g.name, g.display_name, g.memory_gib, g.hbm_bandwidth_gbps, g.tflops.fp16_bf16
-                ));
-            }
-        }
-        other => {
-            bail!("unknown list `{other}`; use `symbiote list models` or `symbiote list gpus`")
-        }
-    }
-    Ok(out)
 }

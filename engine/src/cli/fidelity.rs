@@ -1,0 +1,136 @@
+//! `fidelity` and `calibrate`: simulated against measured runs, and the fit of a GPU's step-time parameters.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use crate::hardware::Catalog;
+use crate::report::write::write_atomic;
+
+use super::*;
+
+/// `symbiote fidelity`: simulated against measured for every experiment of a measurements
+/// file, with the shipped (or given) step-time parameters; with `cross_validate`, also the
+/// leave-one-model-out errors (fit on the other models, predict the held-out one).
+pub fn cmd_fidelity(
+    file: &Path,
+    out: &Path,
+    cross_validate: bool,
+    max_evaluations: u32,
+    multi_turn: bool,
+) -> Result<u8> {
+    use crate::report::fidelity;
+    let (experiments, hash) = match crate::scenario::measurements::load(file, multi_turn) {
+        Ok(x) => x,
+        Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
+    };
+    let mut warnings: Vec<String> =
+        experiments.iter().flat_map(|e| e.warnings.iter().map(move |w| format!("{}: {w}", e.key))).collect();
+    warnings.dedup();
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    let rows = fidelity::simulate_all(&experiments, None);
+    let mut text = format!(
+        "# Fidelity: {}\n\nInput {} (FNV-1a {hash}); step-time parameters as shipped in the GPU catalog.\n\n",
+        file.display(),
+        experiments.len()
+    );
+    text.push_str(&fidelity::table(&rows));
+    let mut json = serde_json::json!({"input_hash": hash, "rows": rows, "median_ape": fidelity::medians(&rows)});
+    if cross_validate {
+        let mut models: Vec<String> = experiments.iter().map(|e| e.model.clone()).collect();
+        models.sort();
+        models.dedup();
+        let mut held_out_rows = Vec::new();
+        for model in &models {
+            let train: Vec<_> = experiments.iter().filter(|e| &e.model != model).cloned().collect();
+            let test: Vec<_> = experiments.iter().filter(|e| &e.model == model).cloned().collect();
+            let start = test[0].case.gpu.step_time.clone();
+            let fit = fidelity::calibrate(&train, &start, max_evaluations);
+            held_out_rows.extend(fidelity::simulate_all(&test, Some(&fit.params)));
+        }
+        text.push_str("\n## Leave-one-model-out cross-validation\n\nEach model's experiments are predicted with parameters fitted on the other models only.\n\n");
+        text.push_str(&fidelity::table(&held_out_rows));
+        json["cross_validated_rows"] = serde_json::to_value(&held_out_rows).expect("rows serialize");
+        json["cross_validated_median_ape"] =
+            serde_json::to_value(fidelity::medians(&held_out_rows)).expect("medians serialize");
+    }
+    print!("{text}");
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("fidelity");
+    let stem = if multi_turn { format!("{stem}_multi_turn") } else { stem.to_string() };
+    let dir = out.join("fidelity");
+    write_atomic(&dir.join(format!("{stem}.md")), text.as_bytes())?;
+    let mut json_text = serde_json::to_string_pretty(&json).expect("json");
+    json_text.push('\n');
+    write_atomic(&dir.join(format!("{stem}.json")), json_text.as_bytes())?;
+    Ok(EXIT_OK)
+}
+
+/// `symbiote calibrate`: fits `gpu`'s step-time parameters to the experiments run on it and,
+/// with `write_to`, stores them in that catalog folder's GPU file with their provenance.
+pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Option<&Path>) -> Result<u8> {
+    use crate::report::fidelity;
+    let (experiments, hash) = match crate::scenario::measurements::load(file, false) {
+        Ok(x) => x,
+        Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
+    };
+    let gpu_spec = Catalog::builtin().gpu(gpu)?;
+    let mine: Vec<_> = experiments.into_iter().filter(|e| e.case.gpu.name == gpu_spec.name).collect();
+    if mine.is_empty() {
+        bail!("{} has no experiment on {}; nothing to fit", file.display(), gpu_spec.name);
+    }
+    let fit = fidelity::calibrate(&mine, &fidelity::uncalibrated(&gpu_spec.step_time), max_evaluations);
+    let p = &fit.params;
+    println!(
+        "{}: {} experiments, {} evaluations; objective (mean |ln(sim/measured)| of mean E2E, mean TTFT, ITL) {:.4} -> {:.4}",
+        gpu_spec.name,
+        mine.len(),
+        fit.evaluations,
+        fit.objective_before,
+        fit.objective_after
+    );
+    println!(
+        "matmul_efficiency {}, bandwidth_efficiency {}, kv_bandwidth_efficiency {:?}, step_overhead_us {}, per_sequence_overhead_us {}, allreduce_efficiency {}, frontend_overhead_us {}",
+        p.matmul_efficiency, p.bandwidth_efficiency, p.kv_bandwidth_efficiency, p.step_overhead_us, p.per_sequence_overhead_us, p.allreduce_efficiency, p.frontend_overhead_us
+    );
+    if let Some(dir) = write_to {
+        let path = dir.join("gpu").join(format!("{}.json", gpu_spec.name));
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let mut value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let mut params = serde_json::to_value(p).expect("params serialize");
+        params["provenance"] = serde_json::json!(format!(
+            "calibrated by `symbiote calibrate {} --gpu {}` on {} experiments (input FNV-1a {hash}, {}); objective {:.4} before, {:.4} after",
+            file.file_name().and_then(|f| f.to_str()).unwrap_or("?"),
+            gpu_spec.name,
+            mine.len(),
+            today(),
+            fit.objective_before,
+            fit.objective_after
+        ));
+        value["step_time"] = params;
+        let mut out = serde_json::to_string_pretty(&value).expect("json");
+        out.push('\n');
+        write_atomic(&path, out.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {} (rebuild to embed it)", path.display());
+    }
+    Ok(EXIT_OK)
+}
+
+/// Today's date (UTC) for provenance lines in catalog files; never written to reports.
+#[allow(clippy::disallowed_methods)]
+fn today() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    // Howard Hinnant's civil_from_days.
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}-{m:02}-{d:02}")
+}

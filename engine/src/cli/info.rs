@@ -1,0 +1,168 @@
+//! `memory`, `list` and `trace-stats`: what fits, what the catalog holds, what a trace contains.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::hardware::memory::{self, MemoryConfig};
+use crate::hardware::{Catalog, KvDtype, Quant};
+
+use super::*;
+
+/// `symbiote trace-stats`.
+pub fn cmd_trace_stats(trace: &Path, format: Option<&str>) -> Result<u8> {
+    let dir = trace.parent().map_or_else(|| PathBuf::from("."), |p| p.to_path_buf());
+    let file = trace.file_name().and_then(|f| f.to_str()).context("the trace path has no file name")?;
+    let format = format
+        .map(|f| serde_json::from_value(serde_json::Value::String(f.to_string())))
+        .transpose()
+        .map_err(|_| anyhow::anyhow!("unknown --format; use azure, mooncake, burstgpt or generic"))?;
+    let spec = crate::workload::trace::TraceSpec {
+        path: file.to_string(),
+        format,
+        speedup: None,
+        start_s: None,
+        end_s: None,
+        limit: None,
+        on_bad_row: crate::workload::trace::BadRows::Fail,
+        keep_failed: false,
+        columns: None,
+    };
+    let s = crate::workload::trace::stats(&spec, &dir)?;
+    let span = (s.last_arrival_ns - s.first_arrival_ns) as f64 / 1e9;
+    println!(
+        "{}: {} rows over {span:.3} s ({:.3} req/s)",
+        trace.display(),
+        s.rows,
+        if span > 0.0 { (s.rows.max(1) - 1) as f64 / span } else { 0.0 }
+    );
+    println!(
+        "prompt tokens {} (mean {:.1}), output tokens {} (mean {:.1})",
+        s.prompt_tokens,
+        s.prompt_tokens as f64 / s.rows.max(1) as f64,
+        s.output_tokens,
+        s.output_tokens as f64 / s.rows.max(1) as f64
+    );
+    if s.blocks > 0 {
+        println!(
+            "hash_ids: {} block references, {} hits with an unlimited prefix cache ({:.1}% of blocks, {:.1}% of prompt tokens)",
+            s.blocks,
+            s.hit_blocks,
+            100.0 * s.hit_blocks as f64 / s.blocks as f64,
+            100.0 * s.hit_tokens as f64 / s.prompt_tokens.max(1) as f64
+        );
+    }
+    if s.skipped_failed > 0 {
+        println!("skipped {} failed requests (zero response tokens)", s.skipped_failed);
+    }
+    Ok(EXIT_OK)
+}
+
+/// Arguments of `symbiote memory`.
+#[derive(Clone, Debug)]
+pub struct MemoryArgs {
+    pub model: String,
+    pub gpu: String,
+    pub quant: Quant,
+    pub kv_cache_dtype: KvDtype,
+    pub tp: u64,
+    pub max_model_len: Option<u64>,
+    pub gpu_memory_utilization: f64,
+    pub max_num_batched_tokens: Option<u64>,
+    pub max_num_seqs: Option<u64>,
+    /// With `output_len`: also report the largest batch of such rows each engine holds.
+    pub prompt_len: Option<u64>,
+    pub output_len: Option<u64>,
+}
+
+/// The memory breakdown and vLLM's start-up lines, or its start-up error; `Err` for unknown
+/// names. Returns the text and whether the model fits.
+pub fn memory_report(args: &MemoryArgs) -> Result<(String, bool)> {
+    let catalog = Catalog::builtin();
+    let model = catalog.model(&args.model)?;
+    let gpu = catalog.gpu(&args.gpu)?;
+    let big = gpu.memory_gib >= 70.0 && !gpu.name.contains("a100");
+    let batched = args.max_num_batched_tokens.unwrap_or(if big { 8192 } else { 2048 });
+    let config = MemoryConfig {
+        quant: args.quant,
+        kv_dtype: args.kv_cache_dtype,
+        tp: args.tp,
+        gpu_memory_utilization: args.gpu_memory_utilization,
+        max_num_batched_tokens: batched,
+        max_num_seqs: args.max_num_seqs.unwrap_or(if big { 1024 } else { 256 }).min(batched),
+        max_model_len: args.max_model_len.unwrap_or(model.max_position_embeddings),
+        block_size: 16,
+        num_gpu_blocks_override: None,
+    };
+    let mut text = format!(
+        "{} ({}) on {} x{} (tp {}), max_num_batched_tokens {}, max_num_seqs {}\n\n",
+        model.display_name,
+        args.quant,
+        gpu.display_name,
+        args.tp,
+        args.tp,
+        config.max_num_batched_tokens,
+        config.max_num_seqs
+    );
+    let plan = memory::plan(model, gpu, &config);
+    if let (Some(prompt), Some(output)) = (args.prompt_len, args.output_len) {
+        let static_rows = memory::largest_static_batch(model, gpu, &config, prompt, output);
+        let vllm_rows = plan.as_ref().map_or(0, |p| memory::largest_vllm_batch(p, prompt, output));
+        text.push_str(&format!(
+            "Largest batch of {prompt}-token prompts with {output} output tokens:\n  static engine (padded, KV reserved up front): {static_rows} rows\n  vLLM (all resident in paged KV, no preemption): {vllm_rows} sequences\n\n"
+        ));
+    }
+    match plan {
+        Ok(plan) => {
+            text.push_str(&plan.table());
+            text.push_str(&format!("KV blocks                 {:>9}\n\n", plan.num_gpu_blocks));
+            for line in plan.startup_lines() {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            Ok((text, true))
+        }
+        Err(failure) => {
+            text.push_str(&failure.breakdown.table());
+            text.push_str(&format!("\nstart-up fails: {}\n", failure.message));
+            Ok((text, false))
+        }
+    }
+}
+
+/// `symbiote list models|gpus`.
+pub fn list(what: &str) -> Result<String> {
+    let catalog = Catalog::builtin();
+    let mut out = String::new();
+    match what {
+        "models" => {
+            out.push_str(&format!(
+                "{:<16} {:<40} {:>8} {:>7} {:>9}\n",
+                "name", "hugging face id", "params", "layers", "max len"
+            ));
+            for m in &catalog.models {
+                let params = crate::hardware::shape::ParamBreakdown::of(m).total() as f64 / 1e9;
+                out.push_str(&format!(
+                    "{:<16} {:<40} {:>7.2}B {:>7} {:>9}\n",
+                    m.name, m.hf_id, params, m.num_layers, m.max_position_embeddings
+                ));
+            }
+        }
+        "gpus" => {
+            out.push_str(&format!(
+                "{:<12} {:<34} {:>8} {:>10} {:>11}\n",
+                "name", "device", "memory", "bandwidth", "fp16 dense"
+            ));
+            for g in &catalog.gpus {
+                out.push_str(&format!(
+                    "{:<12} {:<34} {:>5} GB {:>6} GB/s {:>6} TFLOPS\n",
+                    g.name, g.display_name, g.memory_gib, g.hbm_bandwidth_gbps, g.tflops.fp16_bf16
+                ));
+            }
+        }
+        other => {
+            bail!("unknown list `{other}`; use `symbiote list models` or `symbiote list gpus`")
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,67 @@
+//! The commands behind the CLI, returning text and exit codes so that `main` stays a thin
+//! parse-call-print layer and the commands are testable.
+
+use anyhow::{bail, Result};
+
+/// Exit codes: 0 ok, 1 an expectation or check failed, 2 bad input or internal error.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+fn print_problems(problems: &[String]) -> u8 {
+    problems.iter().for_each(|p| eprintln!("error: {p}"));
+    EXIT_BAD_INPUT
+}
+
+/// `5%` or `0.05`.
+pub fn parse_tolerance(text: &str) -> Result<f64> {
+    let value = match text.trim().strip_suffix('%') {
+        Some(pct) => pct.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.trim().parse::<f64>(),
+    }
+    .map_err(|_| anyhow::anyhow!("--tolerance takes a percentage like 5% or a fraction like 0.05; got `{text}`"))?;
+    if !(value >= 0.0 && value.is_finite()) {
+        bail!("--tolerance must not be negative");
+    }
+    Ok(value)
+}
+
+/// Parses `--seeds`: `1..32` (inclusive) or `1,2,5`.
+pub fn parse_seeds(text: &str) -> Result<Vec<u64>> {
+    let bad = || anyhow::anyhow!("--seeds takes a range like 1..32 or a list like 1,2,5; got `{text}`");
+    let seeds: Vec<u64> = if let Some((a, b)) = text.split_once("..") {
+        let (a, b): (u64, u64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+        if b < a || b - a >= 10_000 {
+            return Err(bad());
+        }
+        (a..=b).collect()
+    } else {
+        text.split(',').map(|s| s.trim().parse().map_err(|_| bad())).collect::<Result<_>>()?
+    };
+    let mut unique = seeds.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    if seeds.is_empty() || unique.len() != seeds.len() {
+        return Err(bad());
+    }
+    Ok(seeds)
+}
+
+/// Parses `--shard K/N` (1 <= K <= N).
+pub fn parse_shard(text: &str) -> Result<(usize, usize)> {
+    let bad = || anyhow::anyhow!("--shard takes K/N with 1 <= K <= N, like 2/8; got `{text}`");
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let (k, n): (usize, usize) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+mod fidelity;
+mod info;
+mod run;
+
+pub use fidelity::*;
+pub use info::*;
+pub use run::*;

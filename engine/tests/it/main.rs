@@ -3,6 +3,7 @@
 mod broken;
 mod cli;
 mod determinism;
+mod docs;
 mod engine;
 mod fidelity;
 mod fleet;

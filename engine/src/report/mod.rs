@@ -5,6 +5,7 @@ pub mod check;
 pub mod csv;
 pub mod expect;
 pub mod fidelity;
+pub mod html;
 pub mod markdown;
 pub mod metrics;
 pub mod phases;

@@ -15,6 +15,8 @@ fn a_passing_run_exits_0_and_writes_the_reports() {
     assert_eq!(code, 0, "{stdout}");
     assert!(out.join("cli_ok/report.json").is_file());
     assert!(std::fs::read_to_string(out.join("cli_ok/report.md")).unwrap().contains("| c | completed | - |"));
+    let html = std::fs::read_to_string(out.join("cli_ok/report.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg") && html.contains("<td>c</td>"));
 }
 
 #[test]
@@ -86,8 +88,8 @@ fn jobs_1_and_jobs_4_write_identical_files() {
     };
     let one = run("1");
     let four = run("4");
-    // 4 cases x 3 seeds: a run file, a timeline and a requests file each, plus the 3 reports.
-    assert_eq!(one.len(), 4 * 3 * 3 + 3, "{:?}", one.iter().map(|f| &f.0).collect::<Vec<_>>());
+    // 4 cases x 3 seeds: a run file, a timeline and a requests file each, plus the 4 reports.
+    assert_eq!(one.len(), 4 * 3 * 3 + 4, "{:?}", one.iter().map(|f| &f.0).collect::<Vec<_>>());
     assert_eq!(one.iter().map(|f| &f.0).collect::<Vec<_>>(), four.iter().map(|f| &f.0).collect::<Vec<_>>());
     for ((name, a), (_, b)) in one.iter().zip(&four) {
         assert!(a == b, "{name} differs between --jobs 1 and --jobs 4");

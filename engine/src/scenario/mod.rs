@@ -2,7 +2,9 @@
 //! The engine only ever sees the validated types below: every default resolved, every unit
 //! converted, no `Option` where a value is required. Nothing here touches simulated time.
 
+mod expand;
 pub mod file;
+mod hints;
 pub mod measurements;
 pub mod validate;
 

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::expand::expand;
 use super::file::{CaseFile, Entrypoint, ExpectFile, ScenarioFile, SeedsFile, StepTimeFile};
+use super::hints::{explain_serde, parent_for_unknown};
 use super::{BatchConfig, Case, EngineConfig, Scenario, StepTimeChoice};
 use crate::hardware::{Catalog, GpuSpec, KvDtype, ModelSpec, Quant};
 use crate::sim::run::Limits;
@@ -40,7 +42,7 @@ pub const MAX_SEEDS: usize = 10_000;
 /// Default event limit of a run.
 pub const DEFAULT_MAX_EVENTS: u64 = 200_000_000;
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     file: &'a str,
     base_dir: &'a Path,
     problems: Vec<Diagnostic>,
@@ -49,7 +51,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Diagnostic { file: self.file.to_string(), path: path.into(), message: message.into() });
     }
 }
@@ -194,7 +196,7 @@ fn seeds(file: &ScenarioFile, ctx: &mut Ctx<'_>) -> Vec<u64> {
 }
 
 /// Deserializes `value` into `T`, reporting the first error with its JSON path under `prefix`.
-fn typed<T: serde::de::DeserializeOwned>(value: &Value, prefix: &str, ctx: &mut Ctx<'_>) -> Option<T> {
+pub(super) fn typed<T: serde::de::DeserializeOwned>(value: &Value, prefix: &str, ctx: &mut Ctx<'_>) -> Option<T> {
     match serde_path_to_error::deserialize(value.clone()) {
         Ok(v) => Some(v),
         Err(e) => {
@@ -204,177 +206,6 @@ fn typed<T: serde::de::DeserializeOwned>(value: &Value, prefix: &str, ctx: &mut 
             ctx.push(parent_for_unknown(&path, &message), explain_serde(&message, 0, 0));
             None
         }
-    }
-}
-
-/// For an unknown field, the path of the object that holds it (the field is in the message).
-fn parent_for_unknown(path: &str, message: &str) -> String {
-    match message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
-        Some(field) => path.strip_suffix(field).map_or(path, |p| p.trim_end_matches('.')).to_string(),
-        None => path.to_string(),
-    }
-}
-
-/// Turns serde's message into one that names the fix.
-fn explain_serde(message: &str, line: usize, column: usize) -> String {
-    let at = if line > 0 { format!(" (line {line}, column {column})") } else { String::new() };
-    let message = message.split(" at line ").next().unwrap_or(message);
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
-        let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-        return match closest(field, &known) {
-            Some(best) => format!("unknown field `{field}`; did you mean `{best}`?{at}"),
-            None => format!("unknown field `{field}`; known fields: {}{at}", known.join(", ")),
-        };
-    }
-    if let Some(rest) = message.strip_prefix("unknown variant `") {
-        let (value, expected) = rest.split_once('`').unwrap_or((rest, ""));
-        let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-        return match closest(value, &known) {
-            Some(best) => format!("unknown value `{value}`; did you mean `{best}`? (one of {}){at}", known.join(", ")),
-            None => format!("unknown value `{value}`; use one of {}{at}", known.join(", ")),
-        };
-    }
-    if message.contains("untagged enum SeedsFile") {
-        return format!("seeds must be a list of non-negative integers such as [1, 2, 3] or a range such as {{\"from\": 1, \"to\": 8}}{at}");
-    }
-    if message.contains("untagged enum") {
-        return format!("{message}; check the field's type against `symbiote schema`{at}");
-    }
-    if let Some(rest) = message.strip_prefix("missing field `") {
-        let field = rest.split('`').next().unwrap_or(rest);
-        return format!("missing field `{field}`; add it{at}");
-    }
-    format!("{message}{at}")
-}
-
-/// The known name within edit distance 3 of `word`, if any.
-pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
-    known.iter().map(|k| (edit_distance(word, k), *k)).filter(|(d, _)| *d <= 3).min().map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let cost = if ca == cb { prev } else { prev + 1 };
-            prev = row[j + 1];
-            row[j + 1] = cost.min(row[j] + 1).min(prev + 1);
-        }
-    }
-    row[b.len()]
-}
-
-/// Sets `value` at a dotted path inside `target`, creating missing objects.
-fn set_dotted(target: &mut Value, dotted: &str, value: Value) -> Result<(), String> {
-    let parts: Vec<&str> = dotted.split('.').collect();
-    if parts.iter().any(|p| p.is_empty()) {
-        return Err(format!("`{dotted}` is not a dotted path like `engine.max_num_seqs`"));
-    }
-    let mut node = target;
-    for (i, part) in parts.iter().enumerate() {
-        let Value::Object(map) = node else {
-            return Err(format!(
-                "`{}` is not an object, so `{dotted}` cannot be set; a dotted path can only be set inside an object",
-                parts[..i].join(".")
-            ));
-        };
-        if i + 1 == parts.len() {
-            map.insert(part.to_string(), value);
-            return Ok(());
-        }
-        node = map.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
-    }
-    unreachable!("the loop returns at the last part")
-}
-
-type Expanded = (String, Value, Option<ExpectFile>, String);
-
-/// `base` + each case's overrides, then each matrix combination on top.
-fn expand(file: &ScenarioFile, ctx: &mut Ctx<'_>) -> Vec<Expanded> {
-    let mut cases: Vec<Expanded> = Vec::new();
-    if file.cases.is_empty() {
-        cases.push(("base".into(), file.base.clone(), None, "base".into()));
-    }
-    let mut names = std::collections::BTreeSet::new();
-    for (i, case) in file.cases.iter().enumerate() {
-        let path = format!("cases[{i}]");
-        let name = match case.get("name") {
-            Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
-            _ => {
-                ctx.push(&path, "each case needs a non-empty string `name`");
-                continue;
-            }
-        };
-        if !names.insert(name.clone()) {
-            ctx.push(format!("{path}.name"), format!("duplicate case name `{name}`; case names must be unique"));
-        }
-        let mut value = file.base.clone();
-        let mut expect = None;
-        for (key, override_value) in case {
-            match key.as_str() {
-                "name" | "description" => {}
-                "expect" => expect = typed::<ExpectFile>(override_value, &format!("{path}.expect"), ctx),
-                dotted => {
-                    if let Err(message) = set_dotted(&mut value, dotted, override_value.clone()) {
-                        ctx.push(format!("{path}.{dotted}"), message);
-                    }
-                }
-            }
-        }
-        cases.push((name, value, expect, path));
-    }
-    let Some(matrix) = &file.matrix else {
-        return cases;
-    };
-    let mut axes = Vec::new();
-    for (axis, values) in matrix {
-        match values {
-            Value::Array(values) if !values.is_empty() => axes.push((axis.clone(), values.clone())),
-            _ => ctx.push(format!("matrix.{axis}"), "a matrix axis needs a non-empty list of values"),
-        }
-    }
-    let combinations: usize = axes.iter().map(|a| a.1.len()).product::<usize>() * cases.len();
-    if combinations > MAX_CASES {
-        ctx.push("matrix", format!("expands to {combinations} cases; at most {MAX_CASES}"));
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for (name, value, expect, path) in cases {
-        let mut partial = vec![(name.clone(), value)];
-        for (axis, values) in &axes {
-            let mut next = Vec::new();
-            for (name, value) in &partial {
-                for v in values {
-                    let mut value = value.clone();
-                    if let Err(message) = set_dotted(&mut value, axis, v.clone()) {
-                        ctx.push(format!("matrix.{axis}"), message);
-                        return Vec::new();
-                    }
-                    next.push((format!("{name} {}={}", axis.rsplit('.').next().unwrap_or(axis), short(v)), value));
-                }
-            }
-            partial = next;
-        }
-        let base_name = if file.cases.is_empty() { None } else { Some(name) };
-        for (case_name, value) in partial {
-            let case_name = match &base_name {
-                Some(_) => case_name,
-                None => case_name.trim_start_matches("base ").to_string(),
-            };
-            out.push((case_name, value, expect.clone(), path.clone()));
-        }
-    }
-    out
-}
-
-fn short(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }
 
@@ -682,13 +513,5 @@ mod tests {
         assert_eq!(s.seeds, vec![3, 4, 5]);
         let s = parse(&scenario(r#", "seeds": [9, 2]"#), "t.json").unwrap();
         assert_eq!(s.seeds, vec![9, 2]);
-    }
-
-    #[test]
-    fn edit_distance_is_levenshtein() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(closest("max_num_seq", &["max_num_seqs", "max_model_len"]), Some("max_num_seqs"));
-        assert_eq!(closest("zzzzzzzz", &["max_num_seqs"]), None);
     }
 }

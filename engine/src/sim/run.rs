@@ -323,13 +323,14 @@ impl World {
         let mut request = Request::new(spec.index, spec);
         self.views.clear();
         let lookup = self.router.needs_prefix_lookup();
-        let hashes = if lookup { prompt_block_hashes(&mut request, self.block_size).to_vec() } else { Vec::new() };
+        let prompt_blocks = if lookup { prompt_block_hashes(&mut request, self.block_size).len() } else { 0 };
+        let hashes = &request.kv.block_hashes[..prompt_blocks];
         for (i, engine) in self.engines.iter().enumerate() {
             self.views.push(ReplicaView {
                 ready: self.ready[i],
                 outstanding: engine.outstanding(),
                 kv_usage: engine.kv_usage(),
-                cached_blocks: if lookup { engine.cached_prefix_blocks(&hashes) } else { 0 },
+                cached_blocks: if lookup { engine.cached_prefix_blocks(hashes) } else { 0 },
             });
         }
         let replica = self.router.choose(&self.views).unwrap_or(0);

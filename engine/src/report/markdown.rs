@@ -191,6 +191,23 @@ fn details(out: &mut String, case: &CaseReport) {
             out.push_str(&format!("\nRejected requests (seed {}): {}; first: {first}\n", run.seed, counts.join(", ")));
         }
     }
+    if let Some(run) = case.runs.first().filter(|r| r.replicas.len() > 1) {
+        out.push_str(&format!(
+            "\nPer replica (seed {}):\n\n| replica | completed | steps | busy fraction | idle s | KV peak |\n|---:|---:|---:|---:|---:|---:|\n",
+            run.seed
+        ));
+        for r in &run.replicas {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                cell(r, "replica", 0),
+                cell(r, "completed", 0),
+                cell(r, "steps", 0),
+                cell(r, "busy_fraction", 3),
+                cell(r, "idle_s", 1),
+                cell(r, "kv_usage_peak", 3)
+            ));
+        }
+    }
     if case.runs.len() > 1 {
         out.push('\n');
         out.push_str(&header("seed | outcome"));

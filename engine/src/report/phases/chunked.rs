@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
+use crate::hardware::memory::GIB;
 use crate::report::Report;
 use crate::scenario::Scenario;
 
@@ -41,6 +42,19 @@ pub(super) fn chunked_prefill(scenario: &Scenario, report: &Report) -> Findings 
         ));
         best_list.push(json!({"model": model, "prompt_tokens": prompt, "best": strategy, "p99_itl_ms": number(get(best, "p99_itl_ms"))}));
     }
+    // Activation peak per strategy and model: vLLM profiles a max_num_batched_tokens forward
+    // pass, so the token budget decides it.
+    let mut activation: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for (i, case) in scenario.cases.iter().enumerate() {
+        let strategy = case.name.split_whitespace().next().unwrap_or("").to_string();
+        if let Some(run) = report.cases[i].runs.first() {
+            activation.insert((case.model.name.clone(), strategy), run.memory.activation_peak_bytes as f64 / GIB);
+        }
+    }
+    markdown.push_str("\nActivation peak reserved at start-up (GiB), per strategy:\n\n| model | strategy | activation GiB |\n|---|---|---:|\n");
+    for ((model, strategy), gib) in &activation {
+        markdown.push_str(&format!("| {model} | {strategy} | {gib:.2} |\n"));
+    }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for b in &best_list {
         *counts.entry(b["best"].as_str().unwrap_or("").to_string()).or_default() += 1;
@@ -57,7 +71,7 @@ pub(super) fn chunked_prefill(scenario: &Scenario, report: &Report) -> Findings 
     Findings {
         headline,
         summary: summary.clone(),
-        details: json!({"best": best_list}),
+        details: json!({"best": best_list, "activation_peak_gib": activation.iter().map(|((m, s), g)| json!({"model": m, "strategy": s, "gib": number(*g)})).collect::<Vec<_>>()}),
         markdown: format!("{summary}\n\n{markdown}"),
     }
 }

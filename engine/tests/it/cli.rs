@@ -107,3 +107,52 @@ fn schema_is_json_naming_the_engine_flags() {
     assert_eq!(schema["title"], "ScenarioFile");
     assert!(stdout.contains("max_num_batched_tokens") && stdout.contains("long_prefill_token_threshold"));
 }
+
+#[test]
+fn replay_and_trace_stats_read_a_shared_trace() {
+    let traces = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/traces");
+    let azure = traces.join("AzureLLMInferenceTrace_code.csv");
+    let (code, stdout, _) = symbiote(&["trace-stats", azure.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("8819 rows over 3435.948 s (2.566 req/s)"), "{stdout}");
+    let out = temp_dir("replay");
+    let (code, stdout, stderr) = symbiote(&[
+        "replay",
+        azure.to_str().unwrap(),
+        "--model",
+        "llama-3.1-8b",
+        "--gpu",
+        "h100",
+        "--quant",
+        "bf16",
+        "--replicas",
+        "2",
+        "--router",
+        "least_outstanding",
+        "--limit",
+        "300",
+        "--max-model-len",
+        "16384",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("| base | 1 | completed | 300 |"), "{stdout}");
+    let report = std::fs::read_to_string(out.join("replay_AzureLLMInferenceTrace_code/report.json")).unwrap();
+    assert!(report.contains("\"router\": \"least_outstanding\""));
+    // A bad format name is bad input.
+    assert_eq!(symbiote(&["trace-stats", azure.to_str().unwrap(), "--format", "parquet"]).0, 2);
+}
+
+#[test]
+fn fidelity_prints_the_table_and_writes_its_files() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/validation/sim2real_trainval.json");
+    let out = temp_dir("fidelity");
+    let (code, stdout, stderr) = symbiote(&["fidelity", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("| median APE | e2e_mean |"), "{stdout}");
+    assert!(stderr.contains("warning: ") && stderr.contains("CPU KV offload"), "{stderr}");
+    assert!(
+        out.join("fidelity/sim2real_trainval.md").is_file() && out.join("fidelity/sim2real_trainval.json").is_file()
+    );
+}

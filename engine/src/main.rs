@@ -8,8 +8,6 @@ use anyhow::Result;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
 use symbiote::cli::{self, CheckArgs, MemoryArgs, ReplayArgs, RunArgs, EXIT_BAD_INPUT, EXIT_OK};
-use symbiote::hardware::{KvDtype, Quant};
-use symbiote::serving::router::RouterPolicy;
 
 #[derive(Parser)]
 #[command(name = "symbiote", version, about = "Deterministic simulator of LLM inference serving (vLLM V1)")]
@@ -60,35 +58,8 @@ enum Command {
     },
     /// Replay a trace (Azure CSV, Mooncake JSONL, BurstGPT CSV; .gz accepted) on a fleet.
     Replay {
-        trace: PathBuf,
-        #[arg(long)]
-        model: String,
-        #[arg(long)]
-        gpu: String,
-        #[arg(long, default_value = "fp16")]
-        quant: String,
-        #[arg(long, default_value_t = 1)]
-        tp: u32,
-        #[arg(long, default_value_t = 1)]
-        replicas: u32,
-        #[arg(long, value_enum, default_value = "round-robin")]
-        router: RouterArg,
-        /// azure, mooncake, burstgpt (default: from the file name).
-        #[arg(long)]
-        format: Option<String>,
-        #[arg(long)]
-        speedup: Option<f64>,
-        #[arg(long)]
-        start_s: Option<f64>,
-        #[arg(long)]
-        end_s: Option<f64>,
-        #[arg(long)]
-        limit: Option<u64>,
-        /// Skip unreadable rows (counted in the report) instead of stopping at the first.
-        #[arg(long)]
-        skip_bad_rows: bool,
-        #[arg(long)]
-        max_model_len: Option<u32>,
+        #[command(flatten)]
+        replay: ReplayArgs,
         #[command(flatten)]
         opts: RunOpts,
     },
@@ -159,46 +130,9 @@ enum Command {
     /// Print the JSON Schema of scenario files (for editors).
     Schema,
     /// Print the start-up memory split of a model on a GPU, as vLLM computes it.
-    Memory {
-        #[arg(long)]
-        model: String,
-        #[arg(long)]
-        gpu: String,
-        #[arg(long, default_value = "fp16")]
-        quant: String,
-        #[arg(long, default_value = "auto")]
-        kv_cache_dtype: String,
-        #[arg(long, default_value_t = 1)]
-        tp: u64,
-        #[arg(long)]
-        max_model_len: Option<u64>,
-        #[arg(long, default_value_t = 0.9)]
-        gpu_memory_utilization: f64,
-        #[arg(long)]
-        max_num_batched_tokens: Option<u64>,
-        #[arg(long)]
-        max_num_seqs: Option<u64>,
-        /// With --output-len: the largest batch of such rows on the static engine and on vLLM.
-        #[arg(long)]
-        prompt_len: Option<u64>,
-        #[arg(long)]
-        output_len: Option<u64>,
-    },
+    Memory(MemoryArgs),
     /// List the catalog: `models` or `gpus`.
     List { what: String },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum RouterArg {
-    #[value(alias = "round_robin")]
-    RoundRobin,
-    #[value(alias = "least_outstanding")]
-    LeastOutstanding,
-    #[value(alias = "least_kv")]
-    LeastKv,
-    #[value(alias = "prefix_affinity")]
-    PrefixAffinity,
-    Random,
 }
 
 fn main() -> ExitCode {
@@ -225,56 +159,10 @@ fn run_args(o: RunOpts) -> RunArgs {
     }
 }
 
-fn parse_quant(text: &str) -> Result<Quant> {
-    serde_json::from_value(serde_json::Value::String(text.to_ascii_lowercase()))
-        .map_err(|_| anyhow::anyhow!("unknown quantization `{text}`; use fp32, fp16, bf16, fp8, int8 or int4"))
-}
-
 fn run(args: Args) -> Result<u8> {
     match args.command {
         Command::Run { paths, opts } => cli::cmd_run(&paths, &run_args(opts)),
-        Command::Replay {
-            trace,
-            model,
-            gpu,
-            quant,
-            tp,
-            replicas,
-            router,
-            format,
-            speedup,
-            start_s,
-            end_s,
-            limit,
-            skip_bad_rows,
-            max_model_len,
-            opts,
-        } => {
-            let router = match router {
-                RouterArg::RoundRobin => RouterPolicy::RoundRobin,
-                RouterArg::LeastOutstanding => RouterPolicy::LeastOutstanding,
-                RouterArg::LeastKv => RouterPolicy::LeastKv,
-                RouterArg::PrefixAffinity => RouterPolicy::PrefixAffinity,
-                RouterArg::Random => RouterPolicy::Random,
-            };
-            let replay = ReplayArgs {
-                trace,
-                model,
-                gpu,
-                quant: parse_quant(&quant)?,
-                tp,
-                replicas,
-                router,
-                format,
-                speedup,
-                start_s,
-                end_s,
-                limit,
-                skip_bad_rows,
-                max_model_len,
-            };
-            cli::cmd_replay(&replay, &run_args(opts))
-        }
+        Command::Replay { replay, opts } => cli::cmd_replay(&replay, &run_args(opts)),
         Command::Check { scenario, baseline, tolerance, metrics, update } => {
             cli::cmd_check(&CheckArgs { scenario, baseline, tolerance, metrics, update })
         }
@@ -293,37 +181,7 @@ fn run(args: Args) -> Result<u8> {
             print!("{}", symbiote::scenario::file::json_schema());
             Ok(EXIT_OK)
         }
-        Command::Memory {
-            model,
-            gpu,
-            quant,
-            kv_cache_dtype,
-            tp,
-            max_model_len,
-            gpu_memory_utilization,
-            max_num_batched_tokens,
-            max_num_seqs,
-            prompt_len,
-            output_len,
-        } => {
-            let kv_cache_dtype = match kv_cache_dtype.as_str() {
-                "auto" => KvDtype::Auto,
-                "fp8" => KvDtype::Fp8,
-                other => anyhow::bail!("unknown --kv-cache-dtype `{other}`; use auto or fp8"),
-            };
-            let args = MemoryArgs {
-                model,
-                gpu,
-                quant: parse_quant(&quant)?,
-                kv_cache_dtype,
-                tp,
-                max_model_len,
-                gpu_memory_utilization,
-                max_num_batched_tokens,
-                max_num_seqs,
-                prompt_len,
-                output_len,
-            };
+        Command::Memory(args) => {
             let (text, fits) = cli::memory_report(&args)?;
             print!("{text}");
             Ok(if fits { EXIT_OK } else { cli::EXIT_FAILED })

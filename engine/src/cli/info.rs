@@ -59,19 +59,30 @@ pub fn cmd_trace_stats(trace: &Path, format: Option<&str>) -> Result<u8> {
 }
 
 /// Arguments of `symbiote memory`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct MemoryArgs {
+    #[arg(long)]
     pub model: String,
+    #[arg(long)]
     pub gpu: String,
+    #[arg(long, value_enum, default_value = "fp16")]
     pub quant: Quant,
+    #[arg(long, value_enum, default_value = "auto")]
     pub kv_cache_dtype: KvDtype,
+    #[arg(long, default_value_t = 1)]
     pub tp: u64,
+    #[arg(long)]
     pub max_model_len: Option<u64>,
+    #[arg(long, default_value_t = 0.9)]
     pub gpu_memory_utilization: f64,
+    #[arg(long)]
     pub max_num_batched_tokens: Option<u64>,
+    #[arg(long)]
     pub max_num_seqs: Option<u64>,
-    /// With `output_len`: also report the largest batch of such rows each engine holds.
+    /// With --output-len: the largest batch of such rows on the static engine and on vLLM.
+    #[arg(long)]
     pub prompt_len: Option<u64>,
+    #[arg(long)]
     pub output_len: Option<u64>,
 }
 

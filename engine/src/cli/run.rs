@@ -122,21 +122,36 @@ pub fn cmd_merge(scenario: &Path, dirs: &[PathBuf], out: &Path, seeds: Option<&s
 }
 
 /// Arguments of `symbiote replay`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct ReplayArgs {
     pub trace: PathBuf,
+    #[arg(long)]
     pub model: String,
+    #[arg(long)]
     pub gpu: String,
+    #[arg(long, value_enum, default_value = "fp16")]
     pub quant: Quant,
+    #[arg(long, default_value_t = 1)]
     pub tp: u32,
+    #[arg(long, default_value_t = 1)]
     pub replicas: u32,
+    #[arg(long, value_enum, default_value = "round-robin")]
     pub router: crate::serving::router::RouterPolicy,
+    /// azure, mooncake, burstgpt (default: from the file name).
+    #[arg(long)]
     pub format: Option<String>,
+    #[arg(long)]
     pub speedup: Option<f64>,
+    #[arg(long)]
     pub start_s: Option<f64>,
+    #[arg(long)]
     pub end_s: Option<f64>,
+    #[arg(long)]
     pub limit: Option<u64>,
+    /// Skip unreadable rows (counted in the report) instead of stopping at the first.
+    #[arg(long)]
     pub skip_bad_rows: bool,
+    #[arg(long)]
     pub max_model_len: Option<u32>,
 }
 

@@ -11,13 +11,17 @@ use serde::{Deserialize, Serialize};
 
 use super::request::Request;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum RouterPolicy {
     #[default]
+    #[value(alias = "round_robin")]
     RoundRobin,
+    #[value(alias = "least_outstanding")]
     LeastOutstanding,
+    #[value(alias = "least_kv")]
     LeastKv,
+    #[value(alias = "prefix_affinity")]
     PrefixAffinity,
     Random,
 }

@@ -249,11 +249,6 @@ impl Workload {
         }
     }
 
-    /// Requests issued so far.
-    pub fn issued(&self) -> u64 {
-        self.issued
-    }
-
     fn ticket(&mut self, arrival: SimTime, client: Option<u32>) -> Option<Ticket> {
         if self.num_requests.is_some_and(|n| self.issued >= n) || self.end.is_some_and(|end| arrival >= end) {
             return None;

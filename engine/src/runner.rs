@@ -243,6 +243,7 @@ fn case_config(case: &Case) -> Map<String, Value> {
     m.insert("enable_prefix_caching".into(), e.enable_prefix_caching.into());
     m.insert("enable_chunked_prefill".into(), e.enable_chunked_prefill.into());
     m.insert("long_prefill_token_threshold".into(), e.long_prefill_token_threshold.into());
+    m.insert("async_scheduling".into(), e.async_scheduling.into());
     m
 }
 

@@ -49,6 +49,10 @@ pub struct EngineFile {
     pub enable_chunked_prefill: Option<bool>,
     /// `--long-prefill-token-threshold`: default 0 (off).
     pub long_prefill_token_threshold: Option<u32>,
+    /// `--async-scheduling`: the scheduler plans step N+1 while step N runs, so a request that
+    /// arrives during step N waits for N+1 as well. Default false (vLLM v0.11); vLLM turned it
+    /// on by default in PR #27614 (late 2025).
+    pub async_scheduling: Option<bool>,
     /// `--num-gpu-blocks-override`.
     pub num_gpu_blocks_override: Option<u64>,
     /// Which entrypoint's defaults apply. Default `server`.

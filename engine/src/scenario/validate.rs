@@ -417,6 +417,7 @@ fn resolve_engine(
         enable_prefix_caching: e.enable_prefix_caching.unwrap_or(true),
         enable_chunked_prefill: chunked,
         long_prefill_token_threshold: e.long_prefill_token_threshold.unwrap_or(0),
+        async_scheduling: e.async_scheduling.unwrap_or(false),
         num_gpu_blocks_override: e.num_gpu_blocks_override,
         entrypoint,
         kind: e.kind.unwrap_or_default(),

@@ -1,6 +1,13 @@
 //! One engine instance: a scheduler, a KV cache and a step-time model. The loop asks it to
 //! start a step (it plans the batch and prices it) and to finish one (it emits tokens, retires
 //! finished requests and frees their blocks). One event per step, never per token.
+//!
+//! With `async_scheduling` (vLLM's `step_with_batch_queue` with a queue of two), the engine
+//! plans step N+1 as soon as step N is launched, so a request that arrives while step N runs
+//! is first considered for step N+2: it waits out the running step and the one already
+//! planned. The replica models this by holding such requests back until the step after the
+//! next has been planned; when the planned step would be empty (nothing else to run), vLLM
+//! would not have queued it, and the held requests are scheduled at once.
 
 use std::sync::Arc;
 
@@ -40,6 +47,8 @@ pub struct Replica {
     work: Vec<SeqWork>,
     busy: bool,
     step_started: SimTime,
+    /// Requests that arrived during the running step (async scheduling only), in order.
+    held: Vec<u32>,
     /// Requests accepted so far and finished so far, for conservation checks.
     pub accepted: u64,
     pub finished: u64,
@@ -57,6 +66,7 @@ impl Replica {
             work: Vec::new(),
             busy: false,
             step_started: SimTime::ZERO,
+            held: Vec::new(),
             accepted: 0,
             finished: 0,
         }
@@ -85,7 +95,11 @@ impl Replica {
             });
         }
         let id = self.requests.insert(request);
-        self.scheduler.add(id);
+        if self.scheduler.config.async_scheduling && self.busy {
+            self.held.push(id);
+        } else {
+            self.scheduler.add(id);
+        }
         self.accepted += 1;
         Ok(())
     }
@@ -94,6 +108,12 @@ impl Replica {
     pub fn start_step(&mut self, now: SimTime, metrics: &mut Metrics) -> Option<Nanos> {
         debug_assert!(!self.busy, "step started while one is running");
         self.scheduler.schedule(&mut self.requests, &mut self.kv, &mut self.plan);
+        if self.plan.scheduled.is_empty() && !self.held.is_empty() {
+            self.release_held();
+            self.scheduler.schedule(&mut self.requests, &mut self.kv, &mut self.plan);
+        }
+        // Requests held during the previous step become visible to the next plan.
+        self.release_held();
         metrics.preemptions += self.plan.preempted as u64;
         if self.plan.scheduled.is_empty() {
             return None;
@@ -117,6 +137,13 @@ impl Replica {
             self.kv.usage(),
         );
         Some(duration)
+    }
+
+    fn release_held(&mut self) {
+        for &id in &self.held {
+            self.scheduler.add(id);
+        }
+        self.held.clear();
     }
 
     /// Completes the running step at `now`: requests whose computed tokens reached their end
@@ -172,7 +199,7 @@ impl Replica {
     pub fn check_invariants(&self) {
         if cfg!(debug_assertions) {
             self.kv.check_invariants();
-            let live = self.scheduler.waiting.len() + self.scheduler.running.len();
+            let live = self.scheduler.waiting.len() + self.scheduler.running.len() + self.held.len();
             assert_eq!(live, self.requests.live(), "requests not conserved on replica {}", self.index);
             assert_eq!(self.accepted, self.finished + live as u64, "accepted != finished + in flight");
             assert!(self.scheduler.running.len() <= self.scheduler.config.max_num_seqs as usize);

@@ -24,6 +24,9 @@ pub struct SchedulerConfig {
     pub enable_chunked_prefill: bool,
     /// 0 disables the cap (vLLM's default).
     pub long_prefill_token_threshold: u32,
+    /// vLLM's `async_scheduling`: step N+1 is planned when step N starts; the replica holds
+    /// back requests that arrive during a step for one more step (see `Replica::admit`).
+    pub async_scheduling: bool,
 }
 
 /// One scheduled request in a step.
@@ -219,6 +222,7 @@ mod tests {
             max_model_len: 4096,
             enable_chunked_prefill: true,
             long_prefill_token_threshold: 0,
+            async_scheduling: false,
         }
     }
 

@@ -198,6 +198,7 @@ fn build_engines(case: &Case, memory: &MemoryBreakdown) -> Vec<Engine> {
         max_model_len: case.engine.max_model_len,
         enable_chunked_prefill: case.engine.enable_chunked_prefill,
         long_prefill_token_threshold: case.engine.long_prefill_token_threshold,
+        async_scheduling: case.engine.async_scheduling,
     };
     (0..case.replicas)
         .map(|i| match case.engine.kind {

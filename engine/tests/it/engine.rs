@@ -116,3 +116,31 @@ fn limits_end_the_run_with_an_outcome() {
     case.limits.max_sim_time = symbiote::sim::SimTime::from_secs_f64(2.0);
     assert_eq!(run_case(&case, 1, Capture::default()).outcome, Outcome::TimeLimit);
 }
+
+/// Async scheduling (vLLM's default since PR #27614): step N+1 is planned when step N starts, so a
+/// request arriving during step N first runs in step N+2. Steps of 10 ms; request A arrives at
+/// 0, B at 12.5 ms (inside A's second step, 10-20 ms). Synchronously B is scheduled at 20 and
+/// has its first token at 30 (TTFT 17.5 ms); asynchronously the 20-30 step was already planned
+/// (A's decode), so B's first token comes at 40 (TTFT 27.5 ms). When A finishes at 20 the
+/// planned step would be empty, vLLM queues none, and B runs at once (TTFT 17.5 ms again).
+#[test]
+fn async_scheduling_delays_an_arrival_by_the_step_already_planned() {
+    let ttft_of_b = |output: u32, async_scheduling: bool| {
+        let s = scenario(&constant_case(
+            &format!(
+                r#"{{"arrival": {{"process": "constant", "rate": 80}}, "num_requests": 2,
+                    "prompt": {{"dist": "fixed", "value": 100}}, "output": {{"dist": "fixed", "value": {output}}}}}"#
+            ),
+            &format!(r#"{{"async_scheduling": {async_scheduling}}}"#),
+        ));
+        let result = run_case(&s.cases[0], 1, Capture { requests: true, ..Capture::default() });
+        assert_eq!(result.outcome, Outcome::Completed);
+        let records = result.metrics.records.as_ref().unwrap();
+        let b = records.iter().max_by_key(|r| r.arrival).unwrap();
+        assert_eq!(b.arrival.0, 12_500_000);
+        (b.first_token.0 - b.arrival.0) as f64 / 1e6
+    };
+    assert_eq!(ttft_of_b(10, false), 17.5);
+    assert_eq!(ttft_of_b(10, true), 27.5);
+    assert_eq!(ttft_of_b(2, true), 17.5);
+}

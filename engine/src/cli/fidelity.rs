@@ -46,7 +46,9 @@ pub fn cmd_fidelity(
         for model in &models {
             let train: Vec<_> = experiments.iter().filter(|e| &e.model != model).cloned().collect();
             let test: Vec<_> = experiments.iter().filter(|e| &e.model == model).cloned().collect();
-            let start = test[0].case.gpu.step_time.clone();
+            // The same start as `symbiote calibrate`: starting from the shipped parameters would
+            // leak the held-out model's runs into its own prediction.
+            let start = fidelity::uncalibrated(&test[0].case.gpu.step_time);
             let fit = fidelity::calibrate(&train, &start, max_evaluations);
             held_out_rows.extend(fidelity::simulate_all(&test, Some(&fit.params)));
         }
@@ -91,8 +93,8 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
         fit.objective_after
     );
     println!(
-        "matmul_efficiency {}, bandwidth_efficiency {}, kv_bandwidth_efficiency {:?}, step_overhead_us {}, per_sequence_overhead_us {}, allreduce_efficiency {}, frontend_overhead_us {}",
-        p.matmul_efficiency, p.bandwidth_efficiency, p.kv_bandwidth_efficiency, p.step_overhead_us, p.per_sequence_overhead_us, p.allreduce_efficiency, p.frontend_overhead_us
+        "matmul_efficiency {}, bandwidth_efficiency {}, kv_bandwidth_efficiency {:?}, step_overhead_us {}, per_sequence_overhead_us {}, allreduce_efficiency {}, allreduce_latency_us {}, frontend_overhead_us {}",
+        p.matmul_efficiency, p.bandwidth_efficiency, p.kv_bandwidth_efficiency, p.step_overhead_us, p.per_sequence_overhead_us, p.allreduce_efficiency, p.allreduce_latency_us, p.frontend_overhead_us
     );
     if let Some(dir) = write_to {
         let path = dir.join("gpu").join(format!("{}.json", gpu_spec.name));

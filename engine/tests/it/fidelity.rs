@@ -21,6 +21,13 @@ fn the_shared_measurements_file_reads_into_fifteen_experiments() {
     assert_eq!((general.case.engine.max_num_seqs, general.case.engine.max_num_batched_tokens), (128, 2048));
     assert_eq!(general.measured.ttft_mean, 44.7843);
     assert!(general.warnings.iter().any(|w| w.contains("CPU KV offload")));
+    // The server generates output_len (248) tokens per request; the client counted 209.04 on
+    // average, which only divides the ITL.
+    let output = general.case.workload.shared_prefix.as_ref().unwrap().output_len;
+    assert_eq!(output, 248);
+    assert_eq!(general.measured.counted_output_tokens, Some(209.041));
+    assert!(general.warnings.iter().any(|w| w.contains("client counted 209.0")));
+    assert!(general.case.engine.async_scheduling, "v0.15.1 schedules asynchronously");
     let scout = experiments.iter().find(|e| e.model == "llama-4-scout").unwrap();
     assert_eq!((scout.case.tp, scout.case.quant.name()), (2, "fp8"));
     assert!(scout.warnings.iter().any(|w| w.contains("max_model_len not published")));
@@ -70,6 +77,7 @@ fn metrics_follow_the_files_definitions() {
         ttft_p90: 10.0,
         ttft_p99: 10.0,
         itl: 10.0,
+        counted_output_tokens: None,
     };
     let experiment = Experiment {
         key: "hand".into(),
@@ -82,6 +90,12 @@ fn metrics_follow_the_files_definitions() {
     assert_eq!(row.simulated, [50.0, 50.0, 50.0, 10.0, 10.0, 10.0, 10.0]);
     assert_eq!(row.ape[0], 0.25);
     assert_eq!(row.ape[6], 0.0);
+    // A client that counted 3 tokens on average divides the same 40 ms by 2.
+    let counted = Experiment {
+        measured: Measured { counted_output_tokens: Some(3.0), ..experiment.measured },
+        ..experiment.clone()
+    };
+    assert_eq!(simulate(&counted, None).simulated[6], 20.0);
 }
 
 /// Calibrating twice on the same runs gives the same parameters.
@@ -102,6 +116,7 @@ fn calibration_is_deterministic() {
         ttft_p90: 25.0,
         ttft_p99: 30.0,
         itl: 14.0,
+        counted_output_tokens: None,
     };
     let experiments = vec![Experiment {
         key: "toy".into(),

@@ -39,19 +39,7 @@ pub fn cmd_fidelity(
     text.push_str(&fidelity::table(&rows));
     let mut json = serde_json::json!({"input_hash": hash, "rows": rows, "median_ape": fidelity::medians(&rows)});
     if cross_validate {
-        let mut models: Vec<String> = experiments.iter().map(|e| e.model.clone()).collect();
-        models.sort();
-        models.dedup();
-        let mut held_out_rows = Vec::new();
-        for model in &models {
-            let train: Vec<_> = experiments.iter().filter(|e| &e.model != model).cloned().collect();
-            let test: Vec<_> = experiments.iter().filter(|e| &e.model == model).cloned().collect();
-            // The same start as `symbiote calibrate`: starting from the shipped parameters would
-            // leak the held-out model's runs into its own prediction.
-            let start = fidelity::uncalibrated(&test[0].case.gpu.step_time);
-            let fit = fidelity::calibrate(&train, &start, max_evaluations);
-            held_out_rows.extend(fidelity::simulate_all(&test, Some(&fit.params)));
-        }
+        let held_out_rows = fidelity::cross_validate(&experiments, max_evaluations);
         text.push_str("\n## Leave-one-model-out cross-validation\n\nEach model's experiments are predicted with parameters fitted on the other models only.\n\n");
         text.push_str(&fidelity::table(&held_out_rows));
         json["cross_validated_rows"] = serde_json::to_value(&held_out_rows).expect("rows serialize");

@@ -77,6 +77,28 @@ pub fn simulate_all(experiments: &[Experiment], params: Option<&StepTimeParams>)
     experiments.par_iter().map(|e| simulate(e, params)).collect()
 }
 
+/// Leave-one-model-out cross-validation: for each GPU and each model run on it, fits that
+/// GPU's parameters to the other models' runs on it, from the same start as `symbiote
+/// calibrate` (starting from the shipped parameters would leak the held-out runs into their
+/// own prediction), and predicts the held-out model's runs. Rows grouped by model, in name
+/// order; a model alone on its GPU is predicted from the uncalibrated parameters.
+pub fn cross_validate(experiments: &[Experiment], max_evaluations: u32) -> Vec<Row> {
+    let mut folds: Vec<(String, String)> =
+        experiments.iter().map(|e| (e.case.gpu.name.clone(), e.model.clone())).collect();
+    folds.sort();
+    folds.dedup();
+    let mut rows = Vec::new();
+    for (gpu, model) in &folds {
+        let on_gpu = |e: &&Experiment| &e.case.gpu.name == gpu;
+        let train: Vec<Experiment> = experiments.iter().filter(on_gpu).filter(|e| &e.model != model).cloned().collect();
+        let test: Vec<Experiment> = experiments.iter().filter(on_gpu).filter(|e| &e.model == model).cloned().collect();
+        let start = uncalibrated(&test[0].case.gpu.step_time);
+        let params = if train.is_empty() { start } else { calibrate(&train, &start, max_evaluations).params };
+        rows.extend(simulate_all(&test, Some(&params)));
+    }
+    rows
+}
+
 /// Median APE per metric over rows.
 pub fn medians(rows: &[Row]) -> [f64; 7] {
     let mut out = [f64::NAN; 7];

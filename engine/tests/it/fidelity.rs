@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use symbiote::report::fidelity::{calibrate, simulate};
+use symbiote::report::fidelity::{calibrate, cross_validate, simulate};
 use symbiote::scenario::measurements::{load, Experiment, Measured};
 
 fn shared_file() -> PathBuf {
@@ -160,4 +160,44 @@ fn shipped_h100_parameters_are_reproduced_by_the_calibration() {
     assert!(shipped
         .provenance
         .starts_with("calibrated by `symbiote calibrate sim2real_trainval.json --gpu h100-80gb`"));
+}
+
+/// Cross-validation must not see the held-out runs through the start of its search: the
+/// shipped parameters were fitted to every run, so folds start from the uncalibrated ones and
+/// the held-out predictions do not change when the shipped parameters do.
+#[test]
+fn cross_validation_does_not_start_from_the_shipped_fit() {
+    let toy = |model: &str, e2e: f64| {
+        let s = symbiote::scenario::parse(
+            &format!(
+                r#"{{"name": "t", "base": {{"model": "{model}", "gpu": "h100",
+                    "workload": {{"arrival": {{"process": "poisson", "rate": 5}}, "num_requests": 30,
+                                 "prompt": {{"dist": "fixed", "value": 200}}, "output": {{"dist": "fixed", "value": 20}}}}}}}}"#
+            ),
+            "t.json",
+        )
+        .unwrap();
+        let measured = Measured {
+            e2e_mean: e2e,
+            e2e_p90: e2e,
+            e2e_p99: e2e,
+            ttft_mean: 20.0,
+            ttft_p90: 25.0,
+            ttft_p99: 30.0,
+            itl: e2e / 20.0,
+            counted_output_tokens: None,
+        };
+        Experiment { key: model.into(), model: model.into(), case: s.cases[0].clone(), measured, warnings: vec![] }
+    };
+    let experiments = vec![toy("qwen2.5-0.5b", 150.0), toy("qwen2.5-1.5b", 250.0)];
+    let mut shifted = experiments.clone();
+    for e in &mut shifted {
+        e.case.gpu.step_time.step_overhead_us *= 3.0;
+        e.case.gpu.step_time.matmul_efficiency /= 2.0;
+    }
+    let a = cross_validate(&experiments, 15);
+    let b = cross_validate(&shifted, 15);
+    assert_eq!(a.len(), 2);
+    let simulated = |rows: &[symbiote::report::fidelity::Row]| rows.iter().map(|r| r.simulated).collect::<Vec<_>>();
+    assert_eq!(simulated(&a), simulated(&b));
 }

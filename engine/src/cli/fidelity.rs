@@ -81,8 +81,8 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
         fit.objective_after
     );
     println!(
-        "matmul_efficiency {}, bandwidth_efficiency {}, kv_bandwidth_efficiency {:?}, step_overhead_us {}, per_sequence_overhead_us {}, allreduce_efficiency {}, allreduce_latency_us {}, frontend_overhead_us {}",
-        p.matmul_efficiency, p.bandwidth_efficiency, p.kv_bandwidth_efficiency, p.step_overhead_us, p.per_sequence_overhead_us, p.allreduce_efficiency, p.allreduce_latency_us, p.frontend_overhead_us
+        "matmul_efficiency {}, bandwidth_efficiency {}, kv_bandwidth_efficiency {:?}, moe_bandwidth_efficiency {:?}, step_overhead_us {}, per_sequence_overhead_us {}, allreduce_efficiency {}, allreduce_latency_us {}, frontend_overhead_us {}",
+        p.matmul_efficiency, p.bandwidth_efficiency, p.kv_bandwidth_efficiency, p.moe_bandwidth_efficiency, p.step_overhead_us, p.per_sequence_overhead_us, p.allreduce_efficiency, p.allreduce_latency_us, p.frontend_overhead_us
     );
     if let Some(dir) = write_to {
         let path = dir.join("gpu").join(format!("{}.json", gpu_spec.name));

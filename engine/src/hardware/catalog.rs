@@ -34,13 +34,19 @@ pub struct StepTimeParams {
     /// weight-streaming figure when absent.
     #[serde(default)]
     pub kv_bandwidth_efficiency: Option<f64>,
+    /// Fraction of DRAM bandwidth reached reading MoE expert weights (fused grouped-GEMM
+    /// kernels); the weight-streaming figure when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moe_bandwidth_efficiency: Option<f64>,
     /// Fixed cost of every step: scheduling, input preparation, sampling, launch.
     pub step_overhead_us: f64,
     /// Extra cost per scheduled sequence per step.
     pub per_sequence_overhead_us: f64,
     /// Fraction of the interconnect bandwidth an all-reduce reaches.
     pub allreduce_efficiency: f64,
-    /// Latency of one all-reduce.
+    /// Latency of one step of a short-message all-reduce; a call over `tp` GPUs takes
+    /// `log2(tp)` steps (recursive doubling, the latency-optimal algorithm for short messages:
+    /// Thakur, Rabenseifner and Gropp, IJHPCA 2005).
     pub allreduce_latency_us: f64,
     /// Time an online request spends in the API server and client before it reaches the
     /// engine (HTTP, tokenization): part of client-side TTFT. 0 unless calibrated.

@@ -1,8 +1,9 @@
 //! What a step costs: the [`StepTimeModel`] trait, the roofline model built from the model's
 //! shape and the GPU's datasheet, and a constant model for tests.
 //!
-//! Roofline per step: linear layers cost `max(FLOPs / (peak x matmul_eff), weight bytes /
-//! (bandwidth x bw_eff))`; attention costs `max(attention FLOPs / (peak x attn_eff), KV bytes
+//! Roofline per step: linear layers cost `max(FLOPs / (peak x matmul_eff), dense weight bytes
+//! / (bandwidth x bw_eff) + bytes of the MoE experts touched / (bandwidth x moe_bw_eff))`;
+//! attention costs `max(attention FLOPs / (peak x attn_eff), KV bytes
 //! read / (bandwidth x bw_eff))` summed over the batch's sequences; tensor parallelism adds two
 //! all-reduces per layer; every step pays a fixed overhead plus a per-sequence one.
 
@@ -120,9 +121,11 @@ impl Roofline {
         } else {
             0.0
         };
-        let bytes = self.dense_weight_bytes + self.expert_bytes * experts_read;
         let p = &self.params;
-        (flops / (self.matmul_peak * p.matmul_efficiency)).max(bytes / (self.bandwidth * p.bandwidth_efficiency))
+        let moe_efficiency = p.moe_bandwidth_efficiency.unwrap_or(p.bandwidth_efficiency);
+        let memory = self.dense_weight_bytes / (self.bandwidth * p.bandwidth_efficiency)
+            + self.expert_bytes * experts_read / (self.bandwidth * moe_efficiency);
+        (flops / (self.matmul_peak * p.matmul_efficiency)).max(memory)
     }
 
     fn attention_secs(&self, batch: &[SeqWork]) -> f64 {
@@ -142,14 +145,15 @@ impl Roofline {
         compute.max(memory)
     }
 
-    /// Two ring all-reduces of the hidden states per layer (after attention and after the MLP).
+    /// Two all-reduces of the hidden states per layer (after attention and after the MLP), each
+    /// `log2(tp)` steps of latency (recursive doubling) plus the ring's bandwidth term.
     fn allreduce_secs(&self, tokens: f64) -> f64 {
         if self.tp <= 1.0 {
             return 0.0;
         }
         let p = &self.params;
         let bytes = tokens * self.hidden * self.activation_bytes;
-        let per_call = p.allreduce_latency_us * 1e-6
+        let per_call = self.tp.log2() * p.allreduce_latency_us * 1e-6
             + 2.0 * (self.tp - 1.0) / self.tp * bytes / (self.link_bandwidth * p.allreduce_efficiency);
         2.0 * self.layers * per_call
     }
@@ -212,7 +216,8 @@ mod tests {
 
     /// Llama-3.1-70B at TP 4 on H100, 256 decode tokens: per all-reduce 256 x 8192 x 2 B
     /// = 4 MiB, ring factor 2 x 3/4, over 450 GB/s (half of NVLink's 900 bidirectional) x the
-    /// all-reduce efficiency one way, plus the latency; 2 per layer x 80 layers = 160 of them.
+    /// all-reduce efficiency one way, plus log2(4) = 2 steps of latency; 2 per layer x 80
+    /// layers = 160 of them.
     #[test]
     fn tensor_parallel_all_reduce_matches_the_hand_calculation() {
         let r = roofline("llama-3.1-70b", "h100", 4);
@@ -220,7 +225,7 @@ mod tests {
         let [_, _, allreduce, _] = r.breakdown_secs(&batch);
         let bytes = 256.0 * 8192.0 * 2.0;
         let st = &Catalog::builtin().gpu("h100").unwrap().step_time;
-        let per_call = st.allreduce_latency_us * 1e-6 + 1.5 * bytes / (450e9 * st.allreduce_efficiency);
+        let per_call = 2.0 * st.allreduce_latency_us * 1e-6 + 1.5 * bytes / (450e9 * st.allreduce_efficiency);
         assert!((allreduce - 160.0 * per_call).abs() < 1e-12, "{allreduce}");
     }
 
@@ -231,6 +236,25 @@ mod tests {
         let many = r.breakdown_secs(&vec![SeqWork { query_tokens: 1, cached_tokens: 0 }; 64])[0];
         // One token touches 2 of 8 experts; 64 tokens touch nearly all of them.
         assert!(many / one > 2.5 && many / one < 4.0, "{}", many / one);
+    }
+
+    /// Expert reads are priced at the MoE bandwidth efficiency, dense reads at the weights' one.
+    #[test]
+    fn moe_bandwidth_efficiency_prices_only_the_expert_reads() {
+        let c = Catalog::builtin();
+        let (model, gpu) = (c.model("mixtral-8x7b").unwrap(), c.gpu("a100-80gb").unwrap());
+        let decode = [SeqWork { query_tokens: 1, cached_tokens: 0 }];
+        let linear = |moe: Option<f64>| {
+            let mut gpu = gpu.clone();
+            gpu.step_time.moe_bandwidth_efficiency = moe;
+            Roofline::new(model, &gpu, Quant::Bf16, KvDtype::Auto, 1).breakdown_secs(&decode)[0]
+        };
+        let bw = gpu.step_time.bandwidth_efficiency;
+        let (same, half) = (linear(None), linear(Some(bw / 2.0)));
+        assert_eq!(linear(Some(bw)), same);
+        // Halving the expert efficiency doubles the expert share: more than the dense share
+        // (2 of 8 experts of Mixtral's 45B outweigh its ~1.6B dense weights), less than 2x.
+        assert!(half / same > 1.5 && half / same < 2.0, "{}", half / same);
     }
 
     #[test]

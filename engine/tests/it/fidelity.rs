@@ -154,8 +154,12 @@ fn shipped_h100_parameters_are_reproduced_by_the_calibration() {
         )
     );
     assert_eq!(
-        (p.allreduce_efficiency, p.frontend_overhead_us),
-        (shipped.allreduce_efficiency, shipped.frontend_overhead_us)
+        (p.allreduce_efficiency, p.allreduce_latency_us, p.frontend_overhead_us),
+        (shipped.allreduce_efficiency, shipped.allreduce_latency_us, shipped.frontend_overhead_us)
+    );
+    assert_eq!(
+        (p.kv_bandwidth_efficiency, p.moe_bandwidth_efficiency),
+        (shipped.kv_bandwidth_efficiency, shipped.moe_bandwidth_efficiency)
     );
     assert!(shipped
         .provenance

@@ -137,7 +137,7 @@ fn experiment(
         engine["num_gpu_blocks_override"] = json!(tokens / block);
     }
     // vLLM enables async scheduling by default since PR #27614 (late 2025); the runs' TTFTs show it:
-    // mean TTFT is ~8 ms plus 2.3 to 2.8 mean inter-token times in every non-reasoning run,
+    // mean TTFT is ~8 ms plus 2.2 to 2.8 mean inter-token times in every non-reasoning run,
     // the running step, the step already planned and the request's own.
     engine["async_scheduling"] = json!(true);
     if !s["engine"].as_str().unwrap_or("").contains("v0.1") {

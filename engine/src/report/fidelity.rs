@@ -207,13 +207,9 @@ const FITTED: [Fitted; 5] = [
 
 fn get(p: &StepTimeParams, name: &str) -> f64 {
     match name {
-        "bandwidth_efficiency" => p.bandwidth_efficiency,
-        "kv_bandwidth_efficiency" => p.kv_bandwidth_efficiency.unwrap_or(p.bandwidth_efficiency),
         "moe_bandwidth_efficiency" => p.moe_bandwidth_efficiency.unwrap_or(p.bandwidth_efficiency),
         "matmul_efficiency" => p.matmul_efficiency,
         "step_overhead_us" => p.step_overhead_us,
-        "per_sequence_overhead_us" => p.per_sequence_overhead_us,
-        "allreduce_efficiency" => p.allreduce_efficiency,
         "allreduce_latency_us" => p.allreduce_latency_us,
         "frontend_overhead_us" => p.frontend_overhead_us,
         other => unreachable!("not a fitted parameter: {other}"),
@@ -222,13 +218,9 @@ fn get(p: &StepTimeParams, name: &str) -> f64 {
 
 fn set(p: &mut StepTimeParams, name: &str, v: f64) {
     match name {
-        "bandwidth_efficiency" => p.bandwidth_efficiency = v,
-        "kv_bandwidth_efficiency" => p.kv_bandwidth_efficiency = Some(v),
         "moe_bandwidth_efficiency" => p.moe_bandwidth_efficiency = Some(v),
         "matmul_efficiency" => p.matmul_efficiency = v,
         "step_overhead_us" => p.step_overhead_us = v,
-        "per_sequence_overhead_us" => p.per_sequence_overhead_us = v,
-        "allreduce_efficiency" => p.allreduce_efficiency = v,
         "allreduce_latency_us" => p.allreduce_latency_us = v,
         "frontend_overhead_us" => p.frontend_overhead_us = v,
         other => unreachable!("not a fitted parameter: {other}"),
@@ -288,28 +280,27 @@ pub fn calibrate(experiments: &[Experiment], start: &StepTimeParams, max_evaluat
         })
         .collect();
     let evaluate = |p: &StepTimeParams| objective(&simulate_all(&shortened, Some(p)));
-    let fitted = FITTED;
     let mut best = start.clone();
-    for f in &fitted {
+    for f in &FITTED {
         let v = round4(get(&best, f.name).clamp(f.lo, f.hi));
         set(&mut best, f.name, v);
     }
     let mut best_value = evaluate(&best);
     let before = best_value;
     let mut evaluations = 1;
-    let mut steps: Vec<f64> = fitted.iter().map(|f| f.first_step).collect();
+    let mut steps: Vec<f64> = FITTED.iter().map(|f| f.first_step).collect();
     let mut round_start = best_value;
     'search: loop {
-        if steps.iter().zip(&fitted).all(|(s, f)| *s < f.last_step) {
+        if steps.iter().zip(&FITTED).all(|(s, f)| *s < f.last_step) {
             // Converged: restart with the first steps, which can leave a shallow local
             // minimum; stop when a whole round improves by less than 0.1%.
             if round_start - best_value < 1e-3 * round_start {
                 break;
             }
             round_start = best_value;
-            steps = fitted.iter().map(|f| f.first_step).collect();
+            steps = FITTED.iter().map(|f| f.first_step).collect();
         }
-        for (f, step) in fitted.iter().zip(steps.iter_mut()) {
+        for (f, step) in FITTED.iter().zip(steps.iter_mut()) {
             if *step < f.last_step {
                 continue;
             }

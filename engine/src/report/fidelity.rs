@@ -166,24 +166,39 @@ enum Axis {
     Log,
 }
 
-/// One fitted parameter: its bounds, how it moves, and its first and last step (absolute for
-/// [`Axis::Linear`], a natural-log factor for [`Axis::Log`]).
+impl Axis {
+    /// The first step: 0.1 absolute, or a factor of 2.
+    fn first_step(self) -> f64 {
+        match self {
+            Axis::Linear => 0.1,
+            Axis::Log => std::f64::consts::LN_2,
+        }
+    }
+
+    /// Steps below this end the search: 0.005 absolute, or a factor of 1.01.
+    fn last_step(self) -> f64 {
+        match self {
+            Axis::Linear => 0.005,
+            Axis::Log => 0.01,
+        }
+    }
+}
+
+/// One fitted parameter: its bounds and how it moves.
 #[derive(Clone, Copy, Debug)]
 struct Fitted {
     name: &'static str,
     lo: f64,
     hi: f64,
     axis: Axis,
-    first_step: f64,
-    last_step: f64,
 }
 
 const fn linear(name: &'static str, lo: f64, hi: f64) -> Fitted {
-    Fitted { name, lo, hi, axis: Axis::Linear, first_step: 0.1, last_step: 0.005 }
+    Fitted { name, lo, hi, axis: Axis::Linear }
 }
 
 const fn log(name: &'static str, lo: f64, hi: f64) -> Fitted {
-    Fitted { name, lo, hi, axis: Axis::Log, first_step: std::f64::consts::LN_2, last_step: 0.01 }
+    Fitted { name, lo, hi, axis: Axis::Log }
 }
 
 /// The fitted parameters, deliberately few: the matmul efficiency (prefill), the bandwidth
@@ -288,20 +303,20 @@ pub fn calibrate(experiments: &[Experiment], start: &StepTimeParams, max_evaluat
     let mut best_value = evaluate(&best);
     let before = best_value;
     let mut evaluations = 1;
-    let mut steps: Vec<f64> = FITTED.iter().map(|f| f.first_step).collect();
+    let mut steps: Vec<f64> = FITTED.iter().map(|f| f.axis.first_step()).collect();
     let mut round_start = best_value;
     'search: loop {
-        if steps.iter().zip(&FITTED).all(|(s, f)| *s < f.last_step) {
+        if steps.iter().zip(&FITTED).all(|(s, f)| *s < f.axis.last_step()) {
             // Converged: restart with the first steps, which can leave a shallow local
             // minimum; stop when a whole round improves by less than 0.1%.
             if round_start - best_value < 1e-3 * round_start {
                 break;
             }
             round_start = best_value;
-            steps = FITTED.iter().map(|f| f.first_step).collect();
+            steps = FITTED.iter().map(|f| f.axis.first_step()).collect();
         }
         for (f, step) in FITTED.iter().zip(steps.iter_mut()) {
-            if *step < f.last_step {
+            if *step < f.axis.last_step() {
                 continue;
             }
             let mut moved = false;

@@ -244,6 +244,7 @@ fn case_config(case: &Case) -> Map<String, Value> {
     m.insert("enable_chunked_prefill".into(), e.enable_chunked_prefill.into());
     m.insert("long_prefill_token_threshold".into(), e.long_prefill_token_threshold.into());
     m.insert("async_scheduling".into(), e.async_scheduling.into());
+    m.insert("enable_expert_parallel".into(), e.enable_expert_parallel.into());
     m
 }
 

@@ -2,10 +2,11 @@
 //! shape and the GPU's datasheet, and a constant model for tests.
 //!
 //! Roofline per step: linear layers cost `max(FLOPs / (peak x matmul_eff), dense weight bytes
-//! / (bandwidth x bw_eff) + bytes of the MoE experts touched / (bandwidth x moe_bw_eff))`;
-//! attention costs `max(attention FLOPs / (peak x attn_eff), KV bytes
-//! read / (bandwidth x bw_eff))` summed over the batch's sequences; tensor parallelism adds two
-//! all-reduces per layer; every step pays a fixed overhead plus a per-sequence one.
+//! / (bandwidth x bw_eff) + bytes of the MoE experts touched / (bandwidth x moe_bw_eff))`, where
+//! under expert parallelism the experts touched are the busiest rank's; attention costs
+//! `max(attention FLOPs / (peak x attn_eff), KV bytes read / (bandwidth x bw_eff))` summed over
+//! the batch's sequences; tensor parallelism adds two all-reduces per layer; every step pays a
+//! fixed overhead plus a per-sequence one.
 
 use super::catalog::{GpuSpec, ModelSpec, StepTimeParams};
 use super::memory::kv_bytes_per_token;
@@ -59,6 +60,9 @@ pub struct Roofline {
     expert_bytes: f64,
     num_experts: f64,
     experts_per_token: f64,
+    /// Ranks the experts are spread over whole (vLLM's `--enable-expert-parallel`: EP = TP), or
+    /// 1 when each expert is sliced over the TP ranks.
+    expert_ranks: u32,
     /// Attention FLOPs per (query token x context token) on one rank: 4 x layers x q_heads x
     /// head_dim / tp (QK^T and PV, 2 FLOPs per multiply-add).
     attention_flops_per_pair: f64,
@@ -72,7 +76,16 @@ pub struct Roofline {
 }
 
 impl Roofline {
-    pub fn new(model: &ModelSpec, gpu: &GpuSpec, quant: Quant, kv_dtype: KvDtype, tp: u64) -> Roofline {
+    /// `expert_parallel`: each of the `tp` ranks holds `num_experts / tp` whole experts instead
+    /// of a slice of every expert (ignored for dense models).
+    pub fn new(
+        model: &ModelSpec,
+        gpu: &GpuSpec,
+        quant: Quant,
+        kv_dtype: KvDtype,
+        tp: u64,
+        expert_parallel: bool,
+    ) -> Roofline {
         let p = ParamBreakdown::of(model);
         let tpf = tp as f64;
         let bpp = quant.weight_bytes_per_param();
@@ -88,6 +101,7 @@ impl Roofline {
         // Shared experts are read every step, like the dense layers.
         let non_expert_linear = p.linear as f64 - expert_params * num_experts;
         let lm_head_params = (if p.lm_head > 0 { p.lm_head } else { p.embedding }) as f64;
+        let expert_ranks = if expert_parallel && num_experts > 0.0 && tp > 1 { tp as u32 } else { 1 };
         // vLLM's default for fp32 is the link the catalog names; PCIe when there is none.
         let link_gbps = gpu.interconnect_gbps.unwrap_or(gpu.pcie_gbps);
         Roofline {
@@ -98,9 +112,11 @@ impl Roofline {
             linear_flops_per_token: 2.0 * p.linear_active as f64 / tpf,
             lm_head_flops_per_seq: 2.0 * lm_head_params / tpf,
             dense_weight_bytes: (non_expert_linear * bpp + lm_head_params * dense_bytes) / tpf,
-            expert_bytes: expert_params * bpp / tpf,
+            // Whole experts under expert parallelism, a 1/tp slice of each otherwise.
+            expert_bytes: expert_params * bpp / if expert_ranks > 1 { 1.0 } else { tpf },
             num_experts,
             experts_per_token,
+            expert_ranks,
             attention_flops_per_pair: 4.0 * (model.num_layers * model.num_attention_heads * model.head_dim) as f64
                 / tpf,
             kv_bytes_per_token: kv_bytes_per_token(model, quant, kv_dtype, tp) as f64,
@@ -115,17 +131,29 @@ impl Roofline {
     /// Seconds for the linear layers given the step's tokens and sequences.
     fn linear_secs(&self, tokens: f64, seqs: f64) -> f64 {
         let flops = self.linear_flops_per_token * tokens + self.lm_head_flops_per_seq * seqs;
-        // Expected number of distinct experts touched when each token picks k of E.
-        let experts_read = if self.num_experts > 0.0 {
-            self.num_experts * (1.0 - (1.0 - self.experts_per_token / self.num_experts).powf(tokens))
-        } else {
-            0.0
-        };
+        let experts_read = self.experts_read_per_rank(tokens);
         let p = &self.params;
         let moe_efficiency = p.moe_bandwidth_efficiency.unwrap_or(p.bandwidth_efficiency);
         let memory = self.dense_weight_bytes / (self.bandwidth * p.bandwidth_efficiency)
             + self.expert_bytes * experts_read / (self.bandwidth * moe_efficiency);
         (flops / (self.matmul_peak * p.matmul_efficiency)).max(memory)
+    }
+
+    /// Experts one rank reads in a step of `tokens` tokens, each routed to k of E experts: the
+    /// expected number of distinct experts touched, `E (1 - (1 - k/E)^tokens)`. Under expert
+    /// parallelism the step waits for the busiest rank, so this is the expected maximum over
+    /// the ranks of the experts touched among each rank's own `E / ranks`, with each rank's
+    /// count taken as binomial (the slight negative correlation between ranks is ignored).
+    fn experts_read_per_rank(&self, tokens: f64) -> f64 {
+        if self.num_experts <= 0.0 {
+            return 0.0;
+        }
+        let touched = 1.0 - (1.0 - self.experts_per_token / self.num_experts).powf(tokens);
+        if self.expert_ranks <= 1 {
+            return self.num_experts * touched;
+        }
+        let local = (self.num_experts / self.expert_ranks as f64).round() as u32;
+        expected_max_of_binomials(local, touched, self.expert_ranks)
     }
 
     fn attention_secs(&self, batch: &[SeqWork]) -> f64 {
@@ -172,6 +200,22 @@ impl Roofline {
     }
 }
 
+/// E[max of `ranks` independent Binomial(n, p)] = sum over j in 1..=n of P(max >= j)
+/// = sum of 1 - F(j - 1)^ranks, with F the binomial CDF. O(n) per call.
+fn expected_max_of_binomials(n: u32, p: f64, ranks: u32) -> f64 {
+    let q = 1.0 - p;
+    let mut pmf = q.powi(n as i32);
+    let mut cdf = 0.0;
+    let mut expected = 0.0;
+    for j in 0..n {
+        cdf += pmf;
+        expected += 1.0 - cdf.min(1.0).powi(ranks as i32);
+        // pmf(j + 1) from pmf(j); with q == 0 every rank touches all n.
+        pmf = if q > 0.0 { pmf * (n - j) as f64 / (j + 1) as f64 * p / q } else { 0.0 };
+    }
+    expected
+}
+
 impl StepTimeModel for Roofline {
     fn step_time(&self, batch: &[SeqWork]) -> Nanos {
         Nanos::from_secs_f64(self.breakdown_secs(batch).iter().sum())
@@ -185,7 +229,7 @@ mod tests {
 
     fn roofline(model: &str, gpu: &str, tp: u64) -> Roofline {
         let c = Catalog::builtin();
-        Roofline::new(c.model(model).unwrap(), c.gpu(gpu).unwrap(), Quant::Bf16, KvDtype::Auto, tp)
+        Roofline::new(c.model(model).unwrap(), c.gpu(gpu).unwrap(), Quant::Bf16, KvDtype::Auto, tp, false)
     }
 
     #[test]
@@ -247,7 +291,7 @@ mod tests {
         let linear = |moe: Option<f64>| {
             let mut gpu = gpu.clone();
             gpu.step_time.moe_bandwidth_efficiency = moe;
-            Roofline::new(model, &gpu, Quant::Bf16, KvDtype::Auto, 1).breakdown_secs(&decode)[0]
+            Roofline::new(model, &gpu, Quant::Bf16, KvDtype::Auto, 1, false).breakdown_secs(&decode)[0]
         };
         let bw = gpu.step_time.bandwidth_efficiency;
         let (same, half) = (linear(None), linear(Some(bw / 2.0)));
@@ -255,6 +299,41 @@ mod tests {
         // Halving the expert efficiency doubles the expert share: more than the dense share
         // (2 of 8 experts of Mixtral's 45B outweigh its ~1.6B dense weights), less than 2x.
         assert!(half / same > 1.5 && half / same < 2.0, "{}", half / same);
+    }
+
+    #[test]
+    fn expected_max_of_binomials_matches_closed_forms() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        // One rank: the binomial mean.
+        assert!(close(expected_max_of_binomials(8, 0.3, 1), 2.4));
+        // One expert per rank: the max of Bernoullis is 1 unless all miss.
+        assert!(close(expected_max_of_binomials(1, 0.25, 2), 1.0 - 0.75f64.powi(2)));
+        // Two experts, two ranks, p = 1/2: the max is 2 unless both ranks have < 2 (P = 9/16),
+        // and >= 1 unless both have 0 (P = 1/16): 7/16 + 15/16.
+        assert!(close(expected_max_of_binomials(2, 0.5, 2), 22.0 / 16.0));
+        assert!(close(expected_max_of_binomials(4, 1.0, 8), 4.0));
+        assert!(close(expected_max_of_binomials(4, 0.0, 8), 0.0));
+    }
+
+    /// Under expert parallelism a small batch waits for the rank with the most touched experts;
+    /// a batch that touches every expert reads the same bytes per rank either way.
+    #[test]
+    fn expert_parallelism_costs_the_busiest_rank() {
+        let c = Catalog::builtin();
+        let (model, gpu) = (c.model("mixtral-8x7b").unwrap(), c.gpu("h100").unwrap());
+        let linear = |ep: bool, tokens: usize| {
+            let batch = vec![SeqWork { query_tokens: 1, cached_tokens: 0 }; tokens];
+            Roofline::new(model, gpu, Quant::Bf16, KvDtype::Auto, 2, ep).breakdown_secs(&batch)[0]
+        };
+        assert!(linear(true, 1) > 1.2 * linear(false, 1), "{} vs {}", linear(true, 1), linear(false, 1));
+        assert!(linear(true, 8) > linear(false, 8));
+        let (ep, tp) = (linear(true, 200), linear(false, 200));
+        assert!((ep - tp).abs() < 1e-9 * tp, "{ep} vs {tp}");
+        // A dense model ignores the flag.
+        let dense = c.model("llama-2-7b").unwrap();
+        let one = [SeqWork { query_tokens: 1, cached_tokens: 0 }];
+        let r = |ep| Roofline::new(dense, gpu, Quant::Bf16, KvDtype::Auto, 2, ep).breakdown_secs(&one);
+        assert_eq!(r(true), r(false));
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub struct EngineFile {
     /// arrives during step N waits for N+1 as well. Default false (vLLM v0.11); vLLM turned it
     /// on by default in PR #27614 (late 2025).
     pub async_scheduling: Option<bool>,
+    /// `--enable-expert-parallel`: a MoE model's experts are spread whole over the TP ranks
+    /// (EP = TP) instead of each being sliced over them; the step then waits for the rank whose
+    /// experts the batch touches most. Default false; no effect on dense models.
+    pub enable_expert_parallel: Option<bool>,
     /// `--num-gpu-blocks-override`.
     pub num_gpu_blocks_override: Option<u64>,
     /// Which entrypoint's defaults apply. Default `server`.

@@ -143,6 +143,23 @@ fn experiment(
     if !s["engine"].as_str().unwrap_or("").contains("v0.1") {
         warnings.push("vLLM version not stated: assumes v0.15.1 (the file's) with async scheduling on".into());
     }
+    // Expert parallelism: the serving config's flag where a file has one; the sim2real file
+    // records it only in the MoE runs' notes ("Expert parallelism auto-enabled (EP = TP x DP)").
+    let expert_parallel = s["enable_expert_parallel"].as_bool().unwrap_or_else(|| {
+        e["model"]["architecture"].as_str() == Some("moe")
+            && e["note"].as_str().is_some_and(|n| n.to_ascii_lowercase().contains("expert parallelism auto-enabled"))
+    });
+    if expert_parallel {
+        engine["enable_expert_parallel"] = json!(true);
+        if s["enable_expert_parallel"].is_null() {
+            warnings
+                .push("expert parallelism taken from the run's note: experts spread whole over the TP ranks".into());
+        }
+        if s["data_parallel_size"].as_u64().unwrap_or(1) > 1 {
+            warnings
+                .push("EP across data-parallel ranks (all-to-all) is not modelled: EP = TP within each replica".into());
+        }
+    }
     if s["cpu_kv_offload"].as_bool() == Some(true) {
         warnings.push("CPU KV offload (OffloadingConnector) is not modelled: assumes the GPU KV cache alone".into());
     }

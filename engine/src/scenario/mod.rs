@@ -29,6 +29,7 @@ pub struct EngineConfig {
     pub enable_chunked_prefill: bool,
     pub long_prefill_token_threshold: u32,
     pub async_scheduling: bool,
+    pub enable_expert_parallel: bool,
     pub num_gpu_blocks_override: Option<u64>,
     pub entrypoint: Entrypoint,
     pub kind: file::EngineKind,

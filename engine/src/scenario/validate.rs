@@ -418,6 +418,7 @@ fn resolve_engine(
         enable_chunked_prefill: chunked,
         long_prefill_token_threshold: e.long_prefill_token_threshold.unwrap_or(0),
         async_scheduling: e.async_scheduling.unwrap_or(false),
+        enable_expert_parallel: e.enable_expert_parallel.unwrap_or(false),
         num_gpu_blocks_override: e.num_gpu_blocks_override,
         entrypoint,
         kind: e.kind.unwrap_or_default(),

@@ -189,7 +189,14 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
 
 fn build_engines(case: &Case, memory: &MemoryBreakdown) -> Vec<Engine> {
     let step_time: Arc<dyn StepTimeModel> = match case.step_time {
-        StepTimeChoice::Roofline => Arc::new(Roofline::new(&case.model, &case.gpu, case.quant, case.kv_dtype, case.tp)),
+        StepTimeChoice::Roofline => Arc::new(Roofline::new(
+            &case.model,
+            &case.gpu,
+            case.quant,
+            case.kv_dtype,
+            case.tp,
+            case.engine.enable_expert_parallel,
+        )),
         StepTimeChoice::Constant { per_step, per_token } => Arc::new(ConstantStepTime { per_step, per_token }),
     };
     let scheduler = SchedulerConfig {

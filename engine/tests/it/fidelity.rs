@@ -31,6 +31,10 @@ fn the_shared_measurements_file_reads_into_fifteen_experiments() {
     let scout = experiments.iter().find(|e| e.model == "llama-4-scout").unwrap();
     assert_eq!((scout.case.tp, scout.case.quant.name()), (2, "fp8"));
     assert!(scout.warnings.iter().any(|w| w.contains("max_model_len not published")));
+    // The MoE runs' notes say expert parallelism was on (EP = TP x DP); dense runs stay off.
+    assert!(scout.case.engine.enable_expert_parallel);
+    assert!(scout.warnings.iter().any(|w| w.contains("expert parallelism taken from the run's note")));
+    assert!(!general.case.engine.enable_expert_parallel);
 }
 
 #[test]

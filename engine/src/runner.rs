@@ -245,6 +245,7 @@ fn case_config(case: &Case) -> Map<String, Value> {
     m.insert("long_prefill_token_threshold".into(), e.long_prefill_token_threshold.into());
     m.insert("async_scheduling".into(), e.async_scheduling.into());
     m.insert("enable_expert_parallel".into(), e.enable_expert_parallel.into());
+    m.insert("generation_config".into(), serde_json::to_value(e.generation_config).expect("enum serializes"));
     m
 }
 

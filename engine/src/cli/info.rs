@@ -148,14 +148,26 @@ pub fn list(what: &str) -> Result<String> {
     match what {
         "models" => {
             out.push_str(&format!(
-                "{:<16} {:<40} {:>8} {:>7} {:>9}\n",
-                "name", "hugging face id", "params", "layers", "max len"
+                "{:<22} {:<42} {:>8} {:>7} {:>9}  {}\n",
+                "name", "hugging face id", "params", "layers", "max len", "sampling defaults"
             ));
             for m in &catalog.models {
                 let params = crate::hardware::shape::ParamBreakdown::of(m).total() as f64 / 1e9;
+                let g = &m.generation_config;
+                let mut sampling: Vec<String> = Vec::new();
+                if let Some(p) = g.top_p {
+                    sampling.push(format!("top_p {p}"));
+                }
+                if let Some(k) = g.top_k {
+                    sampling.push(format!("top_k {k}"));
+                }
+                if let Some(r) = g.repetition_penalty {
+                    sampling.push(format!("repetition {r}"));
+                }
+                let sampling = if sampling.is_empty() { "-".to_string() } else { sampling.join(", ") };
                 out.push_str(&format!(
-                    "{:<16} {:<40} {:>7.2}B {:>7} {:>9}\n",
-                    m.name, m.hf_id, params, m.num_layers, m.max_position_embeddings
+                    "{:<22} {:<42} {:>7.2}B {:>7} {:>9}  {}\n",
+                    m.name, m.hf_id, params, m.num_layers, m.max_position_embeddings, sampling
                 ));
             }
         }

@@ -38,7 +38,7 @@ pub struct StepTimeParams {
     /// kernels); the weight-streaming figure when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moe_bandwidth_efficiency: Option<f64>,
-    /// Fixed cost of every step: scheduling, input preparation, sampling, launch.
+    /// Fixed cost of every step: scheduling, input preparation, launch, sampling short of a sort.
     pub step_overhead_us: f64,
     /// Extra cost per scheduled sequence per step.
     pub per_sequence_overhead_us: f64,
@@ -52,6 +52,11 @@ pub struct StepTimeParams {
     /// engine (HTTP, tokenization): part of client-side TTFT. 0 unless calibrated.
     #[serde(default)]
     pub frontend_overhead_us: f64,
+    /// GPU time per logit of the sort-based top-k/top-p sampler (vLLM's PyTorch path, the
+    /// default until FlashInfer's sampler became it): a step whose requests use top-k or top-p
+    /// pays this x sequences x vocabulary. 0 when absent.
+    #[serde(default)]
+    pub sampling_sort_ns_per_logit: f64,
     pub provenance: String,
     pub sources: BTreeMap<String, String>,
 }
@@ -90,6 +95,37 @@ pub struct MoeSpec {
     pub shared_experts: u32,
 }
 
+/// The sampling defaults of a model's `generation_config.json`, which vLLM applies to requests
+/// that set none (`--generation-config auto`, vLLM PR #11164). Absent fields are vLLM's
+/// neutral defaults (top-p 1, top-k off, no penalty).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationDefaults {
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub top_k: Option<i64>,
+    pub repetition_penalty: Option<f64>,
+}
+
+impl GenerationDefaults {
+    /// Whether requests with these defaults take vLLM's top-k/top-p path, which sorts every
+    /// sequence's logits over the whole vocabulary.
+    pub fn filters_logits(&self) -> bool {
+        self.top_p.is_some_and(|p| p < 1.0) || self.top_k.is_some_and(|k| k > 0)
+    }
+
+    /// The defaults from a `generation_config.json`.
+    pub fn from_json(text: &str) -> Result<GenerationDefaults, String> {
+        let root: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+        Ok(GenerationDefaults {
+            temperature: root.get("temperature").and_then(serde_json::Value::as_f64),
+            top_p: root.get("top_p").and_then(serde_json::Value::as_f64),
+            top_k: root.get("top_k").and_then(serde_json::Value::as_i64),
+            repetition_penalty: root.get("repetition_penalty").and_then(serde_json::Value::as_f64),
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
@@ -113,7 +149,46 @@ pub struct ModelSpec {
     pub sliding_window: Option<u64>,
     pub torch_dtype: String,
     pub num_params_published: String,
+    /// The sampling defaults of the model's `generation_config.json`; none when it sets none.
+    #[serde(default)]
+    pub generation_config: GenerationDefaults,
+    /// Other repositories with the same architecture but their own name and sampling defaults
+    /// (an instruct model beside its base); the catalog lists each as a model of its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<ModelVariant>,
     pub sources: BTreeMap<String, String>,
+}
+
+/// A repository that shares a catalog entry's architecture: what differs, with its source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelVariant {
+    pub name: String,
+    pub hf_id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub generation_config: GenerationDefaults,
+    pub source: String,
+}
+
+impl ModelSpec {
+    /// This entry followed by one entry per variant.
+    fn with_variants(mut self) -> Vec<ModelSpec> {
+        let variants = std::mem::take(&mut self.variants);
+        let mut out = vec![self];
+        for v in variants {
+            let mut m = out[0].clone();
+            m.display_name = format!("{} ({})", m.display_name, v.hf_id);
+            m.name = v.name;
+            m.hf_id = v.hf_id;
+            m.aliases = v.aliases;
+            m.generation_config = v.generation_config;
+            m.sources.insert("generation_config".into(), v.source);
+            out.push(m);
+        }
+        out
+    }
 }
 
 /// The shipped catalog files, embedded at build time.
@@ -201,6 +276,8 @@ impl ModelSpec {
             sliding_window: None,
             torch_dtype: c.get("torch_dtype").and_then(|v| v.as_str()).unwrap_or("bfloat16").to_string(),
             num_params_published: String::new(),
+            generation_config: GenerationDefaults::default(),
+            variants: Vec::new(),
             sources: BTreeMap::from([("config".to_string(), format!("Hugging Face config.json given as {name}"))]),
         })
     }
@@ -234,7 +311,11 @@ impl Catalog {
                 .collect(),
             models: MODEL_FILES
                 .iter()
-                .map(|(file, text)| serde_json::from_str(text).unwrap_or_else(|e| panic!("models/llm/{file}: {e}")))
+                .flat_map(|(file, text)| {
+                    serde_json::from_str::<ModelSpec>(text)
+                        .unwrap_or_else(|e| panic!("models/llm/{file}: {e}"))
+                        .with_variants()
+                })
                 .collect(),
         })
     }
@@ -292,7 +373,22 @@ mod tests {
         assert_eq!(embedded(GPU_FILES), on_disk("gpu"), "add the new file to GPU_FILES");
         assert_eq!(embedded(MODEL_FILES), on_disk("llm"), "add the new file to MODEL_FILES");
         assert_eq!(catalog.gpus.len(), 13);
-        assert_eq!(catalog.models.len(), 14);
+        // 14 files, three of which (Qwen2.5 0.5B, 1.5B, 7B) add an instruct variant.
+        assert_eq!(catalog.models.len(), 17);
+    }
+
+    #[test]
+    fn an_instruct_variant_is_its_own_model_with_its_own_sampling_defaults() {
+        let c = Catalog::builtin();
+        let base = c.model("qwen2.5-7b").unwrap();
+        let instruct = c.model("Qwen/Qwen2.5-7B-Instruct").unwrap();
+        assert_eq!((base.hf_id.as_str(), instruct.name.as_str()), ("Qwen/Qwen2.5-7B", "qwen2.5-7b-instruct"));
+        assert_eq!((base.hidden_size, base.vocab_size), (instruct.hidden_size, instruct.vocab_size));
+        assert!(!base.generation_config.filters_logits());
+        assert_eq!(instruct.generation_config.top_k, Some(20));
+        assert!(instruct.generation_config.filters_logits());
+        assert!(instruct.sources["generation_config"].contains("Qwen2.5-7B-Instruct"));
+        assert!(instruct.variants.is_empty());
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod quant;
 pub mod shape;
 pub mod step_time;
 
-pub use catalog::{Catalog, GpuSpec, ModelSpec};
+pub use catalog::{Catalog, GenerationDefaults, GpuSpec, ModelSpec};
 pub use memory::{MemoryBreakdown, MemoryConfig, StartupFailure};
 pub use quant::{KvDtype, Quant};
 pub use step_time::{ConstantStepTime, Roofline, SeqWork, StepTimeModel};

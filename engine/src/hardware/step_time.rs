@@ -6,7 +6,8 @@
 //! under expert parallelism the experts touched are the busiest rank's; attention costs
 //! `max(attention FLOPs / (peak x attn_eff), KV bytes read / (bandwidth x bw_eff))` summed over
 //! the batch's sequences; tensor parallelism adds two all-reduces per layer; every step pays a
-//! fixed overhead plus a per-sequence one.
+//! fixed overhead plus a per-sequence one, and sorting each sequence's logits when the requests
+//! sample with top-k or top-p.
 
 use super::catalog::{GpuSpec, ModelSpec, StepTimeParams};
 use super::memory::kv_bytes_per_token;
@@ -73,11 +74,14 @@ pub struct Roofline {
     bandwidth: f64,
     /// One-direction GPU-to-GPU bandwidth, bytes/s.
     link_bandwidth: f64,
+    /// Seconds per sequence of sorting its logits (top-k/top-p sampling), or 0.
+    sampling_secs_per_seq: f64,
 }
 
 impl Roofline {
     /// `expert_parallel`: each of the `tp` ranks holds `num_experts / tp` whole experts instead
-    /// of a slice of every expert (ignored for dense models).
+    /// of a slice of every expert (ignored for dense models). `model_sampling_defaults`: requests
+    /// sample with the model's `generation_config.json` (vLLM's `--generation-config auto`).
     pub fn new(
         model: &ModelSpec,
         gpu: &GpuSpec,
@@ -85,6 +89,7 @@ impl Roofline {
         kv_dtype: KvDtype,
         tp: u64,
         expert_parallel: bool,
+        model_sampling_defaults: bool,
     ) -> Roofline {
         let p = ParamBreakdown::of(model);
         let tpf = tp as f64;
@@ -125,6 +130,11 @@ impl Roofline {
             attention_peak: quant.attention_peak_flops(gpu),
             bandwidth: gpu.hbm_bandwidth_gbps * 1e9,
             link_bandwidth: link_gbps * 1e9 / 2.0,
+            sampling_secs_per_seq: if model_sampling_defaults && model.generation_config.filters_logits() {
+                model.vocab_size as f64 * gpu.step_time.sampling_sort_ns_per_logit * 1e-9
+            } else {
+                0.0
+            },
         }
     }
 
@@ -195,7 +205,7 @@ impl Roofline {
             self.linear_secs(tokens, seqs),
             self.attention_secs(batch),
             self.allreduce_secs(tokens),
-            (p.step_overhead_us + p.per_sequence_overhead_us * seqs) * 1e-6,
+            (p.step_overhead_us + p.per_sequence_overhead_us * seqs) * 1e-6 + self.sampling_secs_per_seq * seqs,
         ]
     }
 }
@@ -229,7 +239,7 @@ mod tests {
 
     fn roofline(model: &str, gpu: &str, tp: u64) -> Roofline {
         let c = Catalog::builtin();
-        Roofline::new(c.model(model).unwrap(), c.gpu(gpu).unwrap(), Quant::Bf16, KvDtype::Auto, tp, false)
+        Roofline::new(c.model(model).unwrap(), c.gpu(gpu).unwrap(), Quant::Bf16, KvDtype::Auto, tp, false, true)
     }
 
     #[test]
@@ -245,7 +255,9 @@ mod tests {
         assert!((linear - weight_bytes / (3350e9 * st.bandwidth_efficiency)).abs() < 1e-9, "{linear}");
         assert!(attention < linear / 100.0);
         assert_eq!(allreduce, 0.0);
-        assert!((overhead - (st.step_overhead_us + st.per_sequence_overhead_us) * 1e-6).abs() < 1e-12);
+        // Llama 3.1 samples with top-p 0.9 by default: one sequence's logits sorted.
+        let sort = 128_256.0 * st.sampling_sort_ns_per_logit * 1e-9;
+        assert!((overhead - (st.step_overhead_us + st.per_sequence_overhead_us) * 1e-6 - sort).abs() < 1e-12);
     }
 
     #[test]
@@ -291,7 +303,7 @@ mod tests {
         let linear = |moe: Option<f64>| {
             let mut gpu = gpu.clone();
             gpu.step_time.moe_bandwidth_efficiency = moe;
-            Roofline::new(model, &gpu, Quant::Bf16, KvDtype::Auto, 1, false).breakdown_secs(&decode)[0]
+            Roofline::new(model, &gpu, Quant::Bf16, KvDtype::Auto, 1, false, true).breakdown_secs(&decode)[0]
         };
         let bw = gpu.step_time.bandwidth_efficiency;
         let (same, half) = (linear(None), linear(Some(bw / 2.0)));
@@ -323,7 +335,7 @@ mod tests {
         let (model, gpu) = (c.model("mixtral-8x7b").unwrap(), c.gpu("h100").unwrap());
         let linear = |ep: bool, tokens: usize| {
             let batch = vec![SeqWork { query_tokens: 1, cached_tokens: 0 }; tokens];
-            Roofline::new(model, gpu, Quant::Bf16, KvDtype::Auto, 2, ep).breakdown_secs(&batch)[0]
+            Roofline::new(model, gpu, Quant::Bf16, KvDtype::Auto, 2, ep, true).breakdown_secs(&batch)[0]
         };
         assert!(linear(true, 1) > 1.2 * linear(false, 1), "{} vs {}", linear(true, 1), linear(false, 1));
         assert!(linear(true, 8) > linear(false, 8));
@@ -332,8 +344,27 @@ mod tests {
         // A dense model ignores the flag.
         let dense = c.model("llama-2-7b").unwrap();
         let one = [SeqWork { query_tokens: 1, cached_tokens: 0 }];
-        let r = |ep| Roofline::new(dense, gpu, Quant::Bf16, KvDtype::Auto, 2, ep).breakdown_secs(&one);
+        let r = |ep| Roofline::new(dense, gpu, Quant::Bf16, KvDtype::Auto, 2, ep, true).breakdown_secs(&one);
         assert_eq!(r(true), r(false));
+    }
+
+    /// A model whose generation_config sets top-p sorts every sequence's logits: vocabulary x
+    /// the GPU's time per logit, per sequence; off with vLLM's neutral defaults, and never for
+    /// a model that sets no filter.
+    #[test]
+    fn sorting_logits_costs_the_vocabulary_per_sequence() {
+        let c = Catalog::builtin();
+        let gpu = c.gpu("h100").unwrap();
+        let batch = vec![SeqWork { query_tokens: 1, cached_tokens: 100 }; 32];
+        let overhead = |model: &str, defaults: bool| {
+            Roofline::new(c.model(model).unwrap(), gpu, Quant::Bf16, KvDtype::Auto, 1, false, defaults)
+                .breakdown_secs(&batch)[3]
+        };
+        let expected = 32.0 * 128_256.0 * gpu.step_time.sampling_sort_ns_per_logit * 1e-9;
+        assert!(expected > 0.0);
+        let sorted = overhead("llama-3.1-8b", true) - overhead("llama-3.1-8b", false);
+        assert!((sorted - expected).abs() < 1e-12, "{sorted} vs {expected}");
+        assert_eq!(overhead("mistral-7b", true), overhead("mistral-7b", false));
     }
 
     #[test]

@@ -256,6 +256,7 @@ pub fn uncalibrated(current: &StepTimeParams) -> StepTimeParams {
         allreduce_efficiency: 0.7,
         allreduce_latency_us: 8.0,
         frontend_overhead_us: 0.0,
+        sampling_sort_ns_per_logit: current.sampling_sort_ns_per_logit,
         provenance: current.provenance.clone(),
         sources: current.sources.clone(),
     }

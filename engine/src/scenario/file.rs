@@ -29,6 +29,18 @@ pub enum EngineKind {
     Static,
 }
 
+/// Where requests that set no sampling parameters get their defaults (`--generation-config`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GenerationConfig {
+    /// The model's `generation_config.json` (vLLM's default): a model that sets top-p or top-k
+    /// there makes every step sort its sequences' logits.
+    #[default]
+    Auto,
+    /// vLLM's neutral defaults (top-p 1, top-k off): no sort.
+    Vllm,
+}
+
 /// vLLM engine arguments; every field is optional and defaults the way vLLM does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +69,9 @@ pub struct EngineFile {
     /// (EP = TP) instead of each being sliced over them; the step then waits for the rank whose
     /// experts the batch touches most. Default false; no effect on dense models.
     pub enable_expert_parallel: Option<bool>,
+    /// `--generation-config`: `auto` (default) applies the model's sampling defaults to
+    /// requests, `vllm` applies vLLM's neutral ones.
+    pub generation_config: Option<GenerationConfig>,
     /// `--num-gpu-blocks-override`.
     pub num_gpu_blocks_override: Option<u64>,
     /// Which entrypoint's defaults apply. Default `server`.

@@ -180,6 +180,15 @@ fn experiment(
     let mut case = parsed.cases.into_iter().next().expect("one case");
     case.name = key.clone();
     let model = case.model.name.clone();
+    let sampling = &case.model.generation_config;
+    if sampling.filters_logits() {
+        warnings.push(format!(
+            "the client is assumed to send no sampling parameters: {model}'s generation_config (top_p {}, top_k {}) \
+             applies, and the sampler sorts every sequence's logits each step",
+            sampling.top_p.map_or("off".into(), |p| p.to_string()),
+            sampling.top_k.map_or("off".into(), |k| k.to_string()),
+        ));
+    }
     if case.engine.max_model_len as u64 > case.model.max_position_embeddings {
         case.engine.max_model_len = case.model.max_position_embeddings as u32;
     }

@@ -30,6 +30,7 @@ pub struct EngineConfig {
     pub long_prefill_token_threshold: u32,
     pub async_scheduling: bool,
     pub enable_expert_parallel: bool,
+    pub generation_config: file::GenerationConfig,
     pub num_gpu_blocks_override: Option<u64>,
     pub entrypoint: Entrypoint,
     pub kind: file::EngineKind,

@@ -12,7 +12,7 @@ use super::expand::expand;
 use super::file::{CaseFile, Entrypoint, ExpectFile, ScenarioFile, SeedsFile, StepTimeFile};
 use super::hints::{explain_serde, parent_for_unknown};
 use super::{BatchConfig, Case, EngineConfig, Scenario, StepTimeChoice};
-use crate::hardware::{Catalog, GpuSpec, KvDtype, ModelSpec, Quant};
+use crate::hardware::{Catalog, GenerationDefaults, GpuSpec, KvDtype, ModelSpec, Quant};
 use crate::sim::run::Limits;
 use crate::sim::{Nanos, SimTime};
 
@@ -252,6 +252,15 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
         std::fs::read_to_string(&file)
             .map_err(|e| format!("cannot read {}: {e}", file.display()))
             .and_then(|text| ModelSpec::from_hf_config(&text, &f.model))
+            .and_then(|mut model| {
+                // The sampling defaults live beside config.json in a Hugging Face repository.
+                let generation = file.with_file_name("generation_config.json");
+                if let Ok(text) = std::fs::read_to_string(&generation) {
+                    model.generation_config =
+                        GenerationDefaults::from_json(&text).map_err(|e| format!("{}: {e}", generation.display()))?;
+                }
+                Ok(model)
+            })
             .map_err(|e| ctx.push(format!("{path}.model"), format!("{e}; give a Hugging Face config.json")))
             .ok()
     } else {
@@ -419,6 +428,7 @@ fn resolve_engine(
         long_prefill_token_threshold: e.long_prefill_token_threshold.unwrap_or(0),
         async_scheduling: e.async_scheduling.unwrap_or(false),
         enable_expert_parallel: e.enable_expert_parallel.unwrap_or(false),
+        generation_config: e.generation_config.unwrap_or_default(),
         num_gpu_blocks_override: e.num_gpu_blocks_override,
         entrypoint,
         kind: e.kind.unwrap_or_default(),

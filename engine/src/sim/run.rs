@@ -15,7 +15,7 @@ use crate::hardware::memory::{self, MemoryBreakdown, StartupFailure};
 use crate::hardware::shape::ParamBreakdown;
 use crate::hardware::{ConstantStepTime, Roofline, StepTimeModel};
 use crate::report::metrics::{BatchRecord, Capture, Metrics};
-use crate::scenario::file::EngineKind;
+use crate::scenario::file::{EngineKind, GenerationConfig};
 use crate::scenario::{BatchConfig, Case, StepTimeChoice};
 use crate::serving::kv_cache::KvCache;
 use crate::serving::replica::{Finished, Replica};
@@ -196,6 +196,7 @@ fn build_engines(case: &Case, memory: &MemoryBreakdown) -> Vec<Engine> {
             case.kv_dtype,
             case.tp,
             case.engine.enable_expert_parallel,
+            case.engine.generation_config == GenerationConfig::Auto,
         )),
         StepTimeChoice::Constant { per_step, per_token } => Arc::new(ConstantStepTime { per_step, per_token }),
     };

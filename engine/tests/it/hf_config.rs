@@ -29,6 +29,18 @@ fn a_config_json_path_builds_the_same_model_as_the_catalog() {
     };
     assert_eq!(plan(&from_file).num_gpu_blocks, plan(&from_catalog).num_gpu_blocks);
     assert_eq!(plan(&from_file).weights_bytes, 13_476_831_232);
+    // Without a generation_config.json beside it the model has no sampling defaults; with one,
+    // its top_p reaches the model, as the catalog's Llama-2-7B has it.
+    assert!(!from_file.cases[0].model.generation_config.filters_logits());
+    std::fs::write(dir.join("generation_config.json"), r#"{"do_sample": true, "temperature": 0.6, "top_p": 0.9}"#)
+        .unwrap();
+    let with_defaults = parse_in(&text("config.json"), "t.json", &dir).unwrap();
+    assert_eq!(with_defaults.cases[0].model.generation_config, from_catalog.cases[0].model.generation_config);
+    assert_eq!(with_defaults.cases[0].model.generation_config.top_p, Some(0.9));
+    std::fs::write(dir.join("generation_config.json"), "{").unwrap();
+    let err = parse_in(&text("config.json"), "t.json", &dir).unwrap_err();
+    assert!(err[0].message.contains("generation_config.json: not valid JSON"), "{}", err[0].message);
+    std::fs::remove_file(dir.join("generation_config.json")).unwrap();
     // A missing file and an unknown name both say what to do.
     let err = parse_in(&text("nope/config.json"), "t.json", &dir).unwrap_err();
     assert!(err[0].message.contains("give a Hugging Face config.json"), "{}", err[0].message);

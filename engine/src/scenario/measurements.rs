@@ -180,11 +180,14 @@ fn experiment(
     let mut case = parsed.cases.into_iter().next().expect("one case");
     case.name = key.clone();
     let model = case.model.name.clone();
+    // inference-perf's completion request carries no sampling parameters (model, prompt,
+    // max_tokens, ignore_eos, stream: inference_perf/apis/completion.py), so vLLM applies the
+    // model's generation_config defaults.
     let sampling = &case.model.generation_config;
     if sampling.filters_logits() {
         warnings.push(format!(
-            "the client is assumed to send no sampling parameters: {model}'s generation_config (top_p {}, top_k {}) \
-             applies, and the sampler sorts every sequence's logits each step",
+            "requests set no sampling parameters, so {model}'s generation_config applies (top_p {}, top_k {}): \
+             the sampler sorts every sequence's logits each step",
             sampling.top_p.map_or("off".into(), |p| p.to_string()),
             sampling.top_k.map_or("off".into(), |k| k.to_string()),
         ));
@@ -223,7 +226,10 @@ fn workload(e: &Value, templates: &Value, multi_turn: bool) -> (Value, Vec<Strin
     // The server generates output_len tokens for every request (the runs set ignore_eos), even
     // where the client counted fewer: the Llama-2-7B `general` run counted 209 of 248 on average
     // and a minimum of 0, yet its fastest request took 1,694 ms end to end, i.e. ~248 decode
-    // steps. So the simulation generates output_len; the counted mean only divides the ITL.
+    // steps. inference-perf counts output tokens by re-tokenizing the streamed text
+    // (inference_perf/apis/completion.py), so tokens that decode to nothing (a base model's EOS
+    // and special tokens past ignore_eos) go uncounted. So the simulation generates
+    // output_len; the counted mean only divides the ITL.
     if let Some(counted) = e["ground_truth"]["summary"]["derived_mean_output_tokens"].as_f64() {
         let configured = shared["output_len"].as_f64().unwrap_or(counted);
         if configured - counted >= 1.0 {

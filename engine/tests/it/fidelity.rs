@@ -35,6 +35,13 @@ fn the_shared_measurements_file_reads_into_fifteen_experiments() {
     assert!(scout.case.engine.enable_expert_parallel);
     assert!(scout.warnings.iter().any(|w| w.contains("expert parallelism taken from the run's note")));
     assert!(!general.case.engine.enable_expert_parallel);
+    // Qwen2.5-7B-Instruct is its own catalog entry, with the instruct repository's sampling
+    // defaults; Mistral-Nemo-Instruct sets none, so its steps sort nothing.
+    let qwen = experiments.iter().find(|e| e.key.contains("qwen")).unwrap();
+    assert_eq!(qwen.model, "qwen2.5-7b-instruct");
+    assert!(qwen.warnings.iter().any(|w| w.contains("generation_config applies (top_p 0.8, top_k 20)")));
+    let nemo = experiments.iter().find(|e| e.model == "mistral-nemo").unwrap();
+    assert!(!nemo.warnings.iter().any(|w| w.contains("generation_config")));
 }
 
 #[test]

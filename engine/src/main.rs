@@ -99,8 +99,9 @@ enum Command {
         /// Also leave-one-model-out cross-validation (fits once per model).
         #[arg(long)]
         cross_validate: bool,
-        /// Evaluation budget of each fit.
-        #[arg(long, default_value_t = 60)]
+        /// Evaluation budget of each cross-validation fit; the default is `symbiote calibrate`'s,
+        /// so each fold is fitted exactly as the shipped parameters were (60 gives a quick look).
+        #[arg(long, default_value_t = symbiote::report::fidelity::DEFAULT_EVALUATIONS)]
         max_evaluations: u32,
         /// Replay the shared-prefix workloads multi-turn (contexts grow turn by turn) instead of
         /// single-turn, which the runs' own prompt lengths show.

@@ -169,6 +169,9 @@ pub struct ModelVariant {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub generation_config: GenerationDefaults,
+    /// The variant's own context limit, where its config.json differs from the base's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_position_embeddings: Option<u64>,
     pub source: String,
 }
 
@@ -184,6 +187,7 @@ impl ModelSpec {
             m.hf_id = v.hf_id;
             m.aliases = v.aliases;
             m.generation_config = v.generation_config;
+            m.max_position_embeddings = v.max_position_embeddings.unwrap_or(m.max_position_embeddings);
             m.sources.insert("generation_config".into(), v.source);
             out.push(m);
         }
@@ -389,6 +393,8 @@ mod tests {
         assert!(instruct.generation_config.filters_logits());
         assert!(instruct.sources["generation_config"].contains("Qwen2.5-7B-Instruct"));
         assert!(instruct.variants.is_empty());
+        // Qwen2.5-7B-Instruct's config.json caps the context at 32,768; the base's is 131,072.
+        assert_eq!((base.max_position_embeddings, instruct.max_position_embeddings), (131_072, 32_768));
     }
 
     #[test]

@@ -155,6 +155,9 @@ pub fn list(what: &str) -> Result<String> {
                 let params = crate::hardware::shape::ParamBreakdown::of(m).total() as f64 / 1e9;
                 let g = &m.generation_config;
                 let mut sampling: Vec<String> = Vec::new();
+                if let Some(t) = g.temperature {
+                    sampling.push(format!("temperature {t}"));
+                }
                 if let Some(p) = g.top_p {
                     sampling.push(format!("top_p {p}"));
                 }

@@ -44,6 +44,24 @@ impl StepTimeModel for ConstantStepTime {
     }
 }
 
+/// Serving choices that change what a step costs beyond the model, GPU, precision and TP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServingOptions {
+    /// Each of the `tp` ranks holds `num_experts / tp` whole experts instead of a slice of
+    /// every expert (vLLM's `--enable-expert-parallel`; ignored for dense models).
+    pub expert_parallel: bool,
+    /// Requests sample with the model's `generation_config.json` defaults (vLLM's
+    /// `--generation-config auto`).
+    pub model_sampling_defaults: bool,
+}
+
+impl Default for ServingOptions {
+    /// vLLM's defaults: no expert parallelism, the model's sampling defaults.
+    fn default() -> ServingOptions {
+        ServingOptions { expert_parallel: false, model_sampling_defaults: true }
+    }
+}
+
 /// The roofline model of one replica (one model on `tp` GPUs of one kind).
 #[derive(Clone, Debug)]
 pub struct Roofline {
@@ -79,17 +97,13 @@ pub struct Roofline {
 }
 
 impl Roofline {
-    /// `expert_parallel`: each of the `tp` ranks holds `num_experts / tp` whole experts instead
-    /// of a slice of every expert (ignored for dense models). `model_sampling_defaults`: requests
-    /// sample with the model's `generation_config.json` (vLLM's `--generation-config auto`).
     pub fn new(
         model: &ModelSpec,
         gpu: &GpuSpec,
         quant: Quant,
         kv_dtype: KvDtype,
         tp: u64,
-        expert_parallel: bool,
-        model_sampling_defaults: bool,
+        options: ServingOptions,
     ) -> Roofline {
         let p = ParamBreakdown::of(model);
         let tpf = tp as f64;
@@ -106,7 +120,7 @@ impl Roofline {
         // Shared experts are read every step, like the dense layers.
         let non_expert_linear = p.linear as f64 - expert_params * num_experts;
         let lm_head_params = (if p.lm_head > 0 { p.lm_head } else { p.embedding }) as f64;
-        let expert_ranks = if expert_parallel && num_experts > 0.0 && tp > 1 { tp as u32 } else { 1 };
+        let expert_ranks = if options.expert_parallel && num_experts > 0.0 && tp > 1 { tp as u32 } else { 1 };
         // vLLM's default for fp32 is the link the catalog names; PCIe when there is none.
         let link_gbps = gpu.interconnect_gbps.unwrap_or(gpu.pcie_gbps);
         Roofline {
@@ -130,7 +144,7 @@ impl Roofline {
             attention_peak: quant.attention_peak_flops(gpu),
             bandwidth: gpu.hbm_bandwidth_gbps * 1e9,
             link_bandwidth: link_gbps * 1e9 / 2.0,
-            sampling_secs_per_seq: if model_sampling_defaults && model.generation_config.filters_logits() {
+            sampling_secs_per_seq: if options.model_sampling_defaults && model.generation_config.filters_logits() {
                 model.vocab_size as f64 * gpu.step_time.sampling_sort_ns_per_logit * 1e-9
             } else {
                 0.0
@@ -239,7 +253,14 @@ mod tests {
 
     fn roofline(model: &str, gpu: &str, tp: u64) -> Roofline {
         let c = Catalog::builtin();
-        Roofline::new(c.model(model).unwrap(), c.gpu(gpu).unwrap(), Quant::Bf16, KvDtype::Auto, tp, false, true)
+        Roofline::new(
+            c.model(model).unwrap(),
+            c.gpu(gpu).unwrap(),
+            Quant::Bf16,
+            KvDtype::Auto,
+            tp,
+            ServingOptions::default(),
+        )
     }
 
     #[test]
@@ -303,7 +324,8 @@ mod tests {
         let linear = |moe: Option<f64>| {
             let mut gpu = gpu.clone();
             gpu.step_time.moe_bandwidth_efficiency = moe;
-            Roofline::new(model, &gpu, Quant::Bf16, KvDtype::Auto, 1, false, true).breakdown_secs(&decode)[0]
+            Roofline::new(model, &gpu, Quant::Bf16, KvDtype::Auto, 1, ServingOptions::default()).breakdown_secs(&decode)
+                [0]
         };
         let bw = gpu.step_time.bandwidth_efficiency;
         let (same, half) = (linear(None), linear(Some(bw / 2.0)));
@@ -335,7 +357,15 @@ mod tests {
         let (model, gpu) = (c.model("mixtral-8x7b").unwrap(), c.gpu("h100").unwrap());
         let linear = |ep: bool, tokens: usize| {
             let batch = vec![SeqWork { query_tokens: 1, cached_tokens: 0 }; tokens];
-            Roofline::new(model, gpu, Quant::Bf16, KvDtype::Auto, 2, ep, true).breakdown_secs(&batch)[0]
+            Roofline::new(
+                model,
+                gpu,
+                Quant::Bf16,
+                KvDtype::Auto,
+                2,
+                ServingOptions { expert_parallel: ep, ..Default::default() },
+            )
+            .breakdown_secs(&batch)[0]
         };
         assert!(linear(true, 1) > 1.2 * linear(false, 1), "{} vs {}", linear(true, 1), linear(false, 1));
         assert!(linear(true, 8) > linear(false, 8));
@@ -344,7 +374,17 @@ mod tests {
         // A dense model ignores the flag.
         let dense = c.model("llama-2-7b").unwrap();
         let one = [SeqWork { query_tokens: 1, cached_tokens: 0 }];
-        let r = |ep| Roofline::new(dense, gpu, Quant::Bf16, KvDtype::Auto, 2, ep, true).breakdown_secs(&one);
+        let r = |ep| {
+            Roofline::new(
+                dense,
+                gpu,
+                Quant::Bf16,
+                KvDtype::Auto,
+                2,
+                ServingOptions { expert_parallel: ep, ..Default::default() },
+            )
+            .breakdown_secs(&one)
+        };
         assert_eq!(r(true), r(false));
     }
 
@@ -357,8 +397,15 @@ mod tests {
         let gpu = c.gpu("h100").unwrap();
         let batch = vec![SeqWork { query_tokens: 1, cached_tokens: 100 }; 32];
         let overhead = |model: &str, defaults: bool| {
-            Roofline::new(c.model(model).unwrap(), gpu, Quant::Bf16, KvDtype::Auto, 1, false, defaults)
-                .breakdown_secs(&batch)[3]
+            Roofline::new(
+                c.model(model).unwrap(),
+                gpu,
+                Quant::Bf16,
+                KvDtype::Auto,
+                1,
+                ServingOptions { model_sampling_defaults: defaults, ..Default::default() },
+            )
+            .breakdown_secs(&batch)[3]
         };
         let expected = 32.0 * 128_256.0 * gpu.step_time.sampling_sort_ns_per_logit * 1e-9;
         assert!(expected > 0.0);

@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::{EventQueue, Nanos, SimTime, Stream, Streams};
 use crate::hardware::memory::{self, MemoryBreakdown, StartupFailure};
 use crate::hardware::shape::ParamBreakdown;
+use crate::hardware::step_time::ServingOptions;
 use crate::hardware::{ConstantStepTime, Roofline, StepTimeModel};
 use crate::report::metrics::{BatchRecord, Capture, Metrics};
 use crate::scenario::file::{EngineKind, GenerationConfig};
@@ -195,8 +196,10 @@ fn build_engines(case: &Case, memory: &MemoryBreakdown) -> Vec<Engine> {
             case.quant,
             case.kv_dtype,
             case.tp,
-            case.engine.enable_expert_parallel,
-            case.engine.generation_config == GenerationConfig::Auto,
+            ServingOptions {
+                expert_parallel: case.engine.enable_expert_parallel,
+                model_sampling_defaults: case.engine.generation_config == GenerationConfig::Auto,
+            },
         )),
         StepTimeChoice::Constant { per_step, per_token } => Arc::new(ConstantStepTime { per_step, per_token }),
     };

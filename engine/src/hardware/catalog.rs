@@ -241,6 +241,7 @@ impl ModelSpec {
     pub fn from_hf_config(text: &str, name: &str) -> Result<ModelSpec, String> {
         let root: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
         let c = root.get("text_config").unwrap_or(&root);
+        check_hf_shape(c)?;
         let int = |key: &str| c.get(key).and_then(serde_json::Value::as_u64);
         let need = |key: &str| int(key).ok_or_else(|| format!("config.json has no integer `{key}`"));
         let hidden = need("hidden_size")?;
@@ -285,6 +286,64 @@ impl ModelSpec {
             sources: BTreeMap::from([("config".to_string(), format!("Hugging Face config.json given as {name}"))]),
         })
     }
+}
+
+/// The range of every config.json field symbiote reads: zero layers or heads would divide by
+/// zero, a zero hidden size would make the KV cache infinite, and sizes far beyond any published
+/// model would make start-up allocate without bound. The upper limits sit well above the largest
+/// open models (hidden 16,384 and 126 layers for Llama-3.1-405B, vocabularies of 262,144).
+fn check_hf_shape(c: &serde_json::Value) -> Result<(), String> {
+    const FIELDS: [(&str, u64, u64); 10] = [
+        ("hidden_size", 1, 1 << 20),
+        ("intermediate_size", 1, 1 << 22),
+        ("num_hidden_layers", 1, 1024),
+        ("num_attention_heads", 1, 16_384),
+        ("num_key_value_heads", 1, 16_384),
+        ("head_dim", 1, 65_536),
+        ("vocab_size", 1, 1 << 24),
+        ("max_position_embeddings", 2, 1 << 30),
+        ("num_local_experts", 1, 65_536),
+        ("num_experts_per_tok", 1, 65_536),
+    ];
+    for (key, min, max) in FIELDS {
+        let Some(value) = c.get(key) else { continue };
+        match value.as_u64() {
+            Some(v) if (min..=max).contains(&v) => {}
+            // `head_dim: null` appears in real configs and means "hidden_size / heads".
+            None if value.is_null() => {}
+            _ => return Err(format!("config.json `{key}` is {value}; it must be an integer within {min}..{max}")),
+        }
+    }
+    let int = |key: &str| c.get(key).and_then(serde_json::Value::as_u64);
+    if let (Some(heads), Some(kv)) = (int("num_attention_heads"), int("num_key_value_heads")) {
+        if kv > heads || heads % kv != 0 {
+            return Err(format!(
+                "config.json `num_key_value_heads` ({kv}) must divide `num_attention_heads` ({heads})"
+            ));
+        }
+    }
+    if let (Some(experts), Some(per_token)) =
+        (int("num_local_experts").or_else(|| int("num_experts")), int("num_experts_per_tok"))
+    {
+        if per_token > experts {
+            return Err(format!("config.json `num_experts_per_tok` ({per_token}) exceeds the {experts} experts"));
+        }
+    }
+    for key in ["moe_intermediate_size", "n_shared_experts", "num_experts"] {
+        if int(key).is_some_and(|v| v > 1 << 22) {
+            return Err(format!("config.json `{key}` is above {}; it must be a realistic size", 1u64 << 22));
+        }
+    }
+    if int("head_dim").is_none() {
+        if let (Some(hidden), Some(heads)) = (int("hidden_size"), int("num_attention_heads")) {
+            if hidden < heads {
+                return Err(format!(
+                    "config.json `hidden_size` ({hidden}) is smaller than `num_attention_heads` ({heads}), so heads would have no dimension; give `head_dim`"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Both catalogs, parsed.

@@ -75,9 +75,11 @@ pub(super) fn expand(file: &ScenarioFile, ctx: &mut Ctx<'_>) -> Vec<Expanded> {
             _ => ctx.push(format!("matrix.{axis}"), "a matrix axis needs a non-empty list of values"),
         }
     }
-    let combinations: usize = axes.iter().map(|a| a.1.len()).product::<usize>() * cases.len();
-    if combinations > MAX_CASES {
-        ctx.push("matrix", format!("expands to {combinations} cases; at most {MAX_CASES}"));
+    // Counted with checked arithmetic: 64 axes of two values would wrap a plain product to 0.
+    let combinations = axes.iter().try_fold(cases.len(), |n, a| n.checked_mul(a.1.len()));
+    if combinations.is_none_or(|n| n > MAX_CASES) {
+        let count = combinations.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
+        ctx.push("matrix", format!("expands to {count} cases; at most {MAX_CASES}: remove axes or values"));
         return Vec::new();
     }
     let mut out = Vec::new();

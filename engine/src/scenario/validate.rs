@@ -9,10 +9,11 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::expand::expand;
-use super::file::{CaseFile, Entrypoint, ExpectFile, ScenarioFile, SeedsFile, StepTimeFile};
+use super::file::{CaseFile, EngineKind, Entrypoint, ExpectFile, ScenarioFile, SeedsFile, StepTimeFile};
 use super::hints::{explain_serde, parent_for_unknown};
 use super::{BatchConfig, Case, EngineConfig, Scenario, StepTimeChoice};
 use crate::hardware::{Catalog, GenerationDefaults, GpuSpec, KvDtype, ModelSpec, Quant};
+use crate::sim::bounds::{MAX_BLOCKS, MAX_SECONDS, MAX_SEQS, MAX_TOKENS};
 use crate::sim::run::Limits;
 use crate::sim::{Nanos, SimTime};
 
@@ -41,6 +42,10 @@ pub const MAX_CASES: usize = 10_000;
 pub const MAX_SEEDS: usize = 10_000;
 /// Default event limit of a run.
 pub const DEFAULT_MAX_EVENTS: u64 = 200_000_000;
+/// Most replicas in one fleet or batch job.
+pub const MAX_REPLICAS: u32 = 4096;
+/// Most rows in one batch job: the pipeline keeps 4 bytes per row.
+pub const MAX_ROWS: u64 = 1_000_000_000;
 
 pub(super) struct Ctx<'a> {
     file: &'a str,
@@ -155,9 +160,12 @@ fn check_trace(case: &Case, path: &str, ctx: &mut Ctx<'_>) {
 
 fn goodput(slo: &super::SloFile, ctx: &mut Ctx<'_>) -> Option<super::GoodputSlo> {
     let mut convert = |field: &str, ms: Option<f64>| match ms {
-        Some(ms) if ms > 0.0 && ms.is_finite() => Some(Nanos::from_secs_f64(ms * 1e-3)),
+        Some(ms) if ms > 0.0 && ms <= MAX_SECONDS * 1e3 => Some(Nanos::from_secs_f64(ms * 1e-3)),
         Some(ms) => {
-            ctx.push(format!("slo.{field}"), format!("must be a positive number of milliseconds, got {ms}"));
+            ctx.push(
+                format!("slo.{field}"),
+                format!("must be a positive number of milliseconds up to {}, got {ms}", MAX_SECONDS * 1e3),
+            );
             None
         }
         None => None,
@@ -224,11 +232,22 @@ fn resolve_batch(b: &super::file::BatchFile, path: &str, ctx: &mut Ctx<'_>) -> B
         }
     }
     let startup_s = b.startup_s.unwrap_or(0.0);
-    if !(startup_s >= 0.0 && startup_s.is_finite()) {
-        ctx.push(format!("{path}.startup_s"), format!("must be >= 0 seconds, got {startup_s}"));
+    if !(0.0..=MAX_SECONDS).contains(&startup_s) {
+        ctx.push(format!("{path}.startup_s"), format!("must be within 0..{MAX_SECONDS} seconds, got {startup_s}"));
     }
-    if b.load_gbps.is_some_and(|g| !(g > 0.0 && g.is_finite())) {
-        ctx.push(format!("{path}.load_gbps"), "must be a positive bandwidth in GB/s");
+    // Below 1 MB/s, loading even a small model's weights would take longer than a run may last.
+    if b.load_gbps.is_some_and(|g| !(1e-3..=1e6).contains(&g)) {
+        ctx.push(format!("{path}.load_gbps"), "must be a bandwidth within 0.001..1e6 GB/s");
+    }
+    for (field, value, max) in [
+        ("rows", b.rows, MAX_ROWS),
+        ("batch_size", batch_size as u64, MAX_SEQS as u64),
+        ("concurrency", concurrency as u64, MAX_REPLICAS as u64),
+        ("max_concurrent_batches", max_concurrent_batches as u64, MAX_SEQS as u64),
+    ] {
+        if value > max {
+            ctx.push(format!("{path}.{field}"), format!("{value} is above the limit of {max}; lower it"));
+        }
     }
     BatchConfig {
         rows: b.rows,
@@ -288,8 +307,8 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
         (Some(b), None) => b.concurrency,
         (None, r) => r.unwrap_or(1),
     };
-    if replicas == 0 || replicas > 4096 {
-        ctx.push(format!("{path}.fleet.replicas"), format!("need 1 to 4096 replicas, got {replicas}"));
+    if replicas == 0 || replicas > MAX_REPLICAS {
+        ctx.push(format!("{path}.fleet.replicas"), format!("need 1 to {MAX_REPLICAS} replicas, got {replicas}"));
     }
     if fleet.max_waiting == Some(0) {
         ctx.push(
@@ -302,8 +321,12 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
     let step_time = match f.step_time.unwrap_or(StepTimeFile::Roofline) {
         StepTimeFile::Roofline => StepTimeChoice::Roofline,
         StepTimeFile::Constant { step_ms, token_us } => {
-            if !(step_ms > 0.0 && step_ms.is_finite() && token_us >= 0.0 && token_us.is_finite()) {
-                ctx.push(format!("{path}.step_time"), "need step_ms > 0 and token_us >= 0");
+            let hour_ms = 3.6e6;
+            if !(step_ms > 0.0 && step_ms <= hour_ms && (0.0..=hour_ms * 1e3).contains(&token_us)) {
+                ctx.push(
+                    format!("{path}.step_time"),
+                    format!("need 0 < step_ms <= {hour_ms} (an hour) and 0 <= token_us <= {}", hour_ms * 1e3),
+                );
             }
             StepTimeChoice::Constant {
                 per_step: Nanos::from_secs_f64(step_ms.max(0.0) * 1e-3),
@@ -313,9 +336,12 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
     };
     let limits = Limits {
         max_sim_time: match f.limits.max_sim_time_s {
-            Some(s) if s > 0.0 && s.is_finite() => SimTime::from_secs_f64(s),
+            Some(s) if s > 0.0 && s <= MAX_SECONDS => SimTime::from_secs_f64(s),
             Some(s) => {
-                ctx.push(format!("{path}.limits.max_sim_time_s"), format!("must be > 0 seconds, got {s}"));
+                ctx.push(
+                    format!("{path}.limits.max_sim_time_s"),
+                    format!("must be within 0..{MAX_SECONDS} seconds, got {s}"),
+                );
                 SimTime::MAX
             }
             None => SimTime::MAX,
@@ -324,7 +350,7 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
     };
     let expect = expect.unwrap_or_default();
     if let Some(outcome) = &expect.outcome {
-        const OUTCOMES: [&str; 5] = ["completed", "oom", "time_limit", "event_limit", "stalled"];
+        const OUTCOMES: [&str; 6] = ["completed", "oom", "time_limit", "event_limit", "stalled", "time_overflow"];
         if !OUTCOMES.contains(&outcome.as_str()) {
             ctx.push(
                 format!("{path}.expect.outcome"),
@@ -332,7 +358,7 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
             );
         }
     }
-    Some(Case {
+    let case = Case {
         name,
         model: model.clone(),
         gpu: gpu.clone(),
@@ -350,7 +376,27 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
         expect,
         goodput: None,
         base_dir: std::path::PathBuf::new(),
-    })
+    };
+    check_cache_size(&case, path, ctx);
+    Some(case)
+}
+
+/// A KV cache beyond [`MAX_BLOCKS`] (a tiny model on a large GPU, or a config.json with
+/// implausibly small layers) would not fit the block ids; say so before any run.
+fn check_cache_size(case: &Case, path: &str, ctx: &mut Ctx<'_>) {
+    if case.engine.kind != EngineKind::Vllm || case.engine.num_gpu_blocks_override.is_some() {
+        return;
+    }
+    let blocks = match crate::hardware::memory::plan(&case.model, &case.gpu, &case.memory_config()) {
+        Ok(plan) => plan.num_gpu_blocks,
+        Err(failure) => failure.breakdown.num_gpu_blocks,
+    };
+    if blocks > MAX_BLOCKS {
+        ctx.push(
+            format!("{path}.engine"),
+            format!("the KV cache would hold {blocks} blocks, above the limit of {MAX_BLOCKS}; set `num_gpu_blocks_override` or a larger `block_size`"),
+        );
+    }
 }
 
 /// vLLM's engine defaults (`EngineArgs._set_default_args` / `get_batch_defaults`) and its
@@ -365,7 +411,7 @@ fn resolve_engine(
     let e = &f.engine;
     let entrypoint = e.entrypoint.unwrap_or_default();
     let chunked = e.enable_chunked_prefill.unwrap_or(true);
-    let max_model_len = e.max_model_len.unwrap_or(model.max_position_embeddings.min(u32::MAX as u64) as u32);
+    let max_model_len = e.max_model_len.unwrap_or(model.max_position_embeddings.min(MAX_TOKENS as u64) as u32);
     if max_model_len as u64 > model.max_position_embeddings {
         ctx.push(
             format!("{path}.engine.max_model_len"),
@@ -416,6 +462,21 @@ fn resolve_engine(
     }
     if e.num_gpu_blocks_override.is_some_and(|n| n < 2) {
         ctx.push(at("num_gpu_blocks_override"), "need at least 2 blocks (block 0 is reserved)");
+    }
+    if let Some(n) = e.num_gpu_blocks_override.filter(|&n| n > MAX_BLOCKS) {
+        ctx.push(at("num_gpu_blocks_override"), format!("{n} blocks is above the limit of {MAX_BLOCKS}; lower it"));
+    }
+    for (field, value) in [
+        ("max_num_batched_tokens", budget),
+        ("max_model_len", max_model_len),
+        ("long_prefill_token_threshold", e.long_prefill_token_threshold.unwrap_or(0)),
+    ] {
+        if value > MAX_TOKENS {
+            ctx.push(at(field), format!("{value} tokens is above the limit of {MAX_TOKENS}; lower it"));
+        }
+    }
+    if seqs > MAX_SEQS {
+        ctx.push(at("max_num_seqs"), format!("{seqs} sequences is above the limit of {MAX_SEQS}; lower it"));
     }
     Some(EngineConfig {
         max_num_batched_tokens: budget,

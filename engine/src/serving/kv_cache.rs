@@ -42,13 +42,20 @@ pub struct PrefixStats {
     pub hits: u64,
 }
 
+/// The free queue is vLLM's: at start every block in id order, allocation from the head,
+/// frees to the tail. Blocks never handed out are therefore always the queue's front, in id
+/// order, so they are kept as a range (`fresh..num_blocks`) and the per-block vectors grow only
+/// as blocks are first used: memory follows the blocks a run touches, not the pool's size.
 #[derive(Debug)]
 pub struct KvCache {
     block_size: u32,
     num_blocks: u32,
+    /// The first block never handed out; blocks `fresh..num_blocks` head the free queue.
+    fresh: u32,
     ref_cnt: Vec<u32>,
     hash: Vec<Option<u64>>,
-    /// Doubly linked free queue over block ids.
+    /// Doubly linked list of the free queue's blocks that were handed out before, after the
+    /// fresh range.
     prev: Vec<u32>,
     next: Vec<u32>,
     head: u32,
@@ -63,27 +70,23 @@ pub struct KvCache {
 impl KvCache {
     /// A pool of `num_blocks` blocks; block 0 is the null block, so `num_blocks - 1` are usable.
     pub fn new(num_blocks: u32, block_size: u32, prefix_caching: bool) -> KvCache {
-        assert!(num_blocks >= 2, "a KV cache needs at least one usable block");
-        let n = num_blocks as usize;
-        let mut cache = KvCache {
+        assert!((2..NONE).contains(&num_blocks), "a KV cache needs at least one usable block");
+        KvCache {
             block_size,
             num_blocks,
-            ref_cnt: vec![0; n],
-            hash: vec![None; n],
-            prev: vec![NONE; n],
-            next: vec![NONE; n],
+            fresh: 1,
+            // Block 0, the null block, is never free.
+            ref_cnt: vec![1],
+            hash: vec![None],
+            prev: vec![NONE],
+            next: vec![NONE],
             head: NONE,
             tail: NONE,
-            num_free: 0,
+            num_free: num_blocks - 1,
             cached: BlockMap::default(),
             prefix_caching,
             stats: PrefixStats::default(),
-        };
-        cache.ref_cnt[0] = 1;
-        for block in 1..num_blocks {
-            cache.push_tail(block);
         }
-        cache
     }
 
     pub fn block_size(&self) -> u32 {
@@ -133,8 +136,19 @@ impl KvCache {
         self.num_free -= 1;
     }
 
-    /// Pops the least recently freed block, evicting its cached hash.
+    /// Pops the least recently freed block, evicting its cached hash; a block never handed out
+    /// comes first.
     fn pop_free(&mut self) -> u32 {
+        if self.fresh < self.num_blocks {
+            let block = self.fresh;
+            self.fresh += 1;
+            self.num_free -= 1;
+            self.ref_cnt.push(1);
+            self.hash.push(None);
+            self.prev.push(NONE);
+            self.next.push(NONE);
+            return block;
+        }
         let block = self.head;
         assert!(block != NONE, "allocating from an empty free queue");
         self.unlink(block);
@@ -273,6 +287,7 @@ impl KvCache {
         }
         let in_use = self.ref_cnt[1..].iter().filter(|&&c| c > 0).count() as u32;
         assert_eq!(in_use + self.num_free, self.usable_blocks(), "KV blocks not conserved");
+        let untouched = self.num_blocks - self.fresh;
         let mut walked = 0;
         let mut block = self.head;
         while block != NONE {
@@ -280,7 +295,7 @@ impl KvCache {
             walked += 1;
             block = self.next[block as usize];
         }
-        assert_eq!(walked, self.num_free, "free queue length");
+        assert_eq!(walked + untouched, self.num_free, "free queue length");
     }
 }
 
@@ -305,6 +320,33 @@ mod tests {
                 session: None,
             },
         )
+    }
+
+    #[test]
+    fn issue_14_a_huge_pool_holds_only_the_blocks_it_hands_out() {
+        // See: issue 14. A pool of 2^31 blocks allocated 60 GB up front.
+        let mut kv = KvCache::new(1 << 31, 16, true);
+        let mut r = request(1, vec![Segment { id: 1, len: 40 }]);
+        assert!(kv.allocate_slots(&mut r, 40, &[], 4096));
+        assert_eq!(r.kv.blocks, vec![1, 2, 3]);
+        assert_eq!(kv.ref_cnt.len(), 4);
+        assert_eq!(kv.num_free(), (1 << 31) - 4);
+        kv.free(&mut r.kv);
+        assert_eq!(kv.num_free(), (1 << 31) - 1);
+        kv.check_invariants();
+    }
+
+    #[test]
+    fn never_used_blocks_come_before_freed_ones_as_in_vllms_queue() {
+        let mut kv = KvCache::new(6, 16, false);
+        let mut a = request(1, vec![Segment { id: 1, len: 32 }]);
+        assert!(kv.allocate_slots(&mut a, 32, &[], 4096));
+        kv.free(&mut a.kv);
+        // Blocks 3..5 were never handed out: they come first, then 2 and 1 (freed tail first).
+        let mut b = request(2, vec![Segment { id: 2, len: 80 }]);
+        assert!(kv.allocate_slots(&mut b, 80, &[], 4096));
+        assert_eq!(b.kv.blocks, vec![3, 4, 5, 2, 1]);
+        kv.check_invariants();
     }
 
     #[test]

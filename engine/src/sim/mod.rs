@@ -6,6 +6,7 @@
 //! - events pop in `(time, seq)` order, `seq` bumped on every push, so ties are FIFO;
 //! - every random draw comes from a named ChaCha stream derived from `(seed, stream)`.
 
+pub mod bounds;
 pub mod queue;
 pub mod rng;
 pub mod run;

@@ -69,6 +69,9 @@ pub enum Outcome {
     EventLimit,
     /// No event was left but requests were still queued: nothing could ever run them.
     Stalled,
+    /// The next event fell beyond the clock's horizon (`sim::bounds::HORIZON_S`): the workload
+    /// or the step times are too slow for the run to mean anything.
+    TimeOverflow,
 }
 
 impl Outcome {
@@ -79,6 +82,7 @@ impl Outcome {
             Outcome::TimeLimit => "time_limit",
             Outcome::EventLimit => "event_limit",
             Outcome::Stalled => "stalled",
+            Outcome::TimeOverflow => "time_overflow",
         }
     }
 }
@@ -119,6 +123,8 @@ struct World {
     block_size: u32,
     metrics: Metrics,
     finished: Vec<Finished>,
+    /// Multi-turn requests due now because their session's previous turn ended.
+    follow_ups: Vec<RequestSpec>,
     now: SimTime,
     oom: Option<StartupFailure>,
     /// The vLLM memory plan (also the weights figure for the static engine).
@@ -164,6 +170,7 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         block_size: case.engine.block_size,
         metrics: Metrics::new(capture, case.goodput, case.replicas as usize),
         finished: Vec::new(),
+        follow_ups: Vec::new(),
         now: SimTime::ZERO,
         oom: None,
         memory: memory.clone(),
@@ -215,7 +222,7 @@ fn build_engines(case: &Case, memory: &MemoryBreakdown) -> Vec<Engine> {
         .map(|i| match case.engine.kind {
             EngineKind::Vllm => {
                 let kv = KvCache::new(
-                    memory.num_gpu_blocks as u32,
+                    u32::try_from(memory.num_gpu_blocks).expect("validation keeps blocks under MAX_BLOCKS"),
                     case.engine.block_size,
                     case.engine.enable_prefix_caching,
                 );
@@ -262,11 +269,15 @@ impl World {
 
     fn run(&mut self, limits: &Limits) -> (Outcome, u64) {
         let mut events = 0u64;
+        let horizon = SimTime::from_secs_f64(super::bounds::HORIZON_S);
         while let Some((now, event)) = self.queue.pop() {
             debug_assert!(now >= self.now, "time went backwards: {now:?} < {:?}", self.now);
             self.now = now;
             if now > limits.max_sim_time {
                 return (Outcome::TimeLimit, events);
+            }
+            if now > horizon {
+                return (Outcome::TimeOverflow, events);
             }
             events += 1;
             self.sample_queue(now);
@@ -277,6 +288,7 @@ impl World {
                 Event::Ready { replica } => self.on_ready(now, replica as usize),
                 Event::Enter(spec) => self.route_and_admit(now, *spec),
             }
+            self.drain_follow_ups(now);
             if self.oom.is_some() {
                 return (Outcome::Oom, events);
             }
@@ -389,8 +401,17 @@ impl World {
         }
         if let Some(session) = session {
             if let Some(next) = self.workload.on_done(session, success, output, now) {
-                self.route_and_admit(now, next);
+                self.follow_ups.push(next);
             }
+        }
+    }
+
+    /// Routes the multi-turn follow-ups that `request_done` queued, and theirs in turn, in the
+    /// order a recursive call would take them; a loop, since a burst that the admission limit
+    /// refuses would otherwise recurse once per refused turn and overflow the stack.
+    fn drain_follow_ups(&mut self, now: SimTime) {
+        while let Some(next) = self.follow_ups.pop() {
+            self.route_and_admit(now, next);
         }
     }
 
@@ -435,6 +456,7 @@ impl World {
         for f in &finished {
             self.row_done(now, f.index);
             self.request_done(now, f.client, f.session, true, f.output);
+            self.drain_follow_ups(now);
         }
         self.finished = finished;
         self.start_step(now, replica);

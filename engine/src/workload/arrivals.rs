@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp1, Gamma};
 use serde::{Deserialize, Serialize};
 
+use crate::sim::bounds::{MAX_CV, MAX_FACTOR, MAX_RATE, MAX_SECONDS, MIN_GAMMA_CV, MIN_RATE};
 use crate::sim::SimTime;
 
 /// How inter-arrival gaps are drawn.
@@ -88,16 +89,70 @@ impl ArrivalSpec {
                 ));
             }
         }
+        out.extend(self.rate_bound_problems());
         match (self.process, self.cv) {
             (ProcessKind::Gamma, None) => out.push(("cv".into(), "a gamma process needs `cv` (1.0 is poisson)".into())),
-            (ProcessKind::Gamma, Some(cv)) if !(cv > 0.0 && cv.is_finite()) => {
-                out.push(("cv".into(), format!("cv must be > 0, got {cv}")))
-            }
+            (ProcessKind::Gamma, Some(cv)) if !(MIN_GAMMA_CV..=MAX_CV).contains(&cv) => out.push((
+                "cv".into(),
+                format!("cv must be within {MIN_GAMMA_CV:e}..{MAX_CV}, got {cv} (for regular gaps use process \"constant\")"),
+            )),
             (ProcessKind::Poisson | ProcessKind::Constant, Some(_)) => out.push((
                 "cv".into(),
                 "`cv` only applies to process \"gamma\"; remove it or set process to gamma".into(),
             )),
             _ => {}
+        }
+        out
+    }
+
+    /// Rates a run cannot represent: a gap shorter than 100 ns floods the clock with arrivals,
+    /// one of days on end runs the clock past its horizon.
+    fn rate_bound_problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let finite = |v: f64| v.is_finite() && v >= 0.0;
+        if let Some(rate) = self.rate.filter(|&r| r > 0.0 && r.is_finite()) {
+            if !(MIN_RATE..=MAX_RATE).contains(&rate) {
+                out.push((
+                    "rate".into(),
+                    format!("rate must be within {MIN_RATE:e}..{MAX_RATE:e} requests/s, got {rate}"),
+                ));
+            }
+        }
+        for (i, stage) in self.stages.iter().enumerate() {
+            if stage.rate > 0.0 && !(MIN_RATE..=MAX_RATE).contains(&stage.rate) {
+                out.push((
+                    format!("stages[{i}].rate"),
+                    format!("must be 0 or within {MIN_RATE:e}..{MAX_RATE:e} requests/s, got {}", stage.rate),
+                ));
+            }
+            if stage.duration_s > MAX_SECONDS {
+                out.push((format!("stages[{i}].duration_s"), format!("must be at most {MAX_SECONDS} s")));
+            }
+        }
+        for (i, m) in self.multipliers.iter().enumerate() {
+            if m.factor > MAX_FACTOR {
+                out.push((
+                    format!("multipliers[{i}].factor"),
+                    format!("must be at most {MAX_FACTOR}, got {}", m.factor),
+                ));
+            }
+            if m.end_s > MAX_SECONDS {
+                out.push((format!("multipliers[{i}].end_s"), format!("must be at most {MAX_SECONDS} s")));
+            }
+        }
+        let all_finite = self.rate.is_none_or(finite)
+            && self.stages.iter().all(|s| finite(s.rate) && finite(s.duration_s))
+            && self.multipliers.iter().all(|m| finite(m.factor) && finite(m.start_s) && finite(m.end_s));
+        if out.is_empty() && all_finite {
+            let peak = self.profile().peak_rate();
+            if peak > MAX_RATE {
+                out.push((
+                    "multipliers".into(),
+                    format!(
+                        "overlapping multipliers raise the rate to {peak:e} requests/s, above {MAX_RATE:e}; lower them"
+                    ),
+                ));
+            }
         }
         out
     }

@@ -4,7 +4,10 @@ use rand::Rng;
 use rand_distr::{Distribution, LogNormal, Normal};
 use serde::{Deserialize, Serialize};
 
-/// A distribution of token counts. `min`/`max` clamp every draw (defaults 1 and `u32::MAX`).
+use crate::sim::bounds::{MAX_CV, MAX_TOKENS};
+
+/// A distribution of token counts. `min`/`max` clamp every draw (defaults 1 and
+/// [`MAX_TOKENS`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LengthDist {
@@ -59,6 +62,37 @@ impl LengthDist {
                 }
             }
         }
+        out.extend(self.bound_problems());
+        out
+    }
+
+    /// Values beyond what a run can represent: lengths above [`MAX_TOKENS`], a spread whose
+    /// log-normal parameters would overflow.
+    fn bound_problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let too_long = |field: &'static str, value: f64, out: &mut Vec<(&'static str, String)>| {
+            if value > MAX_TOKENS as f64 {
+                out.push((field, format!("{value} tokens is above the limit of {MAX_TOKENS}; lower it")));
+            }
+        };
+        match *self {
+            LengthDist::Fixed { value } => too_long("value", value as f64, &mut out),
+            LengthDist::Uniform { max, .. } => too_long("max", max as f64, &mut out),
+            LengthDist::Normal { mean, std, min, max } => {
+                too_long("mean", mean, &mut out);
+                too_long("std", std, &mut out);
+                too_long("min", min.unwrap_or(0) as f64, &mut out);
+                too_long("max", max.unwrap_or(0) as f64, &mut out);
+            }
+            LengthDist::Lognormal { mean, cv, min, max } => {
+                too_long("mean", mean, &mut out);
+                too_long("min", min.unwrap_or(0) as f64, &mut out);
+                too_long("max", max.unwrap_or(0) as f64, &mut out);
+                if cv > MAX_CV {
+                    out.push(("cv", format!("cv {cv} is above {MAX_CV}; lower it")));
+                }
+            }
+        }
         out
     }
 
@@ -67,7 +101,7 @@ impl LengthDist {
         match *self {
             LengthDist::Fixed { value } => value,
             LengthDist::Uniform { max, .. } => max,
-            LengthDist::Normal { max, .. } | LengthDist::Lognormal { max, .. } => max.unwrap_or(u32::MAX),
+            LengthDist::Normal { max, .. } | LengthDist::Lognormal { max, .. } => max.unwrap_or(MAX_TOKENS),
         }
     }
 
@@ -97,7 +131,7 @@ impl LengthDist {
             }
         };
         let lo = min.unwrap_or(1).max(1) as f64;
-        let hi = max.unwrap_or(u32::MAX) as f64;
+        let hi = max.unwrap_or(MAX_TOKENS) as f64;
         raw.round().clamp(lo, hi) as u32
     }
 }

@@ -12,6 +12,7 @@ use super::prefixes::{Content, ContentRngs, ContentSpec, PrefixGroups};
 use super::shared_prefix::SharedPrefixSpec;
 use super::trace::{TraceReader, TraceRow, TraceSpec};
 use super::{RequestSpec, Segment};
+use crate::sim::bounds::{MAX_GROUPS, MAX_SECONDS, MAX_TOKENS};
 use crate::sim::rng::mix2;
 use crate::sim::{Nanos, SimTime, Stream, Streams};
 use std::collections::VecDeque;
@@ -97,8 +98,13 @@ impl WorkloadSpec {
             if offline {
                 out.push(("trace".into(), "replaying a trace is an online workload; remove `batch` or `trace`".into()));
             }
-            if trace.speedup.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
-                out.push(("trace.speedup".into(), "must be a positive factor".into()));
+            if trace.speedup.is_some_and(|s| !(1e-6..=1e6).contains(&s)) {
+                out.push(("trace.speedup".into(), "must be a factor within 1e-6..1e6".into()));
+            }
+            for (field, value) in [("start_s", trace.start_s), ("end_s", trace.end_s)] {
+                if value.is_some_and(|v| v > MAX_SECONDS) {
+                    out.push((format!("trace.{field}"), format!("must be at most {MAX_SECONDS} s")));
+                }
             }
             if let (Some(a), Some(b)) = (trace.start_s, trace.end_s) {
                 if !(a >= 0.0 && b > a) {
@@ -189,6 +195,59 @@ impl WorkloadSpec {
             }
             if !(0.0..=1.0).contains(&prefix.fraction) {
                 out.push(("prefix.fraction".into(), format!("must be within 0..1, got {}", prefix.fraction)));
+            }
+        }
+        out.extend(self.bound_problems());
+        out
+    }
+
+    /// Numbers beyond what a run can hold in its integer types, its memory or its clock (the
+    /// bounds in [`crate::sim::bounds`]).
+    fn bound_problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut seconds = |field: &str, value: f64| {
+            if value > MAX_SECONDS {
+                out.push((field.to_string(), format!("{value} s is above the limit of {MAX_SECONDS} s; lower it")));
+            }
+        };
+        if let Some(d) = self.duration_s {
+            seconds("duration_s", d);
+        }
+        if let Some(c) = &self.clients {
+            seconds("clients.think_time_s", c.think_time_s);
+            seconds("clients.ramp_up_s", c.ramp_up_s);
+        }
+        if let Some(c) = self.clients.as_ref().filter(|c| c.users as u64 > MAX_GROUPS) {
+            out.push(("clients.users".into(), format!("{} users; at most {MAX_GROUPS}", c.users)));
+        }
+        let mut tokens = |field: &str, value: u32| {
+            if value > MAX_TOKENS {
+                out.push((field.to_string(), format!("{value} tokens is above the limit of {MAX_TOKENS}; lower it")));
+            }
+        };
+        if let Some(p) = &self.prefix {
+            tokens("prefix.tokens", p.tokens);
+        }
+        if let Some(s) = &self.shared_prefix {
+            tokens("shared_prefix.system_prompt_len", s.system_prompt_len);
+            tokens("shared_prefix.question_len", s.question_len);
+            tokens("shared_prefix.output_len", s.output_len);
+        }
+        if let Some(p) = &self.prefix {
+            if p.groups as u64 > MAX_GROUPS {
+                out.push(("prefix.groups".into(), format!("{} groups; at most {MAX_GROUPS}", p.groups)));
+            }
+            if !(p.zipf_s >= 0.0 && p.zipf_s <= 100.0) {
+                out.push(("prefix.zipf_s".into(), format!("must be within 0..100, got {}", p.zipf_s)));
+            }
+        }
+        if let Some(s) = &self.shared_prefix {
+            let prompts = s.num_groups as u64 * s.num_prompts_per_group as u64;
+            if prompts > MAX_GROUPS {
+                out.push((
+                    "shared_prefix.num_groups".into(),
+                    format!("num_groups x num_prompts_per_group = {prompts}; at most {MAX_GROUPS}"),
+                ));
             }
         }
         out

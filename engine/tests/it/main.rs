@@ -8,6 +8,7 @@ mod engine;
 mod fidelity;
 mod fleet;
 mod hf_config;
+mod hostile;
 mod phases;
 mod sweeps;
 mod traces;

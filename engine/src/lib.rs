@@ -41,4 +41,5 @@ pub mod runner;
 pub mod scenario;
 pub mod serving;
 pub mod sim;
+pub mod text;
 pub mod workload;

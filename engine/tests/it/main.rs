@@ -11,6 +11,7 @@ mod hf_config;
 mod phases;
 mod sweeps;
 mod traces;
+mod untrusted;
 
 use symbiote::scenario::{parse, Scenario};
 

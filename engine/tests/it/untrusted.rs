@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::{files_under, temp_dir};
+use crate::{files_under, symbiote, temp_dir};
 
 /// Runs the binary, killing it and failing the test when it runs past `limit`.
 fn symbiote_within(limit: Duration, args: &[&str]) -> (i32, String, String) {
@@ -83,4 +83,125 @@ fn issue_14_a_cut_gz_trace_with_bad_rows_skipped_fails_validate_and_replay_inste
     assert!(stderr.contains("cannot read the trace past byte"), "{stderr}");
     assert!(!out.exists() || files_under(&out).is_empty());
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A quick scenario named `name` with the given cases.
+fn scenario_text(name: &str, cases: &[&str]) -> String {
+    let cases: Vec<String> = cases.iter().map(|c| serde_json::json!({"name": c}).to_string()).collect();
+    format!(
+        r#"{{"name": {}, "base": {{"model": "qwen2.5-0.5b", "gpu": "a100-40gb",
+            "workload": {{"arrival": {{"rate": 5}}, "num_requests": 10}}}}, "cases": [{}]}}"#,
+        serde_json::Value::from(name),
+        cases.join(", ")
+    )
+}
+
+/// Every file and folder under `dir` except those under `skip`, as relative paths.
+fn listing(dir: &Path, skip: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.starts_with(skip) {
+                continue;
+            }
+            out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            if path.is_dir() && !path.is_symlink() {
+                stack.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+// See: issue 14
+#[test]
+fn issue_14_odd_scenario_and_case_names_write_only_inside_out() {
+    let root = temp_dir("odd-names");
+    for sub in ["runs", "timeline", "requests"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+        std::fs::write(root.join(sub).join("keep.txt"), "not symbiote's").unwrap();
+    }
+    let out = root.join("out");
+    let mut paths = Vec::new();
+    for (i, name) in ["..", ".", "../../x", "/abs", "nul\u{0}byte"].iter().enumerate() {
+        let path = root.join(format!("s{i}.json"));
+        std::fs::write(&path, scenario_text(name, &["../c", "/etc/passwd", ".", "new\nline"])).unwrap();
+        paths.push(path.to_str().unwrap().to_string());
+    }
+    let before = listing(&root, &out);
+    let mut args = vec!["run", "--out", out.to_str().unwrap(), "--timeline", "--requests", "--quiet"];
+    args.extend(paths.iter().map(String::as_str));
+    let (code, stdout, stderr) = symbiote(&args);
+    // Slashes are refused in scenario names; the rest runs.
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("without slashes"), "{stderr}");
+    let (code, _, stderr) = symbiote(&[&args[..6], &[&paths[0], &paths[1], &paths[4]]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(listing(&root, &out), before, "nothing outside --out changed");
+    let written: Vec<String> = files_under(&out).into_iter().map(|(p, _)| p).collect();
+    for (folder, case) in [("_..", "_.._c"), ("_.", "_etc_passwd"), ("nul_byte", "new_line"), ("_.", "_.")] {
+        for file in [
+            format!("runs/{case}__seed1.json"),
+            format!("timeline/{case}__seed1.csv"),
+            format!("requests/{case}__seed1.csv"),
+        ] {
+            assert!(written.contains(&format!("{folder}/{file}")), "{folder}/{file} in {written:?}");
+        }
+        assert!(written.contains(&format!("{folder}/report.html")), "{written:?}");
+    }
+    assert!(std::fs::read_to_string(out.join("index.md")).unwrap().contains("](_../report.md)"));
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+// See: issue 14
+#[test]
+fn issue_14_scenarios_whose_folders_would_collide_are_refused_naming_both() {
+    let root = temp_dir("folder-collision");
+    std::fs::write(root.join("a.json"), scenario_text("a b", &["c"])).unwrap();
+    std::fs::write(root.join("b.json"), scenario_text("a_b", &["c"])).unwrap();
+    let out = root.join("out");
+    let (code, _, stderr) = symbiote(&["run", root.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("scenarios `a b` and `a_b` would both write their reports to the folder `a_b`"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+// See: issue 14
+#[cfg(unix)]
+#[test]
+fn issue_14_a_symlinked_report_folder_is_neither_cleared_nor_written_through() {
+    let root = temp_dir("symlinked-runs");
+    let elsewhere = root.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("keep.txt"), "not symbiote's").unwrap();
+    std::fs::write(root.join("s.json"), scenario_text("s", &["c"])).unwrap();
+    let out = root.join("out");
+    let scenario = root.join("s.json");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"];
+        args.extend(extra);
+        symbiote(&args)
+    };
+    // A link for a sub-folder, and a link for the whole scenario folder.
+    std::fs::create_dir_all(out.join("s")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("s/runs")).unwrap();
+    for extra in [&[][..], &["--resume"][..]] {
+        let (code, _, stderr) = run(extra);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains("runs is a symbolic link"), "{stderr}");
+    }
+    std::fs::remove_dir_all(out.join("s")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("s")).unwrap();
+    let (code, _, stderr) = run(&[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is a symbolic link"), "{stderr}");
+    assert_eq!(listing(&elsewhere, &out), vec!["keep.txt"]);
+    std::fs::remove_dir_all(root).unwrap();
 }

@@ -205,3 +205,20 @@ fn issue_14_a_symlinked_report_folder_is_neither_cleared_nor_written_through() {
     assert_eq!(listing(&elsewhere, &out), vec!["keep.txt"]);
     std::fs::remove_dir_all(root).unwrap();
 }
+
+// See: issue 14
+#[test]
+fn issue_14_a_huge_value_in_a_scenario_is_not_echoed_whole() {
+    let dir = temp_dir("huge-value");
+    let big = "x".repeat(1_000_000);
+    let text =
+        scenario_text("t", &["c"]).replace(r#""gpu": "a100-40gb""#, &format!(r#""gpu": "a100-40gb", "{big}": 1"#));
+    std::fs::write(dir.join("s.json"), text).unwrap();
+    let (code, _, stderr) = symbiote(&["validate", dir.join("s.json").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.len() < 1_000 && stderr.contains("unknown field `xxx") && stderr.contains("…(1000000 bytes)`"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

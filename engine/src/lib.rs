@@ -27,6 +27,7 @@
 //! Invariant: no HashMap iteration reaches an output or a decision (BTreeMap / Vec only).
 //! Invariant: serving code never reads files; scenario code never touches time; report code never changes state.
 //! Invariant: the same scenario and seed give byte-identical reports at any thread count.
+//! Invariant: nothing is written or removed outside `--out`: names become file names only through `scenario::names`.
 //!
 //! Dependency rules: `sim::{time, queue, rng}` are leaves; only `sim::run` imports serving,
 //! workload and metrics together; hardware never sees time or events. Files are read by
@@ -41,4 +42,5 @@ pub mod runner;
 pub mod scenario;
 pub mod serving;
 pub mod sim;
+pub mod text;
 pub mod workload;

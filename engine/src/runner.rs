@@ -49,16 +49,10 @@ pub struct RunOptions {
     pub shard: Option<(usize, usize)>,
 }
 
-/// A file-system-safe, readable form of a case name.
-pub fn slug(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=') { c } else { '_' })
-        .collect()
-}
-
-/// The file stem of one (case, seed) run's files.
+/// The file stem of one (case, seed) run's files; validation refuses cases whose stems
+/// would collide.
 pub fn run_stem(case: &str, seed: u64) -> String {
-    format!("{}__seed{seed}", slug(case))
+    format!("{}__seed{seed}", crate::scenario::names::file_name(case))
 }
 
 /// What `runs/<case>__seed<N>.json` holds: the run and the content hash of its scenario.

@@ -9,7 +9,8 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 
 fn print_problems(problems: &[String]) -> u8 {
-    problems.iter().for_each(|p| eprintln!("error: {p}"));
+    // Problems quote the files they come from; a huge field must not flood the terminal.
+    problems.iter().for_each(|p| eprintln!("error: {}", crate::text::clip_message(p)));
     EXIT_BAD_INPUT
 }
 

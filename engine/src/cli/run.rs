@@ -66,7 +66,11 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
         let Some(report) = run_and_write(scenario, &args.out, flags)? else {
             if !args.quiet {
                 let (k, n) = flags.shard.expect("only shards return no report");
-                println!("{}: shard {k}/{n} written under {}", scenario.name, args.out.join(&scenario.name).display());
+                println!(
+                    "{}: shard {k}/{n} written under {}",
+                    scenario.name,
+                    args.out.join(scenario.folder()).display()
+                );
             }
             continue;
         };
@@ -76,7 +80,7 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
             if let Some(findings) = &report.findings {
                 println!("{}\n", findings.headline);
             }
-            println!("wrote {}\n", args.out.join(&scenario.name).display());
+            println!("wrote {}\n", args.out.join(scenario.folder()).display());
         }
         reports.push(report);
     }
@@ -116,7 +120,7 @@ pub fn cmd_merge(scenario: &Path, dirs: &[PathBuf], out: &Path, seeds: Option<&s
     println!(
         "merged {} runs into {}",
         report.cases.iter().map(|c| c.runs.len()).sum::<usize>(),
-        out.join(&scenario.name).display()
+        out.join(scenario.folder()).display()
     );
     Ok(if report.all_expectations_pass() { EXIT_OK } else { EXIT_FAILED })
 }
@@ -286,10 +290,20 @@ pub fn load_all(files: &[PathBuf]) -> std::result::Result<Vec<Scenario>, Vec<Str
             Err(diags) => problems.extend(diags.iter().map(|d| d.to_string())),
         }
     }
-    let mut names = std::collections::BTreeSet::new();
+    let mut folders: std::collections::BTreeMap<String, &Scenario> = std::collections::BTreeMap::new();
     for s in &scenarios {
-        if !names.insert(s.name.clone()) {
-            problems.push(format!("two scenario files are both named `{}`; their reports would collide", s.name));
+        let Some(first) = folders.insert(scenario::names::collision_key(&s.name), s) else { continue };
+        let clip = crate::text::clip;
+        if first.name == s.name {
+            problems
+                .push(format!("two scenario files are both named `{}`; their reports would collide", clip(&s.name)));
+        } else {
+            problems.push(format!(
+                "scenarios `{}` and `{}` would both write their reports to the folder `{}`; rename one (folder names keep letters, digits and `-_.=`, turn the rest into `_` and ignore case)",
+                clip(&first.name),
+                clip(&s.name),
+                clip(&s.folder())
+            ));
         }
     }
     if problems.is_empty() {
@@ -308,19 +322,13 @@ pub struct RunFlags {
     pub shard: Option<(usize, usize)>,
 }
 
-/// Runs one scenario and writes `out/<name>/`: `report.json`, `report.md`, `summary.csv`, and
-/// per run `runs/<case>__seed<N>.json` (plus `timeline/` and `requests/` CSVs when captured).
+/// Runs one scenario and writes `out/<folder>/` ([`Scenario::folder`]): `report.json`,
+/// `report.md`, `summary.csv`, and per run `runs/<case>__seed<N>.json` (plus `timeline/` and
+/// `requests/` CSVs when captured).
 /// A shard writes only its runs (`symbiote merge` assembles the report); returns `None` then.
 pub fn run_and_write(scenario: &Scenario, out: &Path, flags: RunFlags) -> Result<Option<Report>> {
-    let dir = out.join(&scenario.name);
-    if !flags.resume && flags.shard.is_none() {
-        for sub in ["runs", "timeline", "requests"] {
-            let stale = dir.join(sub);
-            if stale.is_dir() {
-                std::fs::remove_dir_all(&stale).with_context(|| format!("clearing {}", stale.display()))?;
-            }
-        }
-    }
+    let dir = out.join(scenario.folder());
+    prepare_folder(out, &dir, !flags.resume && flags.shard.is_none())?;
     let options = RunOptions {
         dir: Some(dir.clone()),
         capture: flags.capture,
@@ -335,6 +343,53 @@ pub fn run_and_write(scenario: &Scenario, out: &Path, flags: RunFlags) -> Result
     let report = assemble(scenario, run_jobs(scenario, &options)?);
     write_reports(&dir, &report)?;
     Ok(Some(report))
+}
+
+/// Checks that a scenario's report folder and its `runs/`, `timeline/` and `requests/`
+/// folders, where they exist, are real folders inside `out`, and with `clear` removes the
+/// last three (what a previous run left).
+fn prepare_folder(out: &Path, dir: &Path, clear: bool) -> Result<()> {
+    if !real_folder_inside(out, dir)? {
+        return Ok(());
+    }
+    for sub in ["runs", "timeline", "requests"] {
+        let stale = dir.join(sub);
+        if real_folder_inside(out, &stale)? && clear {
+            std::fs::remove_dir_all(&stale).with_context(|| format!("clearing {}", stale.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` is a folder (false when it is absent or a file). A symlink, or a folder
+/// whose real path is outside `out`'s, is an error: writing or clearing through it would
+/// touch files outside `--out`.
+fn real_folder_inside(out: &Path, path: &Path) -> Result<bool> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    if meta.file_type().is_symlink() {
+        bail!(
+            "{} is a symbolic link; symbiote writes and clears report folders only inside --out, so remove the link or choose another --out",
+            path.display()
+        );
+    }
+    if !meta.is_dir() {
+        return Ok(false);
+    }
+    let real_out = out.canonicalize().with_context(|| format!("resolving --out {}", out.display()))?;
+    let real = path.canonicalize().with_context(|| format!("resolving {}", path.display()))?;
+    if !real.starts_with(&real_out) {
+        bail!(
+            "{} resolves to {}, outside --out {}; remove the link on the way or choose another --out",
+            path.display(),
+            real.display(),
+            real_out.display()
+        );
+    }
+    Ok(true)
 }
 
 /// Writes a scenario's report files into its folder.
@@ -353,14 +408,15 @@ pub fn write_reports(dir: &Path, report: &Report) -> Result<()> {
 }
 
 /// `symbiote merge`: assembles the report of `scenario` from the runs that shards wrote
-/// under `dirs` (each a `--out` folder), into `out/<name>/`, byte for byte what an unsharded
+/// under `dirs` (each a `--out` folder), into `out/<folder>/`, byte for byte what an unsharded
 /// run writes. Every run must be present, written for the same scenario content.
 pub fn merge(scenario: &Scenario, dirs: &[PathBuf], out: &Path) -> Result<Report> {
-    let target = out.join(&scenario.name);
+    let target = out.join(scenario.folder());
+    prepare_folder(out, &target, false)?;
     let mut runs = Vec::new();
     for (case, seed) in jobs(scenario) {
         let found = dirs.iter().find_map(|d| {
-            let dir = d.join(&scenario.name);
+            let dir = d.join(scenario.folder());
             read_run(&dir, scenario, case, seed).map(|run| (dir, run))
         });
         let Some((dir, run)) = found else {
@@ -396,7 +452,8 @@ pub fn write_index(out: &Path, reports: &[Report]) -> Result<()> {
             None => format!("{} cases x {} seeds", report.cases.len(), report.seeds.len()),
         };
         let status = if failed == 0 { String::new() } else { format!(" ({failed} expectations failed)") };
-        text.push_str(&format!("- [{}]({}/report.md): {headline}{status}\n", report.scenario, report.scenario));
+        let folder = scenario::names::file_name(&report.scenario);
+        text.push_str(&format!("- [{}]({folder}/report.md): {headline}{status}\n", report.scenario));
     }
     let path = out.join("index.md");
     write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))

@@ -66,6 +66,7 @@ pub(super) fn expand(file: &ScenarioFile, ctx: &mut Ctx<'_>) -> Vec<Expanded> {
         cases.push((name, value, expect, path));
     }
     let Some(matrix) = &file.matrix else {
+        super::names::check_cases(&cases, ctx);
         return cases;
     };
     let mut axes = Vec::new();
@@ -108,6 +109,7 @@ pub(super) fn expand(file: &ScenarioFile, ctx: &mut Ctx<'_>) -> Vec<Expanded> {
             out.push((case_name, value, expect.clone(), path.clone()));
         }
     }
+    super::names::check_cases(&out, ctx);
     out
 }
 

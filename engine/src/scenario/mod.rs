@@ -6,6 +6,7 @@ mod expand;
 pub mod file;
 mod hints;
 pub mod measurements;
+pub mod names;
 pub mod validate;
 
 pub use file::{Bounds, Entrypoint, ExpectFile, SloFile};
@@ -126,6 +127,11 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 impl Scenario {
+    /// The name of the scenario's report folder under `--out`: [`names::file_name`].
+    pub fn folder(&self) -> String {
+        names::file_name(&self.name)
+    }
+
     /// Shrinks (or grows) every workload by `factor`: request counts, durations, stage and
     /// spike times, and batch-job rows; rates are unchanged. For quick CI runs (`--scale`).
     pub fn scale(&mut self, factor: f64) {

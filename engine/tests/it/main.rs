@@ -12,6 +12,7 @@ mod hostile;
 mod phases;
 mod sweeps;
 mod traces;
+mod untrusted;
 
 use symbiote::scenario::{parse, Scenario};
 

@@ -1,12 +1,14 @@
 //! Row parsers of the trace formats: each turns one CSV record or JSON line into a raw row,
-//! or says what is wrong with it.
+//! or says what is wrong with it. Values read from the trace are quoted clipped
+//! ([`clip`]): a field can be gigabytes long.
 
 use super::{Columns, RawRow, TimeUnit, TraceFormat};
+use crate::text::clip;
 
 /// `YYYY-MM-DD HH:MM:SS[.fffffff]` (or `T` between date and time) as ns since 1970-01-01,
 /// time zone ignored. Days from civil date: Howard Hinnant's `days_from_civil` algorithm.
 pub fn parse_datetime_ns(text: &str) -> Result<i128, String> {
-    let bad = || format!("`{text}` is not a date-time like 2023-11-16 18:17:03.9799600");
+    let bad = || format!("`{}` is not a date-time like 2023-11-16 18:17:03.9799600", clip(text));
     let text = text.trim();
     let (date, time) = text.split_once([' ', 'T']).ok_or_else(bad)?;
     let mut d = date.split('-').map(|p| p.parse::<i64>());
@@ -48,16 +50,16 @@ fn count(field: &str, value: &str) -> Result<u32, String> {
                 .map(|x| x as u32)
                 .ok_or(())
         })
-        .map_err(|_| format!("`{field}` is `{value}`, not a token count"))
+        .map_err(|_| format!("`{field}` is `{}`, not a token count", clip(value)))
 }
 
 fn time_ns(field: &str, value: &str, unit: TimeUnit) -> Result<i128, String> {
     if unit == TimeUnit::Datetime {
         return parse_datetime_ns(value);
     }
-    let x: f64 = value.trim().parse().map_err(|_| format!("`{field}` is `{value}`, not a number"))?;
+    let x: f64 = value.trim().parse().map_err(|_| format!("`{field}` is `{}`, not a number", clip(value)))?;
     if !x.is_finite() || x < 0.0 {
-        return Err(format!("`{field}` is `{value}`; times must be finite and not negative"));
+        return Err(format!("`{field}` is `{}`; times must be finite and not negative", clip(value)));
     }
     let scale = match unit {
         TimeUnit::S => 1e9,
@@ -123,7 +125,11 @@ pub(super) fn jsonl_row(text: &str, columns: Option<&Columns>) -> Result<RawRow,
     if columns.is_none() {
         let ids = get("hash_ids")?.as_array().ok_or("`hash_ids` is not a list")?;
         for id in ids {
-            hash_ids.push(id.as_u64().ok_or_else(|| format!("`hash_ids` holds `{id}`, not a non-negative integer"))?);
+            hash_ids.push(
+                id.as_u64().ok_or_else(|| {
+                    format!("`hash_ids` holds `{}`, not a non-negative integer", clip(&id.to_string()))
+                })?,
+            );
         }
         let expected = prompt_tokens.div_ceil(512) as usize;
         if hash_ids.len() != expected {

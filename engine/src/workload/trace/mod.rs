@@ -4,6 +4,10 @@
 //!
 //! Rows are replayed relative to the first row's time, inside an optional window
 //! `[start_s, end_s)`, divided by `speedup`, up to `limit` rows.
+//!
+//! A bad row (one that reads but does not parse) can be skipped; a failed read of the file
+//! itself (a truncated or corrupt `.gz`, a disk error) always ends the trace with an error:
+//! retrying the read would fail forever, and skipping past it is not possible.
 
 mod formats;
 
@@ -132,10 +136,28 @@ enum Source {
         records: u64,
     },
     Jsonl {
-        lines: std::io::Lines<BufReader<Box<dyn Read + Send>>>,
+        input: BufReader<Box<dyn Read + Send>>,
         line: u64,
+        /// Bytes of (decompressed) text read so far.
+        bytes: u64,
         columns: Option<Columns>,
     },
+}
+
+/// One read from the source.
+enum Raw {
+    Row(RawRow),
+    /// The row was read but cannot be used; `on_bad_row` decides.
+    Bad(String),
+    /// The file could not be read at this point; the trace ends here.
+    Broken(String),
+}
+
+/// The message of a failed read at `byte` of the trace's text.
+fn broken(byte: u64, e: impl std::fmt::Display) -> Raw {
+    Raw::Broken(format!(
+        "cannot read the trace past byte {byte} of its text: {e}; the file is cut short or corrupt, so re-create or re-download it (`on_bad_row` cannot skip this)"
+    ))
 }
 
 /// Streams the rows of one trace.
@@ -194,10 +216,10 @@ impl TraceReader {
         })?;
         let input = open_reader(&path).map_err(|e| err(format!("cannot open the trace: {e}")))?;
         let source = match format {
-            TraceFormat::Mooncake => Source::Jsonl { lines: BufReader::new(input).lines(), line: 0, columns: None },
+            TraceFormat::Mooncake => Source::Jsonl { input: BufReader::new(input), line: 0, bytes: 0, columns: None },
             TraceFormat::Generic if spec.path.contains(".jsonl") => {
                 let columns = spec.columns.clone().ok_or_else(|| err("a generic trace needs `columns`".into()))?;
-                Source::Jsonl { lines: BufReader::new(input).lines(), line: 0, columns: Some(columns) }
+                Source::Jsonl { input: BufReader::new(input), line: 0, bytes: 0, columns: Some(columns) }
             }
             TraceFormat::Azure | TraceFormat::Burstgpt | TraceFormat::Generic => {
                 let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
@@ -217,9 +239,13 @@ impl TraceReader {
                 let mut columns = [0usize; 3];
                 for (slot, name) in columns.iter_mut().zip(&names) {
                     *slot = header.iter().position(|h| h.trim() == name).ok_or_else(|| {
+                        let mut shown: Vec<String> = header.iter().take(20).map(crate::text::clip).collect();
+                        if header.len() > shown.len() {
+                            shown.push(format!("… {} columns in all", header.len()));
+                        }
                         err(format!(
                             "the header has no column `{name}` (it has: {}); check `format` or `columns`",
-                            header.iter().collect::<Vec<_>>().join(", ")
+                            shown.join(", ")
                         ))
                     })?;
                 }
@@ -240,34 +266,37 @@ impl TraceReader {
     }
 
     /// The next raw row with its line number.
-    fn raw(&mut self) -> Option<(u64, Result<RawRow, String>)> {
+    fn raw(&mut self) -> Option<(u64, Raw)> {
+        let row = |parsed: Result<RawRow, String>| parsed.map_or_else(Raw::Bad, Raw::Row);
         match &mut self.source {
             Source::Csv { reader, columns, format, unit, records } => {
                 let mut record = csv::StringRecord::new();
-                match reader.read_record(&mut record) {
+                let result = reader.read_record(&mut record);
+                // Line numbers count the header as line 1 and assume one line per record
+                // (no quoted line breaks, as in every supported format).
+                *records += 1;
+                match result {
                     Ok(false) => None,
-                    // Line numbers count the header as line 1 and assume one line per record
-                    // (no quoted line breaks, as in every supported format).
-                    Ok(true) => {
-                        *records += 1;
-                        Some((*records + 1, formats::csv_row(&record, columns, *format, *unit)))
-                    }
-                    Err(e) => {
-                        *records += 1;
-                        Some((*records + 1, Err(format!("unreadable CSV row: {e}"))))
-                    }
+                    Ok(true) => Some((*records + 1, row(formats::csv_row(&record, columns, *format, *unit)))),
+                    Err(e) if e.is_io_error() => Some((*records + 1, broken(reader.position().byte(), e))),
+                    Err(e) => Some((*records + 1, Raw::Bad(format!("unreadable CSV row: {e}")))),
                 }
             }
-            Source::Jsonl { lines, line, columns } => loop {
+            Source::Jsonl { input, line, bytes, columns } => loop {
                 *line += 1;
-                let text = match lines.next()? {
-                    Ok(text) => text,
-                    Err(e) => return Some((*line, Err(format!("cannot read the line: {e}")))),
+                let mut buf = Vec::new();
+                match input.read_until(b'\n', &mut buf) {
+                    Ok(0) => return None,
+                    Ok(n) => *bytes += n as u64,
+                    Err(e) => return Some((*line, broken(*bytes, e))),
+                }
+                let Ok(text) = std::str::from_utf8(&buf) else {
+                    return Some((*line, Raw::Bad("the line is not UTF-8 text".into())));
                 };
                 if text.trim().is_empty() {
                     continue;
                 }
-                return Some((*line, formats::jsonl_row(&text, columns.as_ref())));
+                return Some((*line, row(formats::jsonl_row(text, columns.as_ref()))));
             },
         }
     }
@@ -299,13 +328,17 @@ impl TraceReader {
             if self.done || self.spec.limit.is_some_and(|l| self.yielded >= l) {
                 return None;
             }
-            let (line, row) = self.raw()?;
-            let row = match row {
-                Ok(row) => row,
-                Err(message) => match self.bad(line, message) {
+            let (line, raw) = self.raw()?;
+            let row = match raw {
+                Raw::Row(row) => row,
+                Raw::Bad(message) => match self.bad(line, message) {
                     Some(err) => return Some(Err(err)),
                     None => continue,
                 },
+                Raw::Broken(message) => {
+                    self.done = true;
+                    return Some(Err(TraceError { file: self.file.clone(), line, message }));
+                }
             };
             if row.failed && !self.spec.keep_failed {
                 self.skipped_failed += 1;
@@ -384,4 +417,114 @@ pub fn stats(spec: &TraceSpec, base_dir: &Path) -> Result<TraceStats, TraceError
     stats.skipped_bad = reader.skipped_bad;
     stats.skipped_failed = reader.skipped_failed;
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("symbiote-trace-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn spec(path: &str, on_bad_row: BadRows) -> TraceSpec {
+        TraceSpec {
+            path: path.into(),
+            format: None,
+            speedup: None,
+            start_s: None,
+            end_s: None,
+            limit: None,
+            on_bad_row,
+            keep_failed: false,
+            columns: None,
+        }
+    }
+
+    fn gzip(text: &str) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(text.as_bytes()).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// `stats` on another thread, failing the test instead of hanging it.
+    fn stats_within_seconds(spec: TraceSpec, dir: PathBuf) -> Result<TraceStats, TraceError> {
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || send.send(stats(&spec, &dir)));
+        receive.recv_timeout(std::time::Duration::from_secs(30)).expect("reading the trace hangs")
+    }
+
+    // See: issue 14
+    #[test]
+    fn issue_14_a_truncated_gz_trace_ends_with_an_error_instead_of_hanging() {
+        let dir = scratch("truncated");
+        let jsonl: String = (0..5_000)
+            .map(|i| {
+                format!(
+                    "{{\"timestamp\": {i}, \"input_length\": 600, \"output_length\": {}, \"hash_ids\": [{i}, 7]}}\n",
+                    1 + i % 97
+                )
+            })
+            .collect();
+        let csv: String = std::iter::once("arrival,prompt,output\n".to_string())
+            .chain((0..5_000).map(|i| format!("{i},{},{}\n", 100 + i % 89, 1 + i % 97)))
+            .collect();
+        let columns = Columns {
+            arrival: "arrival".into(),
+            prompt_tokens: "prompt".into(),
+            output_tokens: "output".into(),
+            time_unit: TimeUnit::Ms,
+        };
+        for (name, text, columns) in [("cut.jsonl.gz", &jsonl, None), ("cut.csv.gz", &csv, Some(columns))] {
+            let bytes = gzip(text);
+            std::fs::write(dir.join(name), &bytes[..bytes.len() / 2]).unwrap();
+            for on_bad_row in [BadRows::Skip, BadRows::Fail] {
+                let mut spec = spec(name, on_bad_row);
+                if columns.is_some() {
+                    spec.format = Some(TraceFormat::Generic);
+                    spec.columns = columns.clone();
+                }
+                let err = stats_within_seconds(spec, dir.clone()).expect_err("a cut trace is an error");
+                assert!(err.file.ends_with(name), "{err}");
+                assert!(err.line > 1, "{err}");
+                assert!(err.message.contains("cannot read the trace past byte"), "{err}");
+            }
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    // See: issue 14
+    #[test]
+    fn issue_14_a_huge_field_is_quoted_clipped() {
+        let dir = scratch("huge");
+        let huge = "9x".repeat(500_000);
+        let columns = Columns {
+            arrival: "arrival".into(),
+            prompt_tokens: "prompt".into(),
+            output_tokens: "output".into(),
+            time_unit: TimeUnit::S,
+        };
+        std::fs::write(dir.join("t.csv"), format!("arrival,prompt,output\n0,{huge},5\n")).unwrap();
+        std::fs::write(
+            dir.join("t.jsonl"),
+            format!("{{\"timestamp\": 0, \"input_length\": \"{huge}\", \"output_length\": 5, \"hash_ids\": []}}\n"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("h.csv"), format!("arrival,{huge},output\n0,1,5\n")).unwrap();
+        for name in ["t.csv", "t.jsonl", "h.csv"] {
+            let mut spec = spec(name, BadRows::Fail);
+            if name.ends_with(".csv") {
+                spec.format = Some(TraceFormat::Generic);
+                spec.columns = Some(columns.clone());
+            }
+            let err = stats(&spec, &dir).expect_err("the row is bad").to_string();
+            assert!(err.len() < 400, "{name}: a {} byte message", err.len());
+            assert!(err.contains("bytes)"), "{err}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

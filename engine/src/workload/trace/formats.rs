@@ -3,6 +3,7 @@
 //! ([`clip`]): a field can be gigabytes long.
 
 use super::{Columns, RawRow, TimeUnit, TraceFormat};
+use crate::sim::bounds::MAX_TOKENS;
 use crate::text::clip;
 
 /// `YYYY-MM-DD HH:MM:SS[.fffffff]` (or `T` between date and time) as ns since 1970-01-01,
@@ -51,6 +52,15 @@ fn count(field: &str, value: &str) -> Result<u32, String> {
                 .ok_or(())
         })
         .map_err(|_| format!("`{field}` is `{}`, not a token count", clip(value)))
+        .and_then(|n| within_token_limit(field, n))
+}
+
+/// A length beyond [`MAX_TOKENS`] would overflow the sums the scheduler makes.
+fn within_token_limit(field: &str, n: u32) -> Result<u32, String> {
+    if n > MAX_TOKENS {
+        return Err(format!("`{field}` is {n} tokens, above the limit of {MAX_TOKENS}"));
+    }
+    Ok(n)
 }
 
 fn time_ns(field: &str, value: &str, unit: TimeUnit) -> Result<i128, String> {

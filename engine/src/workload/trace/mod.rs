@@ -361,6 +361,17 @@ impl TraceReader {
                 self.done = true;
                 return None;
             }
+            let arrival_s = (rel - start_ns) as f64 / speedup / 1e9;
+            if arrival_s > crate::sim::bounds::HORIZON_S {
+                let message = format!(
+                    "it arrives {arrival_s:e} s into the replay, beyond the simulated clock's horizon of {:e} s; check its time unit or use `end_s`",
+                    crate::sim::bounds::HORIZON_S
+                );
+                match self.bad(line, message) {
+                    Some(err) => return Some(Err(err)),
+                    None => continue,
+                }
+            }
             self.yielded += 1;
             let arrival_ns = ((rel - start_ns) as f64 / speedup).round() as u64;
             return Some(Ok(TraceRow {
@@ -524,6 +535,31 @@ mod tests {
             let err = stats(&spec, &dir).expect_err("the row is bad").to_string();
             assert!(err.len() < 400, "{name}: a {} byte message", err.len());
             assert!(err.contains("bytes)"), "{err}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    // See: issue 14
+    #[test]
+    fn issue_14_lengths_and_times_beyond_the_limits_are_bad_rows() {
+        let dir = scratch("limits");
+        let columns = Columns {
+            arrival: "arrival".into(),
+            prompt_tokens: "prompt".into(),
+            output_tokens: "output".into(),
+            time_unit: TimeUnit::S,
+        };
+        // 4294967295 tokens wrapped the scheduler's sums; 1e12 s saturated the clock.
+        for (name, row, words) in [
+            ("long.csv", "0,4294967295,5", "4294967295 tokens, above the limit of 16777216"),
+            ("late.csv", "1e12,10,5", "beyond the simulated clock's horizon"),
+        ] {
+            std::fs::write(dir.join(name), format!("arrival,prompt,output\n0,10,5\n{row}\n")).unwrap();
+            let mut spec = spec(name, BadRows::Fail);
+            spec.format = Some(TraceFormat::Generic);
+            spec.columns = Some(columns.clone());
+            let err = stats(&spec, &dir).expect_err("the row is bad").to_string();
+            assert!(err.contains(words) && err.contains(&format!("{name}:3:")), "{name}: {err}");
         }
         std::fs::remove_dir_all(dir).unwrap();
     }

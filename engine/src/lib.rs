@@ -28,6 +28,9 @@
 //! Invariant: serving code never reads files; scenario code never touches time; report code never changes state.
 //! Invariant: the same scenario and seed give byte-identical reports at any thread count.
 //! Invariant: nothing is written or removed outside `--out`: names become file names only through `scenario::names`.
+//! Invariant: every arrival ends completed, rejected or unfinished, and every KV block is free,
+//! cached or used; each run checks both at its end, in every build (a violation is an internal
+//! error, exit 2).
 //!
 //! Dependency rules: `sim::{time, queue, rng}` are leaves; only `sim::run` imports serving,
 //! workload and metrics together; hardware never sees time or events. Files are read by

@@ -34,6 +34,40 @@ pub const KEY_METRICS: [&str; 10] = [
     "preemptions",
 ];
 
+/// A run broke one of the simulator's invariants (requests or KV blocks not conserved, time
+/// going backwards): a bug in symbiote, not an outcome of the case. The CLI reports it as an
+/// internal error (exit 2) with the command that reproduces it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "internal error (a bug in symbiote): scenario `{scenario}`, case `{case}`, seed {seed}: {}; reproduce with `{}`",
+    violations.join("; "),
+    command.clone().unwrap_or_else(|| format!("symbiote run <the file of scenario {scenario}> --seeds {seed}"))
+)]
+pub struct InvariantViolation {
+    pub scenario: String,
+    pub case: String,
+    pub seed: u64,
+    pub violations: Vec<String>,
+    /// The command line that reruns this case with this seed, once the CLI has filled it in.
+    pub command: Option<String>,
+}
+
+impl InvariantViolation {
+    /// `Err` naming the case and seed when `result` broke an invariant.
+    pub fn check(scenario: &Scenario, case: &Case, seed: u64, result: &RunResult) -> Result<(), InvariantViolation> {
+        if result.violations.is_empty() {
+            return Ok(());
+        }
+        Err(InvariantViolation {
+            scenario: scenario.name.clone(),
+            case: case.name.clone(),
+            seed,
+            violations: result.violations.clone(),
+            command: None,
+        })
+    }
+}
+
 /// What to write beside the report, and where.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -102,6 +136,7 @@ pub fn run_jobs(scenario: &Scenario, options: &RunOptions) -> Result<Vec<RunRepo
                 None => {
                     let case = &scenario.cases[case_index];
                     let result = run_case(case, seed, capture);
+                    InvariantViolation::check(scenario, case, seed, &result)?;
                     let report = run_report(case, seed, &result, scenario);
                     if let Some(dir) = &options.dir {
                         write_run_files(dir, options.capture, scenario, case, seed, &report, &result)?;
@@ -251,4 +286,29 @@ fn over_seeds(runs: &[RunReport]) -> BTreeMap<String, crate::report::stats::Seed
             seed_stats(&values).map(|s| (key.to_string(), s))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // See: issue 14
+    /// A run that breaks an invariant is not reported as an outcome: it becomes an internal
+    /// error that names the scenario, the case, the seed and how to rerun it.
+    #[test]
+    fn issue_14_a_broken_invariant_is_an_internal_error_naming_case_seed_and_command() {
+        let text = r#"{"name": "s", "base": {"model": "qwen2.5-0.5b", "gpu": "a100-40gb",
+            "step_time": {"model": "constant", "step_ms": 1}, "workload": {"arrival": {"rate": 5}, "num_requests": 3}}}"#;
+        let scenario = crate::scenario::parse(text, "s.json").expect("a valid scenario");
+        let case = &scenario.cases[0];
+        let mut result = run_case(case, 7, Capture::default());
+        assert_eq!(InvariantViolation::check(&scenario, case, 7, &result), Ok(()));
+        result.violations.push("time went backwards".into());
+        let text = InvariantViolation::check(&scenario, case, 7, &result).unwrap_err().to_string();
+        assert_eq!(
+            text,
+            "internal error (a bug in symbiote): scenario `s`, case `base`, seed 7: time went backwards; \
+             reproduce with `symbiote run <the file of scenario s> --seeds 7`"
+        );
+    }
 }

@@ -141,6 +141,15 @@ pub struct Metrics {
     pub trace_rows_skipped: u64,
     pub trace_failed_skipped: u64,
     pub batches: Vec<BatchRecord>,
+    /// Requests that arrived (vLLM bench's `num_prompts`): each one ends completed, rejected
+    /// or unfinished.
+    pub arrivals: u64,
+    /// Requests still queued, running, parked behind their session's previous turn or inside
+    /// the front end when the run ended (set at the end of the run).
+    pub unfinished: u64,
+    /// Completed requests that vLLM stopped at `max_model_len` short of their `max_tokens`
+    /// (finish reason "length").
+    pub length_capped: u64,
     timeline_interval: Option<Nanos>,
     next_sample: SimTime,
 }
@@ -186,6 +195,9 @@ impl Metrics {
             trace_rows_skipped: 0,
             trace_failed_skipped: 0,
             batches: Vec::new(),
+            arrivals: 0,
+            unfinished: 0,
+            length_capped: 0,
             timeline_interval: capture.timeline,
             next_sample: SimTime::ZERO,
         }
@@ -276,7 +288,49 @@ impl Metrics {
         self.waiting_peak = self.waiting_peak.max(waiting as u64);
     }
 
+    /// Requests refused, over every reason.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// The run's request accounting, `arrivals == completed + rejected + unfinished`, or what
+    /// breaks it.
+    pub fn check_accounting(&self) -> Result<(), String> {
+        let (completed, rejected, unfinished) = (self.completed, self.rejected_total(), self.unfinished);
+        if self.arrivals == completed + rejected + unfinished {
+            return Ok(());
+        }
+        Err(format!(
+            "requests not conserved: {} arrived but {completed} completed + {rejected} rejected + {unfinished} unfinished = {}",
+            self.arrivals,
+            completed + rejected + unfinished
+        ))
+    }
+
     pub fn note_waiting(&mut self, waiting: usize) {
         self.waiting_peak = self.waiting_peak.max(waiting as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // See: issue 14
+    /// Every arrival must end completed, rejected or unfinished; a run whose counts do not add
+    /// up is named, with the numbers.
+    #[test]
+    fn issue_14_accounting_adds_arrivals_up_and_names_what_is_missing() {
+        let mut m = Metrics::new(Capture::default(), None, 1);
+        m.arrivals = 10;
+        m.completed = 6;
+        m.record_rejection("prompt_too_long", "too long");
+        m.unfinished = 3;
+        assert_eq!(m.check_accounting(), Ok(()));
+        m.unfinished = 2;
+        assert_eq!(
+            m.check_accounting(),
+            Err("requests not conserved: 10 arrived but 6 completed + 1 rejected + 2 unfinished = 9".into())
+        );
     }
 }

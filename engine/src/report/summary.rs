@@ -7,6 +7,10 @@
 //! - ITL is every gap between consecutive tokens of a request; its mean is exact, its
 //!   percentiles come from an HdrHistogram with 3 significant digits (within 0.1%).
 //! - Throughputs divide by `duration`, from the start of the run to the last completion.
+//! - Every request is accounted for: `num_prompts` (arrivals) = `completed` + `rejected` (by
+//!   reason in the run's `rejections`) + `unfinished` (queued, running or parked when the run
+//!   ended). `length_capped` counts the completed requests vLLM stopped at `max_model_len`
+//!   before their `max_tokens` (finish reason "length", offline entrypoint only).
 
 use serde_json::{Map, Value};
 
@@ -63,6 +67,11 @@ pub fn summarize(m: &Metrics, gpus_per_replica: u64) -> Map<String, Value> {
     out.insert("duration".into(), number(duration));
     out.insert("completed".into(), m.completed.into());
     out.insert("rejected".into(), m.rejected.values().sum::<u64>().into());
+    // The accounting: num_prompts == completed + rejected + unfinished, checked at the end of
+    // every run (`sim::run`). length_capped counts completed requests cut at max_model_len.
+    out.insert("num_prompts".into(), m.arrivals.into());
+    out.insert("unfinished".into(), m.unfinished.into());
+    out.insert("length_capped".into(), m.length_capped.into());
     out.insert("total_input_tokens".into(), m.total_input_tokens.into());
     out.insert("total_output_tokens".into(), m.total_output_tokens.into());
     out.insert("request_throughput".into(), number(per_s(m.completed as f64)));

@@ -42,6 +42,22 @@ pub struct PrefixStats {
     pub hits: u64,
 }
 
+/// A pool's usable blocks by state (block 0, the null block, is not counted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockCounts {
+    /// In the free queue without a prefix hash.
+    pub free: u32,
+    /// In the free queue, still holding a prefix that can be hit (evictable).
+    pub cached: u32,
+    /// Referenced by a request.
+    pub used: u32,
+    pub total: u32,
+    /// What the pool's free counter says (`free + cached` when the books balance).
+    pub counted_free: u32,
+    /// Blocks in the free queue that a request still references (0 when the books balance).
+    pub queued_in_use: u32,
+}
+
 /// The free queue is vLLM's: at start every block in id order, allocation from the head,
 /// frees to the tail. Blocks never handed out are therefore always the queue's front, in id
 /// order, so they are kept as a range (`fresh..num_blocks`) and the per-block vectors grow only
@@ -276,6 +292,37 @@ impl KvCache {
         self.usable_blocks() - self.num_free
     }
 
+    /// The pool's blocks by state, counted from the reference counts and a walk of the free
+    /// queue: O(blocks touched), meant for once per run.
+    pub fn block_counts(&self) -> BlockCounts {
+        let used = self.ref_cnt[1..].iter().filter(|&&c| c > 0).count() as u32;
+        // Blocks never handed out head the free queue as a range.
+        let (mut free, mut cached, mut queued_in_use) = (self.num_blocks - self.fresh, 0, 0);
+        let mut block = self.head;
+        while block != NONE && free + cached <= self.num_blocks {
+            queued_in_use += (self.ref_cnt[block as usize] > 0) as u32;
+            match self.hash[block as usize] {
+                Some(_) => cached += 1,
+                None => free += 1,
+            }
+            block = self.next[block as usize];
+        }
+        BlockCounts { free, cached, used, total: self.usable_blocks(), counted_free: self.num_free, queued_in_use }
+    }
+
+    /// The end-of-run check, in every build: every usable block is free, cached (free but
+    /// holding a prefix) or used, exactly once.
+    pub fn check_accounting(&self) -> Result<(), String> {
+        let c = self.block_counts();
+        if c.free + c.cached + c.used == c.total && c.free + c.cached == c.counted_free && c.queued_in_use == 0 {
+            return Ok(());
+        }
+        Err(format!(
+            "KV blocks not conserved: {} free + {} cached + {} used != {} usable (free counter {}, {} blocks in the free queue still referenced)",
+            c.free, c.cached, c.used, c.total, c.counted_free, c.queued_in_use
+        ))
+    }
+
     /// Checks the pool's bookkeeping after every step in debug and test builds: O(1) when the
     /// pool is large, a full walk of the reference counts and the free queue when it is small
     /// (as in unit tests, where every block matters).
@@ -401,6 +448,27 @@ mod tests {
         let mut hits = Vec::new();
         assert_eq!(kv.find_cached_prefix(&mut again, &mut hits), 16);
         assert_eq!(hits, vec![a_blocks[0]]);
+    }
+
+    // See: issue 14
+    /// The end-of-run check counts every usable block once, as free, cached or used, in every
+    /// build, and names a pool whose books do not balance.
+    #[test]
+    fn issue_14_kv_accounting_counts_every_block_once_and_names_a_leak() {
+        let mut kv = KvCache::new(11, 16, true);
+        let mut r = request(1, vec![Segment { id: 1, len: 40 }]);
+        assert!(kv.allocate_slots(&mut r, 40, &[], 4096));
+        let c = kv.block_counts();
+        assert_eq!((c.free, c.cached, c.used, c.total), (7, 0, 3, 10));
+        assert_eq!(kv.check_accounting(), Ok(()));
+        kv.free(&mut r.kv);
+        let c = kv.block_counts();
+        assert_eq!((c.free, c.cached, c.used), (8, 2, 0));
+        assert_eq!(kv.check_accounting(), Ok(()));
+        // A block referenced again without leaving the free queue: a leak the books must show.
+        kv.ref_cnt[1] += 1;
+        let error = kv.check_accounting().unwrap_err();
+        assert!(error.starts_with("KV blocks not conserved: "), "{error}");
     }
 
     #[test]

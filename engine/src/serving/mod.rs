@@ -1,6 +1,7 @@
 //! What serves: requests, the vLLM V1 scheduler, the paged KV cache and the replica that
 //! runs steps. Serving code never reads files and never advances time itself.
 
+pub mod admission;
 pub mod kv_cache;
 pub mod replica;
 pub mod request;
@@ -82,6 +83,14 @@ impl Engine {
         match self {
             Engine::Vllm(r) => r.kv.cached_prefix_blocks(hashes),
             Engine::Static(_) => 0,
+        }
+    }
+
+    /// The end-of-run check of the KV block books (the static engine keeps none).
+    pub fn check_accounting(&self) -> Result<(), String> {
+        match self {
+            Engine::Vllm(r) => r.kv.check_accounting(),
+            Engine::Static(_) => Ok(()),
         }
     }
 

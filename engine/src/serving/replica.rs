@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use super::admission::{check_length, FrontDoor};
 use super::kv_cache::KvCache;
 use super::request::{Request, RequestSlab, Status};
 use super::scheduler::{Scheduler, SchedulerConfig, StepPlan};
@@ -52,6 +53,8 @@ pub struct Replica {
     /// Requests accepted so far and finished so far, for conservation checks.
     pub accepted: u64,
     pub finished: u64,
+    /// Which front door's length checks apply (`admission`).
+    pub door: FrontDoor,
 }
 
 impl Replica {
@@ -69,6 +72,7 @@ impl Replica {
             held: Vec::new(),
             accepted: 0,
             finished: 0,
+            door: FrontDoor::default(),
         }
     }
 
@@ -81,19 +85,11 @@ impl Replica {
         self.requests.live()
     }
 
-    /// Accepts a request into the waiting queue, or refuses a prompt longer than
-    /// `max_model_len` with vLLM's message (`Processor._validate_model_input`).
+    /// Accepts a request into the waiting queue, or refuses it with vLLM's reason and message
+    /// when it does not fit in `max_model_len` (the rules of its front door: `admission`).
     pub fn admit(&mut self, request: Request) -> Result<(), Rejection> {
         let max_model_len = self.scheduler.config.max_model_len;
-        if request.prompt_tokens > max_model_len {
-            return Err(Rejection {
-                reason: "prompt_too_long",
-                message: format!(
-                    "The decoder prompt (length {}) is longer than the maximum model length of {}. Make sure that `max_model_len` is no smaller than the number of text tokens.",
-                    request.prompt_tokens, max_model_len
-                ),
-            });
-        }
+        check_length(self.door, request.prompt_tokens, request.max_output_tokens, max_model_len)?;
         let id = self.requests.insert(request);
         if self.scheduler.config.async_scheduling && self.busy {
             self.held.push(id);
@@ -167,6 +163,8 @@ impl Replica {
             if request.output_tokens >= request.max_output_tokens || request.num_tokens() >= max_model_len {
                 request.status = Status::Finished;
                 any_finished = true;
+                // vLLM's FINISHED_LENGTH_CAPPED by max_model_len: cut short of its max_tokens.
+                metrics.length_capped += (request.output_tokens < request.max_output_tokens) as u64;
             }
         }
         if any_finished {

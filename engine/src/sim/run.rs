@@ -17,7 +17,9 @@ use crate::hardware::step_time::ServingOptions;
 use crate::hardware::{ConstantStepTime, Roofline, StepTimeModel};
 use crate::report::metrics::{BatchRecord, Capture, Metrics};
 use crate::scenario::file::{EngineKind, GenerationConfig};
+use crate::scenario::Entrypoint;
 use crate::scenario::{BatchConfig, Case, StepTimeChoice};
+use crate::serving::admission::FrontDoor;
 use crate::serving::kv_cache::KvCache;
 use crate::serving::replica::{Finished, Replica};
 use crate::serving::request::Request;
@@ -97,6 +99,9 @@ pub struct RunResult {
     pub metrics: Metrics,
     pub events: u64,
     pub end_time: SimTime,
+    /// Broken invariants found while running or at the end (request and KV block accounting,
+    /// time order): each is a bug in symbiote, never an outcome. Empty when all hold.
+    pub violations: Vec<String>,
 }
 
 /// The offline batch job's progress.
@@ -131,6 +136,11 @@ struct World {
     memory: MemoryBreakdown,
     /// API server and client time before an online request reaches the router.
     frontend_overhead: Nanos,
+    /// Requests inside the front end (an `Enter` event queued).
+    in_frontend: u64,
+    /// Multi-turn requests due but parked until their session's previous turn ends.
+    parked: u64,
+    violations: Vec<String>,
 }
 
 /// Runs one case with one seed to completion or to a limit.
@@ -148,6 +158,7 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
             metrics,
             events: 0,
             end_time: SimTime::ZERO,
+            violations: Vec::new(),
         };
     }
     let streams = Streams::new(seed);
@@ -179,12 +190,17 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
             StepTimeChoice::Roofline => Nanos::from_secs_f64(case.gpu.step_time.frontend_overhead_us * 1e-6),
             StepTimeChoice::Constant { .. } => Nanos::ZERO,
         },
+        in_frontend: 0,
+        parked: 0,
+        violations: Vec::new(),
     };
     world.start(case);
     let (outcome, events) = world.run(&case.limits);
     (world.metrics.trace_rows_skipped, world.metrics.trace_failed_skipped) = world.workload.trace_skips();
     if let Some(error) = world.workload.trace_error.clone() {
         world.metrics.record_rejection("trace_error", &error);
+        // The row that could not be read counts as one arrival, refused.
+        world.metrics.arrivals += 1;
     }
     for engine in &world.engines {
         let stats = engine.prefix_stats();
@@ -192,7 +208,8 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         world.metrics.prefix_hits += stats.hits;
     }
     let end_time = world.now;
-    RunResult { outcome, startup_failure: world.oom, memory, metrics: world.metrics, events, end_time }
+    let violations = world.finish_accounting();
+    RunResult { outcome, startup_failure: world.oom, memory, metrics: world.metrics, events, end_time, violations }
 }
 
 fn build_engines(case: &Case, memory: &MemoryBreakdown) -> Vec<Engine> {
@@ -226,7 +243,12 @@ fn build_engines(case: &Case, memory: &MemoryBreakdown) -> Vec<Engine> {
                     case.engine.block_size,
                     case.engine.enable_prefix_caching,
                 );
-                Engine::Vllm(Replica::new(i, scheduler, kv, step_time.clone()))
+                let mut replica = Replica::new(i, scheduler, kv, step_time.clone());
+                replica.door = match case.engine.entrypoint {
+                    Entrypoint::Server => FrontDoor::ApiServer,
+                    Entrypoint::Offline => FrontDoor::Offline,
+                };
+                Engine::Vllm(replica)
             }
             EngineKind::Static => Engine::Static(StaticEngine::new(
                 i,
@@ -271,7 +293,10 @@ impl World {
         let mut events = 0u64;
         let horizon = SimTime::from_secs_f64(super::bounds::HORIZON_S);
         while let Some((now, event)) = self.queue.pop() {
-            debug_assert!(now >= self.now, "time went backwards: {now:?} < {:?}", self.now);
+            if now < self.now && self.violations.len() < 8 {
+                // Checked in every build: one comparison per event.
+                self.violations.push(format!("time went backwards: an event at {now:?} popped after {:?}", self.now));
+            }
             self.now = now;
             if now > limits.max_sim_time {
                 return (Outcome::TimeLimit, events);
@@ -286,7 +311,10 @@ impl World {
                 Event::StepDone { replica } => self.on_step_done(now, replica as usize),
                 Event::Wake { replica } => self.on_wake(now, replica as usize),
                 Event::Ready { replica } => self.on_ready(now, replica as usize),
-                Event::Enter(spec) => self.route_and_admit(now, *spec),
+                Event::Enter(spec) => {
+                    self.in_frontend -= 1;
+                    self.route_and_admit(now, *spec)
+                }
             }
             self.drain_follow_ups(now);
             if self.oom.is_some() {
@@ -300,6 +328,20 @@ impl World {
             return (Outcome::Stalled, events);
         }
         (Outcome::Completed, events)
+    }
+
+    /// Counts the requests left unfinished and checks, in every build, that every arrival is
+    /// accounted for and every replica's KV blocks balance. Returns the broken invariants.
+    fn finish_accounting(&mut self) -> Vec<String> {
+        let outstanding: u64 = self.engines.iter().map(|e| e.outstanding() as u64).sum();
+        let follow_ups = self.follow_ups.len() as u64;
+        self.metrics.unfinished = outstanding + self.parked + self.in_frontend + follow_ups;
+        let mut violations = std::mem::take(&mut self.violations);
+        violations.extend(self.metrics.check_accounting().err());
+        for (i, engine) in self.engines.iter().enumerate() {
+            violations.extend(engine.check_accounting().err().map(|e| format!("replica {i}: {e}")));
+        }
+        violations
     }
 
     /// Records the fleet-wide queue at each sampling time passed (state just before `now`).
@@ -322,12 +364,16 @@ impl World {
                 self.queue.push(next.arrival, Event::Arrival(next));
             }
         }
+        self.metrics.arrivals += 1;
         if let Some(spec) = self.workload.realize(ticket, now) {
             if self.frontend_overhead > Nanos::ZERO {
+                self.in_frontend += 1;
                 self.queue.push(now + self.frontend_overhead, Event::Enter(Box::new(spec)));
             } else {
                 self.route_and_admit(now, spec);
             }
+        } else {
+            self.parked += 1;
         }
     }
 
@@ -401,6 +447,7 @@ impl World {
         }
         if let Some(session) = session {
             if let Some(next) = self.workload.on_done(session, success, output, now) {
+                self.parked -= 1;
                 self.follow_ups.push(next);
             }
         }
@@ -501,6 +548,7 @@ impl World {
             pipeline.in_progress[replica] += 1;
             pipeline.next_row = last;
             for row in first..last {
+                self.metrics.arrivals += 1;
                 self.row_batch.push(batch);
                 let ticket = Ticket { index: row, arrival: now, client: None };
                 let spec = self.workload.realize(ticket, now).expect("batch rows have no sessions");

@@ -55,13 +55,14 @@ fn chunked_prefill_splits_the_second_prompt_across_steps() {
     assert_eq!(m["steps"], 4);
 }
 
-/// A prompt longer than max_model_len is refused with vLLM's message; the run goes on.
+/// A prompt longer than max_model_len is refused with the engine's message (the offline `LLM`
+/// class; the API server's 400 has its own words, see `serving::admission`); the run goes on.
 #[test]
 fn an_over_long_prompt_is_rejected_and_counted() {
     let s = scenario(&constant_case(
         r#"{"arrival": {"process": "constant", "rate": 10}, "num_requests": 4,
             "prompt": {"dist": "uniform", "min": 3000, "max": 5000}, "output": {"dist": "fixed", "value": 2}}"#,
-        r#"{"max_model_len": 4096}"#,
+        r#"{"max_model_len": 4096, "entrypoint": "offline"}"#,
     ));
     let result = run_case(&s.cases[0], 3, Capture::default());
     assert_eq!(result.outcome, Outcome::Completed);
@@ -143,4 +144,79 @@ fn async_scheduling_delays_an_arrival_by_the_step_already_planned() {
     assert_eq!(ttft_of_b(10, false), 17.5);
     assert_eq!(ttft_of_b(10, true), 27.5);
     assert_eq!(ttft_of_b(2, true), 17.5);
+}
+
+// See: issue 14
+/// A prompt exactly max_model_len long used to be admitted: its chunked prefill stopped at
+/// max_model_len - 1, it never finished and the run ended `stalled`. vLLM refuses it at either
+/// front door (the server's 400; the engine's `_validate_prompt_len` for the offline class).
+#[test]
+fn issue_14_a_prompt_of_exactly_max_model_len_is_refused_not_left_stalled() {
+    for entrypoint in ["server", "offline"] {
+        let s = scenario(&constant_case(
+            r#"{"arrival": {"process": "constant", "rate": 10}, "num_requests": 2,
+                "prompt": {"dist": "fixed", "value": 4096}, "output": {"dist": "fixed", "value": 8}}"#,
+            &format!(r#"{{"max_model_len": 4096, "max_num_batched_tokens": 2048, "entrypoint": "{entrypoint}"}}"#),
+        ));
+        let result = run_case(&s.cases[0], 1, Capture::default());
+        assert_eq!(result.outcome, Outcome::Completed, "{entrypoint}");
+        assert_eq!(result.metrics.rejected.get("prompt_too_long"), Some(&2), "{entrypoint}");
+        assert!(result.violations.is_empty(), "{:?}", result.violations);
+    }
+}
+
+// See: issue 14
+/// Prompt 4000 + output 200 passes max_model_len 4096. `vllm serve` answers 400 (what `vllm
+/// bench serve`, which sends the output length as max_tokens, counts as failed); the offline
+/// `LLM` class accepts the request and stops it at 4096 tokens, 96 generated, finish reason
+/// "length".
+#[test]
+fn issue_14_prompt_plus_output_over_max_model_len_is_refused_by_the_server_and_cut_offline() {
+    let run = |entrypoint: &str| {
+        let s = scenario(&constant_case(
+            r#"{"arrival": {"process": "constant", "rate": 10}, "num_requests": 3,
+                "prompt": {"dist": "fixed", "value": 4000}, "output": {"dist": "fixed", "value": 200}}"#,
+            &format!(r#"{{"max_model_len": 4096, "entrypoint": "{entrypoint}"}}"#),
+        ));
+        run_case(&s.cases[0], 1, Capture::default())
+    };
+    let server = run("server");
+    assert_eq!(server.outcome, Outcome::Completed);
+    assert_eq!(server.metrics.completed, 0);
+    assert_eq!(server.metrics.rejected.get("max_tokens_too_large"), Some(&3));
+    assert_eq!(
+        server.metrics.first_rejection.as_deref(),
+        Some("'max_tokens' or 'max_completion_tokens' is too large: 200. This model's maximum context length is 4096 tokens and your request has 4000 input tokens (200 > 4096 - 4000).")
+    );
+    let offline = run("offline");
+    assert_eq!(offline.outcome, Outcome::Completed);
+    let m = summarize(&offline.metrics, 1);
+    let get = |key: &str| m[key].as_u64().unwrap();
+    assert_eq!((get("num_prompts"), get("completed"), get("length_capped")), (3, 3, 3));
+    assert_eq!(get("total_output_tokens"), 3 * 96);
+}
+
+// See: issue 14
+/// A run stopped by its time limit leaves requests queued, running, parked behind their
+/// session's previous turn or inside the front end: all of them are counted, so that
+/// num_prompts = completed + rejected + unfinished (the run itself checks it, in every build).
+#[test]
+fn issue_14_every_arrival_is_accounted_for_when_a_run_stops_early() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/examples");
+    let chat = symbiote::scenario::load(&dir.join("shared_prefix_chat.json")).unwrap();
+    let constant = scenario(&constant_case(
+        r#"{"arrival": {"process": "poisson", "rate": 50}, "num_requests": 100000,
+            "prompt": {"dist": "uniform", "min": 100, "max": 5000}}"#,
+        r#"{"max_model_len": 4096}"#,
+    ));
+    for (mut case, stop_s) in [(chat.cases[0].clone(), 90.0), (constant.cases[0].clone(), 2.0)] {
+        case.limits.max_sim_time = symbiote::sim::SimTime::from_secs_f64(stop_s);
+        let result = run_case(&case, 1, Capture::default());
+        assert_eq!(result.outcome, Outcome::TimeLimit, "{}", case.name);
+        assert!(result.violations.is_empty(), "{:?}", result.violations);
+        let m = summarize(&result.metrics, 1);
+        let get = |key: &str| m[key].as_u64().unwrap();
+        assert!(get("unfinished") > 0 && get("completed") > 0, "{m:?}");
+        assert_eq!(get("num_prompts"), get("completed") + get("rejected") + get("unfinished"), "{}", case.name);
+    }
 }

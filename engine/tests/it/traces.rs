@@ -140,9 +140,10 @@ fn bad_rows_name_the_file_the_line_and_the_fix() {
 }
 
 /// Replaying the first 1,500 rows of the synthetic trace with an unlimited cache. Qwen2.5-0.5B
-/// refuses the 163 prompts longer than 32,768 tokens; over the other rows, an ideal cache that
-/// hits every previously seen 512-token block would serve 19.78% of input tokens (computed
-/// with Python over the hash_ids). vLLM's token hit rate must come close, a little below it:
+/// behind `vllm serve` refuses the 164 requests that do not fit in 32,768 tokens (163 prompts
+/// longer than that, one more whose prompt plus output passes it); over the other rows, an
+/// ideal cache that hits every previously seen 512-token block would serve 19.84% of input
+/// tokens (computed with Python over the hash_ids). vLLM's token hit rate must come close, a little below it:
 /// 16-token blocks, the last token always recomputed, and a request that arrives before its
 /// prefix is computed misses.
 #[test]
@@ -155,6 +156,6 @@ fn replay_with_an_unlimited_cache_approaches_the_ideal_hit_rate() {
     assert_eq!(result.outcome, Outcome::Completed);
     let m = summarize(&result.metrics, 1);
     let rate = m["prefix_cache_hit_rate"].as_f64().unwrap();
-    assert!(rate > 0.19 && rate <= 0.1978, "{rate}");
+    assert!(rate > 0.19 && rate <= 0.1984, "{rate}");
     assert_eq!(m["completed"].as_u64().unwrap() + m["rejected"].as_u64().unwrap(), 1500);
 }

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use crate::hardware::Quant;
 use crate::report::metrics::Capture;
 use crate::report::{markdown, write::write_atomic, Report};
-use crate::runner::{assemble, jobs, read_run, run_jobs, RunOptions};
+use crate::runner::{assemble, jobs, read_run, run_jobs, InvariantViolation, RunOptions};
 use crate::scenario::{self, Scenario};
 
 use super::*;
@@ -31,9 +31,42 @@ pub struct RunArgs {
 pub fn cmd_run(paths: &[PathBuf], args: &RunArgs) -> Result<u8> {
     let files = scenario_files(paths)?;
     match load_all(&files) {
-        Ok(scenarios) => run_loaded(scenarios, args),
+        Ok(scenarios) => {
+            let sources: Vec<(String, PathBuf)> = scenarios.iter().map(|s| s.name.clone()).zip(files).collect();
+            run_loaded(scenarios, args).map_err(|e| {
+                with_reproduce(e, |v| {
+                    let file =
+                        sources.iter().find(|(name, _)| *name == v.scenario).map(|(_, f)| f.display().to_string());
+                    let scale = args.scale.map_or(String::new(), |s| format!(" --scale {s}"));
+                    file.map(|f| format!("symbiote run {f} --seeds {}{scale}", v.seed))
+                })
+            })
+        }
         Err(problems) => Ok(print_problems(&problems)),
     }
+}
+
+/// Adds the command that reproduces a run to an invariant violation (an internal error),
+/// when `command` knows it; other errors pass through.
+fn with_reproduce(error: anyhow::Error, command: impl Fn(&InvariantViolation) -> Option<String>) -> anyhow::Error {
+    match error.downcast::<InvariantViolation>() {
+        Ok(mut violation) => {
+            violation.command = command(&violation).or(violation.command);
+            violation.into()
+        }
+        Err(other) => other,
+    }
+}
+
+/// The failed expectations of a report, one line each (an unexpected outcome included).
+fn failure_lines(report: &Report) -> Vec<String> {
+    let runs = report.cases.iter().flat_map(|c| c.runs.iter().map(move |r| (c, r)));
+    runs.flat_map(|(c, r)| {
+        r.expectations.iter().filter(|e| !e.pass).map(move |e| {
+            format!("{}: case `{}` seed {}: expected {}; {}", report.scenario, c.name, r.seed, e.what, e.detail)
+        })
+    })
+    .collect()
 }
 
 fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
@@ -80,8 +113,11 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
             if let Some(findings) = &report.findings {
                 println!("{}\n", findings.headline);
             }
+            println!("{}", markdown::summary_line(&report));
             println!("wrote {}\n", args.out.join(scenario.folder()).display());
         }
+        // Failures go to stderr even with --quiet: the exit code alone does not say which run.
+        failure_lines(&report).iter().for_each(|line| eprintln!("failed: {line}"));
         reports.push(report);
     }
     if reports.len() > 1 {
@@ -191,9 +227,42 @@ pub fn cmd_replay(replay: &ReplayArgs, args: &RunArgs) -> Result<u8> {
         }
     });
     match crate::scenario::parse_in(&scenario.to_string(), &replay.trace.display().to_string(), &dir) {
-        Ok(scenario) => run_loaded(vec![scenario], args),
+        Ok(scenario) => run_loaded(vec![scenario], args)
+            .map_err(|e| with_reproduce(e, |v| Some(format!("{} --seeds {}", replay_command(replay), v.seed)))),
         Err(problems) => Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
     }
+}
+
+/// The `symbiote replay` command line that `replay` stands for.
+fn replay_command(replay: &ReplayArgs) -> String {
+    use clap::ValueEnum;
+    let name = |v: Option<clap::builder::PossibleValue>| v.map_or(String::new(), |v| v.get_name().to_string());
+    let mut line = format!(
+        "symbiote replay {} --model {} --gpu {} --quant {} --tp {} --replicas {} --router {}",
+        replay.trace.display(),
+        replay.model,
+        replay.gpu,
+        name(replay.quant.to_possible_value()),
+        replay.tp,
+        replay.replicas,
+        name(replay.router.to_possible_value())
+    );
+    for (flag, value) in [
+        ("format", replay.format.clone()),
+        ("speedup", replay.speedup.map(|v| v.to_string())),
+        ("start-s", replay.start_s.map(|v| v.to_string())),
+        ("end-s", replay.end_s.map(|v| v.to_string())),
+        ("limit", replay.limit.map(|v| v.to_string())),
+        ("max-model-len", replay.max_model_len.map(|v| v.to_string())),
+    ] {
+        if let Some(value) = value {
+            line.push_str(&format!(" --{flag} {value}"));
+        }
+    }
+    if replay.skip_bad_rows {
+        line.push_str(" --skip-bad-rows");
+    }
+    line
 }
 
 /// Arguments of `symbiote check`.
@@ -214,7 +283,9 @@ pub fn cmd_check(args: &CheckArgs) -> Result<u8> {
         Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
     };
     let tolerance = parse_tolerance(&args.tolerance)?;
-    let report = crate::runner::run_scenario(&scenario, &RunOptions::default())?;
+    let report = crate::runner::run_scenario(&scenario, &RunOptions::default()).map_err(|e| {
+        with_reproduce(e, |v| Some(format!("symbiote run {} --seeds {}", args.scenario.display(), v.seed)))
+    })?;
     if args.update {
         write_atomic(&args.baseline, report.to_json().as_bytes())
             .with_context(|| format!("writing {}", args.baseline.display()))?;
@@ -457,4 +528,47 @@ pub fn write_index(out: &Path, reports: &[Report]) -> Result<()> {
     }
     let path = out.join("index.md");
     write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // See: issue 14
+    /// The CLI completes an invariant violation with the command line that reruns the run, and
+    /// leaves other errors alone.
+    #[test]
+    fn issue_14_an_invariant_violation_names_the_command_that_reproduces_it() {
+        let violation = InvariantViolation {
+            scenario: "s".into(),
+            case: "c".into(),
+            seed: 3,
+            violations: vec!["KV blocks not conserved".into()],
+            command: None,
+        };
+        let error = with_reproduce(violation.into(), |v| Some(format!("symbiote run s.json --seeds {}", v.seed)));
+        assert!(error.to_string().ends_with("reproduce with `symbiote run s.json --seeds 3`"), "{error}");
+        assert_eq!(with_reproduce(anyhow::anyhow!("plain"), |_| Some("x".into())).to_string(), "plain");
+        let replay = ReplayArgs {
+            trace: PathBuf::from("traces/t.csv"),
+            model: "llama-3.1-8b".into(),
+            gpu: "a100-40gb".into(),
+            quant: Quant::Fp16,
+            tp: 1,
+            replicas: 2,
+            router: crate::serving::router::RouterPolicy::LeastKv,
+            format: None,
+            speedup: None,
+            start_s: None,
+            end_s: None,
+            limit: Some(100),
+            skip_bad_rows: true,
+            max_model_len: Some(4096),
+        };
+        assert_eq!(
+            replay_command(&replay),
+            "symbiote replay traces/t.csv --model llama-3.1-8b --gpu a100-40gb --quant fp16 --tp 1 --replicas 2 \
+             --router least-kv --limit 100 --max-model-len 4096 --skip-bad-rows"
+        );
+    }
 }

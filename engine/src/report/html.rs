@@ -84,7 +84,8 @@ pub fn render(report: &Report) -> String {
     for (key, title, unit, higher) in CHARTS {
         out.push_str(&chart(report, key, title, unit, higher));
     }
-    out.push_str("<h2>Runs</h2>\n<table>\n<tr><th>case</th><th>seed</th><th>outcome</th>");
+    out.push_str(&format!("<h2>Runs</h2>\n<p>{}.</p>\n", escape(&super::markdown::summary_line(report))));
+    out.push_str("<table>\n<tr><th>case</th><th>seed</th><th>outcome</th>");
     for (_, title, unit, _) in CHARTS {
         out.push_str(&format!("<th>{} ({unit})</th>", escape(title)));
     }

@@ -6,9 +6,13 @@ use serde_json::{Map, Value};
 
 use super::{CaseReport, Report};
 
-/// Headline columns: (metric key, column title, decimals).
-const HEADLINE: [(&str, &str, usize); 9] = [
+/// Headline columns: (metric key, column title, decimals). The first four are the request
+/// accounting: arrived = done + rejected + unfinished.
+const HEADLINE: [(&str, &str, usize); 12] = [
+    ("num_prompts", "arrived", 0),
     ("completed", "done", 0),
+    ("rejected", "rejected", 0),
+    ("unfinished", "unfinished", 0),
     ("request_throughput", "req/s", 2),
     ("output_throughput", "out tok/s", 0),
     ("mean_ttft_ms", "TTFT mean ms", 1),
@@ -54,6 +58,45 @@ pub fn table(report: &Report) -> String {
         }
     }
     out
+}
+
+/// One line on where every request went and how the runs ended, over all runs of the report:
+/// `requests: 120 arrived = 100 completed + 15 rejected (15 prompt_too_long) + 5 unfinished;
+/// 0 cut at max_model_len; runs: 1 of 2 completed (big seed 2: stalled)`.
+pub fn summary_line(report: &Report) -> String {
+    let runs: Vec<(&str, &super::RunReport)> =
+        report.cases.iter().flat_map(|c| c.runs.iter().map(move |r| (c.name.as_str(), r))).collect();
+    let total = |key: &str| runs.iter().filter_map(|(_, r)| r.metrics.get(key).and_then(Value::as_u64)).sum::<u64>();
+    let mut reasons = std::collections::BTreeMap::new();
+    for (_, run) in &runs {
+        for (reason, n) in &run.rejections {
+            *reasons.entry(reason.as_str()).or_insert(0u64) += n;
+        }
+    }
+    let reasons = match reasons.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", reasons.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")),
+    };
+    let not_completed: Vec<String> = runs
+        .iter()
+        .filter(|(_, r)| r.outcome != "completed")
+        .map(|(case, r)| format!("{case} seed {}: {}", r.seed, r.outcome))
+        .collect();
+    let listed = match not_completed.len() {
+        0 => String::new(),
+        n if n <= 3 => format!(" ({})", not_completed.join(", ")),
+        n => format!(" ({}, and {} more)", not_completed[..3].join(", "), n - 3),
+    };
+    format!(
+        "requests: {} arrived = {} completed + {} rejected{reasons} + {} unfinished; {} cut at max_model_len; runs: {} of {} completed{listed}",
+        total("num_prompts"),
+        total("completed"),
+        total("rejected"),
+        total("unfinished"),
+        total("length_capped"),
+        runs.len() - not_completed.len(),
+        runs.len()
+    )
 }
 
 /// "12 / 12" style counts, or the single outcome when all seeds agree.
@@ -104,6 +147,7 @@ pub fn render(report: &Report) -> String {
         report.seeds.len(),
         report.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
     ));
+    out.push_str(&format!("{}.\n\n", summary_line(report)));
     if let Some(findings) = &report.findings {
         out.push_str(&format!("## Findings\n\n{}\n\n", findings.markdown.trim_end()));
         out.push_str("## All cases\n\n");

@@ -41,8 +41,18 @@ pub fn check(
     if let Some(want) = &expect.outcome {
         out.push(ExpectationResult {
             what: format!("outcome == {want}"),
-            pass: want == outcome,
+            pass: want.allows(outcome),
             detail: format!("outcome was {outcome}"),
+        });
+    } else if outcome != "completed" {
+        // A run that did not complete fails unless the case asked for its outcome.
+        let unfinished = metric(metrics, "unfinished").unwrap_or(0.0);
+        out.push(ExpectationResult {
+            what: "outcome == completed".into(),
+            pass: false,
+            detail: format!(
+                "outcome was {outcome} with {unfinished} requests unfinished; if the case is meant to end so, set `expect.outcome` to \"{outcome}\" (in a sweep, a list such as [\"completed\", \"{outcome}\"])"
+            ),
         });
     }
     if let Some(want) = expect.slo_met {

@@ -175,12 +175,46 @@ pub struct Bounds {
     pub max: Option<f64>,
 }
 
+/// The outcome a case expects: one, or any of several.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum ExpectedOutcome {
+    One(String),
+    AnyOf(Vec<String>),
+}
+
+impl ExpectedOutcome {
+    /// The outcome names given.
+    pub fn names(&self) -> &[String] {
+        match self {
+            ExpectedOutcome::One(name) => std::slice::from_ref(name),
+            ExpectedOutcome::AnyOf(names) => names,
+        }
+    }
+
+    pub fn allows(&self, outcome: &str) -> bool {
+        self.names().iter().any(|name| name == outcome)
+    }
+}
+
+impl std::fmt::Display for ExpectedOutcome {
+    /// `oom`, or `one of completed, oom`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpectedOutcome::One(name) => write!(f, "{name}"),
+            ExpectedOutcome::AnyOf(names) => write!(f, "one of {}", names.join(", ")),
+        }
+    }
+}
+
 /// What a case is expected to show; each item is reported as pass or fail.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectFile {
-    /// `completed`, `oom`, `time_limit`, `event_limit` or `stalled`.
-    pub outcome: Option<String>,
+    /// `completed`, `oom`, `time_limit`, `event_limit`, `stalled` or `time_overflow`, or a list
+    /// of them any of which passes (`["completed", "oom"]` for a sweep whose larger points may
+    /// not fit). Without it, a run that does not end `completed` fails like an expectation.
+    pub outcome: Option<ExpectedOutcome>,
     /// Every `slo` threshold met (true) or some missed (false).
     pub slo_met: Option<bool>,
     /// Bounds on metrics, by their report key.

@@ -349,7 +349,7 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
         max_events: f.limits.max_events.unwrap_or(DEFAULT_MAX_EVENTS),
     };
     let expect = expect.unwrap_or_default();
-    if let Some(outcome) = &expect.outcome {
+    for outcome in expect.outcome.iter().flat_map(|o| o.names()) {
         const OUTCOMES: [&str; 6] = ["completed", "oom", "time_limit", "event_limit", "stalled", "time_overflow"];
         if !OUTCOMES.contains(&outcome.as_str()) {
             ctx.push(
@@ -561,8 +561,8 @@ mod tests {
         let names: Vec<&str> = s.cases.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, vec!["a max_num_seqs=8", "b max_num_seqs=8"]);
         assert_eq!(s.cases[0].engine.max_num_seqs, 8);
-        assert_eq!(s.cases[0].expect.outcome.as_deref(), Some("completed"));
-        assert_eq!(s.cases[1].expect.outcome.as_deref(), Some("oom"));
+        assert_eq!(s.cases[0].expect.outcome.as_ref().map(|o| o.to_string()).as_deref(), Some("completed"));
+        assert_eq!(s.cases[1].expect.outcome.as_ref().map(|o| o.to_string()).as_deref(), Some("oom"));
     }
 
     #[test]

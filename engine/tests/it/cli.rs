@@ -55,8 +55,10 @@ fn memory_prints_vllms_startup_lines() {
     assert!(stderr.contains("unknown model `llama-9`; known: "), "{stderr}");
 }
 
+// 300 blocks of 16 tokens hold one 4,096-token request, as vLLM's start-up check demands (200
+// made every run an `oom`).
 const SWEEP: &str = r#"{"name": "cli_sweep", "seeds": [1, 2, 3],
-  "base": {"model": "qwen2.5-0.5b", "gpu": "rtx-4090", "engine": {"max_model_len": 4096, "num_gpu_blocks_override": 200},
+  "base": {"model": "qwen2.5-0.5b", "gpu": "rtx-4090", "engine": {"max_model_len": 4096, "num_gpu_blocks_override": 300},
     "workload": {"arrival": {"process": "gamma", "rate": 30, "cv": 2}, "num_requests": 150,
       "prompt": {"dist": "lognormal", "mean": 300, "cv": 1}, "output": {"dist": "uniform", "min": 10, "max": 200},
       "prefix": {"groups": 3, "tokens": 128}}},
@@ -155,4 +157,38 @@ fn fidelity_prints_the_table_and_writes_its_files() {
     assert!(
         out.join("fidelity/sim2real_trainval.md").is_file() && out.join("fidelity/sim2real_trainval.json").is_file()
     );
+}
+
+// See: issue 14
+/// A run that does not complete (here: stopped by its time limit with requests in flight) says
+/// so in the summary line and exits 1, like a failed expectation, unless the case expects that
+/// outcome. The summary line and report.json account for every request.
+#[test]
+fn issue_14_a_run_that_does_not_complete_exits_1_unless_expected() {
+    let text = r#"{"name": "cli_limit", "base": {"model": "qwen2.5-0.5b", "gpu": "a100-40gb",
+      "limits": {"max_sim_time_s": 1}, "workload": {"arrival": {"rate": 50}, "num_requests": 500}}}"#;
+    let dir = temp_dir("limit");
+    std::fs::write(dir.join("s.json"), text).unwrap();
+    let out = dir.join("out");
+    let (code, stdout, stderr) =
+        symbiote(&["run", dir.join("s.json").to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("runs: 0 of 1 completed (base seed 1: time_limit)"), "{stdout}");
+    assert!(stderr.contains("case `base` seed 1: expected outcome == completed; outcome was time_limit"), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("cli_limit/report.json")).unwrap()).unwrap();
+    let m = &report["cases"][0]["runs"][0]["metrics"];
+    let get = |key: &str| m[key].as_u64().unwrap();
+    assert!(get("unfinished") > 0);
+    assert_eq!(get("num_prompts"), get("completed") + get("rejected") + get("unfinished"));
+    let line = format!("requests: {} arrived = {} completed + ", get("num_prompts"), get("completed"));
+    assert!(stdout.contains(&line), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("cli_limit/summary.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().contains(",num_prompts,unfinished,length_capped,"), "{csv}");
+
+    let expected = text.replace("}}}", r#"}}, "cases": [{"name": "c", "expect": {"outcome": "time_limit"}}]}"#);
+    std::fs::write(dir.join("s.json"), expected).unwrap();
+    let (code, stdout, stderr) =
+        symbiote(&["run", dir.join("s.json").to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
 }

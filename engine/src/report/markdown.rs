@@ -50,7 +50,7 @@ pub fn table(report: &Report) -> String {
     let mut out = header("case | seed | outcome");
     for case in &report.cases {
         for run in &case.runs {
-            out.push_str(&format!("| {} | {} | {} |", case.name, run.seed, run.outcome));
+            out.push_str(&format!("| {} | {} | {} |", md_text(&case.name), run.seed, run.outcome));
             for (key, _, decimals) in HEADLINE {
                 out.push_str(&format!(" {} |", cell(&run.metrics, key, decimals)));
             }
@@ -154,7 +154,7 @@ pub fn render(report: &Report) -> String {
     }
     out.push_str(&header("case | outcome | SLO"));
     for case in &report.cases {
-        out.push_str(&format!("| {} | {} | {} |", case.name, outcomes(case), slo_status(case)));
+        out.push_str(&format!("| {} | {} | {} |", md_text(&case.name), outcomes(case), slo_status(case)));
         for (key, _, decimals) in HEADLINE {
             out.push_str(&format!(" {} |", mean_cell(case, key, decimals)));
         }
@@ -169,7 +169,7 @@ pub fn render(report: &Report) -> String {
             r.expectations
                 .iter()
                 .filter(|e| !e.pass)
-                .map(move |e| format!("- {} (seed {}): expected {}; {}", c.name, r.seed, e.what, e.detail))
+                .map(move |e| format!("- {} (seed {}): expected {}; {}", md_text(&c.name), r.seed, e.what, e.detail))
         })
         .collect();
     let checked: usize = report.cases.iter().flat_map(|c| &c.runs).map(|r| r.expectations.len()).sum();
@@ -204,7 +204,7 @@ fn measured_section(out: &mut String, report: &Report) {
                 let error = simulated.map_or("-".into(), |s| format!("{:+.1}%", 100.0 * (s - measured) / measured));
                 format!(
                     "| {} | {key} | {measured} | {} | {error} |",
-                    case.name,
+                    md_text(&case.name),
                     simulated.map_or("-".into(), |s| format!("{s:.3}"))
                 )
             })
@@ -221,7 +221,7 @@ fn measured_section(out: &mut String, report: &Report) {
 }
 
 fn details(out: &mut String, case: &CaseReport) {
-    out.push_str(&format!("\n### {}\n\n", case.name));
+    out.push_str(&format!("\n### {}\n\n", md_text(&case.name)));
     let config: Vec<String> = case.config.iter().map(|(k, v)| format!("{k} {v}")).collect();
     out.push_str(&format!("Configuration: {}.\n\n", config.join(", ")));
     if let Some(run) = case.runs.first() {
@@ -262,5 +262,29 @@ fn details(out: &mut String, case: &CaseReport) {
             }
             out.push('\n');
         }
+    }
+}
+
+/// A name as Markdown text that stays inside its table cell or heading: a `|` would end the
+/// cell and a line break the row, so they are escaped and turned into spaces.
+fn md_text(name: &str) -> String {
+    name.chars()
+        .flat_map(|c| match c {
+            '|' => vec!['\\', '|'],
+            c if c.is_control() => vec![' '],
+            c => vec![c],
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::md_text;
+
+    // See: issue 14
+    #[test]
+    fn issue_14_case_names_stay_inside_their_table_cell() {
+        assert_eq!(md_text("a|b\nc"), "a\\|b c");
+        assert_eq!(md_text("max_num_seqs=64 quant=fp16"), "max_num_seqs=64 quant=fp16");
     }
 }

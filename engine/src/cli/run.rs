@@ -69,12 +69,19 @@ fn failure_lines(report: &Report) -> Vec<String> {
     .collect()
 }
 
+/// The longest timeline sampling interval; beyond it milliseconds overflow the clock's nanoseconds.
+const MAX_TIMELINE_INTERVAL_MS: u64 = 3_600_000_000;
+
 fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
     if let Some(jobs) = args.jobs {
         rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global()?;
     }
-    if args.scale.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
-        bail!("--scale must be a positive number");
+    // Beyond 1000x, scaled durations and row counts leave the ranges validation checked.
+    if args.scale.is_some_and(|s| !(1e-6..=1e3).contains(&s)) {
+        bail!("--scale must be a factor within 1e-6..1000");
+    }
+    if args.timeline_ms.is_some_and(|ms| ms > MAX_TIMELINE_INTERVAL_MS) {
+        bail!("--timeline-interval-ms must be at most {MAX_TIMELINE_INTERVAL_MS} (1000 hours)");
     }
     let seeds = args.seeds.as_deref().map(parse_seeds).transpose()?;
     let flags = RunFlags {
@@ -150,6 +157,9 @@ pub fn cmd_merge(scenario: &Path, dirs: &[PathBuf], out: &Path, seeds: Option<&s
         scenario.seeds = parse_seeds(seeds)?;
     }
     if let Some(scale) = scale {
+        if !(1e-6..=1e3).contains(&scale) {
+            bail!("--scale must be a factor within 1e-6..1000");
+        }
         scenario.scale(scale);
     }
     let report = merge(&scenario, dirs, out)?;

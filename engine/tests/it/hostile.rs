@@ -169,3 +169,22 @@ fn issue_14_config_json_fields_out_of_range_are_refused() {
     std::fs::write(dir.join("config.json"), good.to_string()).unwrap();
     assert!(symbiote::scenario::parse_in(text, "t.json", &dir).is_ok());
 }
+
+#[test]
+fn issue_14_command_line_numbers_out_of_range_are_refused() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/bench/llama2_7b_a100_100k.json");
+    let (code, _, stderr) = crate::symbiote(&["run", file, "--scale", "1e300", "--out", "/nonexistent"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--scale must be a factor within 1e-6..1000"), "{stderr}");
+    let (code, _, stderr) = crate::symbiote(&[
+        "run",
+        file,
+        "--timeline",
+        "--timeline-interval-ms",
+        "18446744073709551615",
+        "--out",
+        "/nonexistent",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--timeline-interval-ms must be at most"), "{stderr}");
+}

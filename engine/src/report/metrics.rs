@@ -161,8 +161,13 @@ impl Metrics {
             e2el_ns: Vec::new(),
             tpot_ns: Vec::new(),
             queue_ns: Vec::new(),
-            // 1 ns .. 1 hour at 3 significant digits.
-            itl: Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds"),
+            // 1 ns .. 1 hour at 3 significant digits, growing beyond an hour rather than
+            // clamping a longer gap.
+            itl: {
+                let mut h = Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds");
+                h.auto(true);
+                h
+            },
             itl_sum_ns: 0,
             itl_count: 0,
             completed: 0,
@@ -204,9 +209,19 @@ impl Metrics {
     }
 
     pub fn record_itl(&mut self, gap: Nanos) {
-        self.itl.saturating_record(gap.0.max(1));
-        self.itl_sum_ns += gap.0 as u128;
-        self.itl_count += 1;
+        self.record_itl_n(gap, 1);
+    }
+
+    /// Records `count` equal inter-token gaps at once: the requests of a step that also ran in
+    /// the step before all see the same gap, so a step records one value with a count.
+    pub fn record_itl_n(&mut self, gap: Nanos, count: u64) {
+        if count == 0 {
+            return;
+        }
+        // The histogram grows to any u64 value, so this fails only if it cannot allocate.
+        self.itl.record_n(gap.0.max(1), count).expect("histogram grows to any gap");
+        self.itl_sum_ns += gap.0 as u128 * count as u128;
+        self.itl_count += count;
     }
 
     pub fn record_request(&mut self, r: RequestRecord) {

@@ -149,6 +149,9 @@ impl Replica {
         self.busy = false;
         let max_model_len = self.scheduler.config.max_model_len;
         let mut any_finished = false;
+        // Equal gaps in a row (every request that ran in the previous step too) are recorded
+        // as one value with a count.
+        let mut gaps = (Nanos::ZERO, 0u64);
         for s in &self.plan.scheduled {
             let request = self.requests.get_mut(s.id);
             if request.num_computed < request.num_tokens() {
@@ -157,7 +160,14 @@ impl Replica {
             request.output_tokens += 1;
             match request.last_token {
                 None => request.first_token = Some(now),
-                Some(last) => metrics.record_itl(now.since(last)),
+                Some(last) => {
+                    let gap = now.since(last);
+                    if gap != gaps.0 {
+                        metrics.record_itl_n(gaps.0, gaps.1);
+                        gaps = (gap, 0);
+                    }
+                    gaps.1 += 1;
+                }
             }
             request.last_token = Some(now);
             if request.output_tokens >= request.max_output_tokens || request.num_tokens() >= max_model_len {
@@ -167,6 +177,7 @@ impl Replica {
                 metrics.length_capped += (request.output_tokens < request.max_output_tokens) as u64;
             }
         }
+        metrics.record_itl_n(gaps.0, gaps.1);
         if any_finished {
             let requests = &mut self.requests;
             let kv = &mut self.kv;

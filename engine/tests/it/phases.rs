@@ -104,3 +104,35 @@ fn phase6_chunking_lowers_p99_itl_when_long_prompts_meet_running_decodes() {
         }
     }
 }
+
+/// The six phase reports are byte-identical to the committed baselines: a change meant to make
+/// the simulator faster or safer must not move a single number. A change meant to move numbers
+/// rewrites the baselines (`symbiote check FILE --baseline outputs/baselines/NAME.json --update`)
+/// and says why in its commit.
+// See: issue 15
+#[test]
+fn phase_reports_are_byte_identical_to_the_baselines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for name in [
+        "phase1_config_matrix",
+        "phase2_burstiness",
+        "phase3_oom",
+        "phase4_kv_cache_stress",
+        "phase5_weight_storage",
+        "phase6_chunked_prefill",
+    ] {
+        let scenario = load(&root.join(format!("scenarios/{name}.json"))).unwrap();
+        let report = run_scenario(&scenario, &RunOptions::default()).unwrap();
+        let baseline = std::fs::read_to_string(root.join(format!("outputs/baselines/{name}.json"))).unwrap();
+        let now = report.to_json();
+        if now != baseline {
+            let line = now.lines().zip(baseline.lines()).position(|(a, b)| a != b).unwrap_or(0);
+            panic!(
+                "{name}: report.json differs from outputs/baselines/{name}.json from line {}:\n  now:      {}\n  baseline: {}",
+                line + 1,
+                now.lines().nth(line).unwrap_or(""),
+                baseline.lines().nth(line).unwrap_or("")
+            );
+        }
+    }
+}

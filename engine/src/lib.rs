@@ -7,8 +7,8 @@
 //!            ┌─────────────────────────────────┼──────────────────────────┐
 //!            ▼                                 ▼                          ▼
 //!   workload::Workload               hardware (memory plan,       serving::Replica
-//!   (arrivals, lengths, prefixes,    roofline step time)          (scheduler, KV cache)
-//!    pulled one request ahead)                 │                          │
+//!   (arrivals, lengths, prefixes,    roofline or kernel-table     (scheduler, KV cache)
+//!    pulled one request ahead)       steps)    │                          │
 //!            └──────────────► sim::run (THE LOOP: (time, seq) events) ◄───┘
 //!                                              │
 //!                                              ▼

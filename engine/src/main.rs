@@ -107,6 +107,9 @@ enum Command {
         /// single-turn, which the runs' own prompt lengths show.
         #[arg(long)]
         multi_turn: bool,
+        /// The step-time model to price steps with.
+        #[arg(long, value_enum, default_value = "roofline")]
+        step_model: cli::StepModel,
     },
     /// Fit a GPU's step-time parameters to measured runs; --write stores them in the catalog.
     Calibrate {
@@ -172,8 +175,8 @@ fn run(args: Args) -> Result<u8> {
         }
         Command::Validate { paths } => cli::cmd_validate(&paths),
         Command::TraceStats { trace, format } => cli::cmd_trace_stats(&trace, format.as_deref()),
-        Command::Fidelity { measurements, out, cross_validate, max_evaluations, multi_turn } => {
-            cli::cmd_fidelity(&measurements, &out, cross_validate, max_evaluations, multi_turn)
+        Command::Fidelity { measurements, out, cross_validate, max_evaluations, multi_turn, step_model } => {
+            cli::cmd_fidelity(&measurements, &out, cross_validate, max_evaluations, multi_turn, step_model)
         }
         Command::Calibrate { measurements, gpu, max_evaluations, write } => {
             cli::cmd_calibrate(&measurements, &gpu, max_evaluations, write.as_deref())

@@ -18,12 +18,21 @@ pub fn cmd_fidelity(
     cross_validate: bool,
     max_evaluations: u32,
     multi_turn: bool,
+    step_model: StepModel,
 ) -> Result<u8> {
     use crate::report::fidelity;
-    let (experiments, hash) = match crate::scenario::measurements::load(file, multi_turn) {
+    let (mut experiments, hash) = match crate::scenario::measurements::load(file, multi_turn) {
         Ok(x) => x,
         Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
     };
+    if step_model == StepModel::Kernels {
+        for e in &mut experiments {
+            e.case.step_time = crate::scenario::StepTimeChoice::Kernels;
+            if let Some(why) = e.case.kernel_fallback() {
+                e.warnings.push(format!("{why}; priced with the roofline"));
+            }
+        }
+    }
     let mut warnings: Vec<String> =
         experiments.iter().flat_map(|e| e.warnings.iter().map(move |w| format!("{}: {w}", e.key))).collect();
     warnings.dedup();
@@ -31,11 +40,14 @@ pub fn cmd_fidelity(
         eprintln!("warning: {w}");
     }
     let rows = fidelity::simulate_all(&experiments, None);
-    let mut text = format!(
-        "# Fidelity: {}\n\nInput {} (FNV-1a {hash}); step-time parameters as shipped in the GPU catalog.\n\n",
-        file.display(),
-        experiments.len()
-    );
+    let model = match step_model {
+        StepModel::Roofline => "the roofline step-time model with its parameters as shipped in the GPU catalog",
+        StepModel::Kernels => {
+            "the kernel-table step-time model (models/kernels) with the host overheads as shipped in the GPU catalog"
+        }
+    };
+    let mut text =
+        format!("# Fidelity: {}\n\nInput {} (FNV-1a {hash}); {model}.\n\n", file.display(), experiments.len());
     text.push_str(&fidelity::table(&rows));
     let mut json = serde_json::json!({"input_hash": hash, "rows": rows, "median_ape": fidelity::medians(&rows)});
     if cross_validate {
@@ -49,12 +61,25 @@ pub fn cmd_fidelity(
     print!("{text}");
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("fidelity");
     let stem = if multi_turn { format!("{stem}_multi_turn") } else { stem.to_string() };
+    let stem = if step_model == StepModel::Kernels { format!("{stem}_kernels") } else { stem };
     let dir = out.join("fidelity");
     write_atomic(&dir.join(format!("{stem}.md")), text.as_bytes())?;
     let mut json_text = serde_json::to_string_pretty(&json).expect("json");
     json_text.push('\n');
     write_atomic(&dir.join(format!("{stem}.json")), json_text.as_bytes())?;
     Ok(EXIT_OK)
+}
+
+/// The step-time model `symbiote fidelity` prices steps with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum StepModel {
+    /// The roofline with the GPU catalog's parameters (what scenarios use by default).
+    #[default]
+    Roofline,
+    /// The kernel tables (`"step_time": {"model": "kernels"}`); cross-validation then fits the
+    /// host overheads and, for MoE models, the expert-read efficiency this model borrows from
+    /// the roofline; the other fitted parameters have no effect on it.
+    Kernels,
 }
 
 /// `symbiote calibrate`: fits `gpu`'s step-time parameters to the experiments run on it and,

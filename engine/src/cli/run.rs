@@ -103,6 +103,11 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
         if let Some(scale) = args.scale {
             scenario.scale(scale);
         }
+        for case in &scenario.cases {
+            if let Some(why) = case.kernel_fallback() {
+                eprintln!("warning: {}: case {}: {why}; priced with the roofline", scenario.name, case.name);
+            }
+        }
         let Some(report) = run_and_write(scenario, &args.out, flags)? else {
             if !args.quiet {
                 let (k, n) = flags.shard.expect("only shards return no report");

@@ -169,15 +169,7 @@ impl Roofline {
     /// the ranks of the experts touched among each rank's own `E / ranks`, with each rank's
     /// count taken as binomial (the slight negative correlation between ranks is ignored).
     fn experts_read_per_rank(&self, tokens: f64) -> f64 {
-        if self.num_experts <= 0.0 {
-            return 0.0;
-        }
-        let touched = 1.0 - (1.0 - self.experts_per_token / self.num_experts).powf(tokens);
-        if self.expert_ranks <= 1 {
-            return self.num_experts * touched;
-        }
-        let local = (self.num_experts / self.expert_ranks as f64).round() as u32;
-        expected_max_of_binomials(local, touched, self.expert_ranks)
+        experts_touched_per_rank(self.num_experts, self.experts_per_token, self.expert_ranks, tokens)
     }
 
     fn attention_secs(&self, batch: &[SeqWork]) -> f64 {
@@ -222,6 +214,24 @@ impl Roofline {
             (p.step_overhead_us + p.per_sequence_overhead_us * seqs) * 1e-6 + self.sampling_secs_per_seq * seqs,
         ]
     }
+}
+
+/// [`Roofline::experts_read_per_rank`] as a function of the routing, for the other step models.
+pub(crate) fn experts_touched_per_rank(
+    num_experts: f64,
+    experts_per_token: f64,
+    expert_ranks: u32,
+    tokens: f64,
+) -> f64 {
+    if num_experts <= 0.0 {
+        return 0.0;
+    }
+    let touched = 1.0 - (1.0 - experts_per_token / num_experts).powf(tokens);
+    if expert_ranks <= 1 {
+        return num_experts * touched;
+    }
+    let local = (num_experts / expert_ranks as f64).round() as u32;
+    expected_max_of_binomials(local, touched, expert_ranks)
 }
 
 /// E[max of `ranks` independent Binomial(n, p)] = sum over j in 1..=n of P(max >= j)

@@ -117,6 +117,10 @@ pub struct BatchFile {
 pub enum StepTimeFile {
     /// The roofline model with the GPU catalog's efficiencies (the default).
     Roofline,
+    /// GPU kernel timings measured through vLLM (`models/kernels/`: A100-80GB, H100, H200,
+    /// L40S; 16-bit and FP8), with the GPU catalog's host overheads; the roofline, with a
+    /// warning, where the tables cannot price the case.
+    Kernels,
     /// Every step costs `step_ms` plus `token_us` per scheduled token.
     Constant {
         step_ms: f64,

@@ -53,7 +53,12 @@ pub struct BatchConfig {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum StepTimeChoice {
     Roofline,
-    Constant { per_step: Nanos, per_token: Nanos },
+    /// The kernel-table model (`hardware::kernels`), or the roofline where it cannot price the case.
+    Kernels,
+    Constant {
+        per_step: Nanos,
+        per_token: Nanos,
+    },
 }
 
 /// One fully resolved case, ready to run with any seed.
@@ -104,6 +109,16 @@ impl Case {
             block_size: self.engine.block_size as u64,
             num_gpu_blocks_override: self.engine.num_gpu_blocks_override,
         }
+    }
+
+    /// Why the kernel-table model chosen for this case cannot price it (the run uses the
+    /// roofline instead); `None` when it can, or when another model was chosen.
+    pub fn kernel_fallback(&self) -> Option<String> {
+        if self.step_time != StepTimeChoice::Kernels {
+            return None;
+        }
+        let options = crate::hardware::step_time::ServingOptions::default();
+        crate::hardware::KernelStepTime::new(&self.model, &self.gpu, self.quant, self.kv_dtype, self.tp, options).err()
     }
 }
 

@@ -320,6 +320,7 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
     let engine = resolve_engine(&f, model, gpu, path, ctx)?;
     let step_time = match f.step_time.unwrap_or(StepTimeFile::Roofline) {
         StepTimeFile::Roofline => StepTimeChoice::Roofline,
+        StepTimeFile::Kernels => StepTimeChoice::Kernels,
         StepTimeFile::Constant { step_ms, token_us } => {
             let hour_ms = 3.6e6;
             if !(step_ms > 0.0 && step_ms <= hour_ms && (0.0..=hour_ms * 1e3).contains(&token_us)) {

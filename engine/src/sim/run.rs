@@ -14,7 +14,7 @@ use super::{EventQueue, Nanos, SimTime, Stream, Streams};
 use crate::hardware::memory::{self, MemoryBreakdown, StartupFailure};
 use crate::hardware::shape::ParamBreakdown;
 use crate::hardware::step_time::ServingOptions;
-use crate::hardware::{ConstantStepTime, Roofline, StepTimeModel};
+use crate::hardware::{ConstantStepTime, KernelStepTime, Roofline, StepTimeModel};
 use crate::report::metrics::{BatchRecord, Capture, Metrics};
 use crate::scenario::file::{EngineKind, GenerationConfig};
 use crate::scenario::Entrypoint;
@@ -187,7 +187,9 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         memory: memory.clone(),
         // Part of the GPU's calibrated roofline parameters; a constant step-time model has none.
         frontend_overhead: match case.step_time {
-            StepTimeChoice::Roofline => Nanos::from_secs_f64(case.gpu.step_time.frontend_overhead_us * 1e-6),
+            StepTimeChoice::Roofline | StepTimeChoice::Kernels => {
+                Nanos::from_secs_f64(case.gpu.step_time.frontend_overhead_us * 1e-6)
+            }
             StepTimeChoice::Constant { .. } => Nanos::ZERO,
         },
         in_frontend: 0,
@@ -213,18 +215,20 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
 }
 
 fn build_engines(case: &Case, memory: &MemoryBreakdown) -> Vec<Engine> {
+    let options = ServingOptions {
+        expert_parallel: case.engine.enable_expert_parallel,
+        model_sampling_defaults: case.engine.generation_config == GenerationConfig::Auto,
+    };
+    let roofline = || Arc::new(Roofline::new(&case.model, &case.gpu, case.quant, case.kv_dtype, case.tp, options));
     let step_time: Arc<dyn StepTimeModel> = match case.step_time {
-        StepTimeChoice::Roofline => Arc::new(Roofline::new(
-            &case.model,
-            &case.gpu,
-            case.quant,
-            case.kv_dtype,
-            case.tp,
-            ServingOptions {
-                expert_parallel: case.engine.enable_expert_parallel,
-                model_sampling_defaults: case.engine.generation_config == GenerationConfig::Auto,
-            },
-        )),
+        StepTimeChoice::Roofline => roofline(),
+        // The CLI warns about the fallback (`kernel_fallback`).
+        StepTimeChoice::Kernels => {
+            match KernelStepTime::new(&case.model, &case.gpu, case.quant, case.kv_dtype, case.tp, options) {
+                Ok(k) => Arc::new(k),
+                Err(_) => roofline(),
+            }
+        }
         StepTimeChoice::Constant { per_step, per_token } => Arc::new(ConstantStepTime { per_step, per_token }),
     };
     let scheduler = SchedulerConfig {

@@ -192,3 +192,30 @@ fn issue_14_a_run_that_does_not_complete_exits_1_unless_expected() {
         symbiote(&["run", dir.join("s.json").to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}{stderr}");
 }
+
+/// `"step_time": {"model": "kernels"}` prices a case from the kernel tables; a case whose GPU has
+/// none runs exactly as the roofline runs it, with a warning that says why.
+#[test]
+fn kernel_step_time_falls_back_to_the_roofline_with_a_warning() {
+    let dir = temp_dir("kernels");
+    let text = r#"{"name": "k", "base": {"model": "qwen2.5-0.5b", "gpu": "a100-80gb",
+      "step_time": {"model": "kernels"}, "workload": {"arrival": {"rate": 5}, "num_requests": 20}},
+      "cases": [{"name": "tables"}, {"name": "none", "gpu": "a100-40gb"},
+                {"name": "roofline", "gpu": "a100-40gb", "step_time": {"model": "roofline"}}]}"#;
+    std::fs::write(dir.join("s.json"), text).unwrap();
+    let out = dir.join("out");
+    let (code, _, stderr) = symbiote(&["run", dir.join("s.json").to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: k: case none: no kernel tables for a100-40gb; priced with the roofline"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("case tables") && !stderr.contains("case roofline"), "{stderr}");
+    let csv = std::fs::read_to_string(out.join("k/summary.csv")).unwrap();
+    let row = |case: &str| {
+        let line = csv.lines().find(|l| l.starts_with(&format!("k,{case},"))).unwrap();
+        line.split_once(&format!("{case},")).unwrap().1.to_string()
+    };
+    assert_eq!(row("none"), row("roofline"));
+    assert_ne!(row("tables"), row("roofline"));
+}

@@ -83,7 +83,7 @@ pub fn parse(text: &str, label: &str) -> Result<Scenario, Vec<Diagnostic>> {
 pub fn parse_in(text: &str, label: &str, base_dir: &Path) -> Result<Scenario, Vec<Diagnostic>> {
     let mut ctx = Ctx { file: label, base_dir, problems: Vec::new(), traces: BTreeMap::new() };
     let de = &mut serde_json::Deserializer::from_str(text);
-    let file: ScenarioFile = match serde_path_to_error::deserialize(de) {
+    let file: ScenarioFile = match serde_path_to_error::deserialize(&mut *de) {
         Ok(file) => file,
         Err(e) => {
             let path = e.path().to_string();
@@ -107,6 +107,20 @@ pub fn parse_in(text: &str, label: &str, base_dir: &Path) -> Result<Scenario, Ve
             return Err(ctx.problems);
         }
     };
+    // The deserializer stops at the end of the first value; text after it is an error too.
+    if let Err(e) = de.end() {
+        let message = e.to_string();
+        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+        ctx.push(
+            "",
+            format!(
+                "not valid JSON: {message} at line {}, column {}; remove what follows the closing brace",
+                e.line(),
+                e.column()
+            ),
+        );
+        return Err(ctx.problems);
+    }
     let seeds = seeds(&file, &mut ctx);
     if file.name.trim().is_empty() || file.name.contains(['/', '\\']) {
         ctx.push("name", "the scenario needs a `name` without slashes (it names the report folder)");

@@ -40,6 +40,10 @@ enum Event {
     Wake { replica: u32 },
     /// A replica finished starting up (batch jobs with a start-up time).
     Ready { replica: u32 },
+    /// The batch job hands out more batches: queued when a batch ended as soon as it was handed
+    /// out (every row refused), so a dataset of refused rows advances one event per batch and
+    /// stays under the event limit instead of looping inside one event.
+    Dispatch,
     /// An online request leaves the API server for the router, after the front-end overhead.
     Enter(Box<RequestSpec>),
 }
@@ -123,8 +127,6 @@ struct World {
     views: Vec<ReplicaView>,
     max_waiting: Option<u64>,
     pipeline: Option<Pipeline>,
-    /// Request index -> batch index, for batch jobs (rows are indexed 0..rows).
-    row_batch: Vec<u32>,
     block_size: u32,
     metrics: Metrics,
     finished: Vec<Finished>,
@@ -177,7 +179,6 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
             in_progress: vec![0; case.replicas as usize],
             batches: Vec::new(),
         }),
-        row_batch: Vec::new(),
         block_size: case.engine.block_size,
         metrics: Metrics::new(capture, case.goodput, case.replicas as usize),
         finished: Vec::new(),
@@ -315,6 +316,7 @@ impl World {
                 Event::StepDone { replica } => self.on_step_done(now, replica as usize),
                 Event::Wake { replica } => self.on_wake(now, replica as usize),
                 Event::Ready { replica } => self.on_ready(now, replica as usize),
+                Event::Dispatch => self.dispatch_batches(now),
                 Event::Enter(spec) => {
                     self.in_frontend -= 1;
                     self.route_and_admit(now, *spec)
@@ -520,7 +522,8 @@ impl World {
     /// and frees a slot on its replica.
     fn row_done(&mut self, now: SimTime, index: u64) {
         let Some(pipeline) = &mut self.pipeline else { return };
-        let batch = self.row_batch[index as usize] as usize;
+        // Batches are consecutive runs of `batch_size` rows, handed out in order.
+        let batch = (index / pipeline.config.batch_size as u64) as usize;
         let (replica, dispatched, left) = &mut pipeline.batches[batch];
         *left -= 1;
         if *left == 0 {
@@ -553,11 +556,15 @@ impl World {
             pipeline.next_row = last;
             for row in first..last {
                 self.metrics.arrivals += 1;
-                self.row_batch.push(batch);
                 let ticket = Ticket { index: row, arrival: now, client: None };
                 let spec = self.workload.realize(ticket, now).expect("batch rows have no sessions");
                 let output = Segment { id: spec.output_segment, len: 0 };
                 self.admit(now, replica, Request::new(row, spec), None, None, output);
+            }
+            let ended = self.pipeline.as_ref().is_some_and(|p| p.batches[batch as usize].2 == 0);
+            if ended {
+                self.queue.push(now, Event::Dispatch);
+                return;
             }
         }
     }

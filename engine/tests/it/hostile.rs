@@ -188,3 +188,27 @@ fn issue_14_command_line_numbers_out_of_range_are_refused() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--timeline-interval-ms must be at most"), "{stderr}");
 }
+
+#[test]
+fn issue_14_text_after_the_scenario_is_an_error_not_a_panic() {
+    // Found by the fuzzer: `serde_json::from_str` refused what the streaming parse accepted.
+    let text = r#"{"name": "t", "base": {"model": "llama-2-7b", "gpu": "a100-80gb",
+        "workload": {"arrival": {"rate": 5}, "num_requests": 10}}} }"#;
+    let problems = parse(text, "t.json").expect_err("trailing text");
+    assert!(problems[0].message.contains("trailing characters at line 2"), "{problems:#?}");
+}
+
+#[test]
+fn issue_14_a_batch_job_of_refused_rows_stops_at_the_event_limit() {
+    // Found by the fuzzer: every row longer than max_model_len, so each batch ended as it was
+    // handed out and the whole dataset was dispatched inside one event, past the event limit.
+    let scenario = crate::scenario(&with_base(
+        r#"{"model": "qwen2.5-7b", "gpu": "l40s", "batch": {"rows": 100000000}, "limits": {"max_events": 1000},
+            "workload": {"prompt": {"dist": "fixed", "value": 100000}}}"#,
+    ));
+    let started = std::time::Instant::now();
+    let result = run_case(&scenario.cases[0], 1, Capture::default());
+    assert_eq!(result.outcome, Outcome::EventLimit);
+    assert!(result.metrics.arrivals < 1_000_000, "{} rows dispatched", result.metrics.arrivals);
+    assert!(started.elapsed().as_secs() < 30);
+}

@@ -78,6 +78,8 @@ pub struct Exec {
     pub stdout: Captured,
     pub stderr: Captured,
     pub wall: Duration,
+    /// Where it hung or aborted, from gdb (`workload::prefixes::zipf_cdf`).
+    pub site: Option<String>,
 }
 
 /// A check that failed, as a stable signature (for grouping) and the details.
@@ -123,7 +125,8 @@ fn drain(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<Capt
 /// Runs `args` with `cwd` as working directory. `before_start` gets the child's process id
 /// before the binary starts (the shell waits for a line on stdin, then `exec`s it, keeping
 /// the id).
-pub fn spawn(config: &Config, args: &[String], cwd: &Path, timeout: Duration, before_start: impl FnOnce(u32)) -> Exec {
+pub fn spawn(config: &Config, args: &[String], cwd: &Path, threads: u32, before_start: impl FnOnce(u32)) -> Exec {
+    let timeout = config.timeout;
     let script = format!("ulimit -v {} 2>/dev/null; read _go; exec \"$0\" \"$@\"", config.mem_mb * 1024);
     let began = Instant::now();
     let mut child = Command::new("sh")
@@ -132,7 +135,7 @@ pub fn spawn(config: &Config, args: &[String], cwd: &Path, timeout: Duration, be
         .arg(&config.bin)
         .args(args)
         .current_dir(cwd)
-        .env("RAYON_NUM_THREADS", "1")
+        .env("RAYON_NUM_THREADS", threads.to_string())
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -146,11 +149,15 @@ pub fn spawn(config: &Config, args: &[String], cwd: &Path, timeout: Duration, be
         let _ = stdin.write_all(b"go\n");
     }
     let mut wait = Duration::from_millis(1);
+    let mut site = None;
     let (status, timed_out) = loop {
         if let Some(status) = child.try_wait().expect("waiting for the child") {
             break (status, false);
         }
         if began.elapsed() >= timeout {
+            if config.gdb {
+                site = crate::backtrace::site(&crate::backtrace::attach(child.id()));
+            }
             let _ = child.kill();
             break (child.wait().expect("reaping the killed child"), true);
         }
@@ -164,6 +171,7 @@ pub fn spawn(config: &Config, args: &[String], cwd: &Path, timeout: Duration, be
         stdout: stdout.join().unwrap(),
         stderr: stderr.join().unwrap(),
         wall: began.elapsed(),
+        site,
     }
 }
 
@@ -203,8 +211,13 @@ pub fn classify_exit(command: &str, exec: &Exec) -> Verdict {
     let problem =
         |outcome, signature: String, detail: String| Verdict { outcome, problems: vec![Problem { signature, detail }] };
     let first = |s: &str| s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(200).collect::<String>();
+    let at = exec.site.as_ref().map_or(String::new(), |s| format!(" @ {s}"));
     if exec.timed_out {
-        return problem(Outcome::Hang, format!("hang: {command}"), format!("still running after {:.1?}", exec.wall));
+        return problem(
+            Outcome::Hang,
+            format!("hang: {command}{at}"),
+            format!("still running after {:.1?}", exec.wall),
+        );
     }
     if let Some(signal) = exec.signal {
         let what = if stderr.contains("overflowed its stack") {
@@ -214,7 +227,7 @@ pub fn classify_exit(command: &str, exec: &Exec) -> Verdict {
         } else {
             format!("signal {signal}")
         };
-        return problem(Outcome::Abort, format!("abort: {command}: {what}"), first(&stderr));
+        return problem(Outcome::Abort, format!("abort: {command}: {what}{at}"), first(&stderr));
     }
     if stderr.contains("panicked") || exec.code == Some(101) {
         let site = panic_site(&stderr);
@@ -288,7 +301,7 @@ pub fn run_input(config: &Config, input: &Input) -> Vec<CommandResult> {
             continue;
         }
         let dirs = prepare(&config.work.join(format!("c{k}")), input);
-        let (exec, verdict) = execute(config, input, spec, &dirs, &mut context, config.timeout);
+        let (exec, verdict) = execute(config, input, spec, &dirs, &mut context);
         results.push(CommandResult { command: spec.name.to_string(), spec: spec.clone(), exec: Some(exec), verdict });
     }
     results
@@ -301,18 +314,69 @@ pub fn execute(
     spec: &CommandSpec,
     dirs: &Dirs,
     context: &mut oracle::Context,
-    timeout: Duration,
 ) -> (Exec, Verdict) {
     let before = oracle::snapshot(&dirs.input);
     let mut planted = oracle::Planted::default();
-    let exec = spawn(config, &spec.args, &dirs.cwd, timeout, |pid| {
+    let mut exec = spawn(config, &spec.args, &dirs.cwd, 1, |pid| {
         planted = oracle::plant_symlinks(input, spec, dirs, pid);
     });
+    if exec.signal.is_some() && !exec.timed_out && config.gdb {
+        // The same command again, under gdb, in a fresh copy of the folders.
+        let again = prepare(&dirs.work.with_extension("gdb"), input);
+        exec.site = crate::backtrace::site(&crate::backtrace::rerun(config, &spec.args, &again.cwd));
+        let _ = std::fs::remove_dir_all(&again.work);
+    }
     let mut verdict = classify_exit(spec.name, &exec);
     let problems = oracle::check(input, spec, dirs, &exec, &verdict, &before, &planted, context);
     if !problems.is_empty() && verdict.outcome < Outcome::Wrong {
         verdict.outcome = Outcome::Wrong;
     }
     verdict.problems.extend(problems);
+    if verdict.outcome == Outcome::Success && planted.victim.is_none() && input.index % 8 == 3 {
+        verdict.problems.extend(determinism(config, input, spec, dirs));
+        if !verdict.problems.is_empty() {
+            verdict.outcome = Outcome::Wrong;
+        }
+    }
     (exec, verdict)
+}
+
+/// Runs a successful `run` or `replay` again on two threads: the files it writes must be
+/// byte for byte the same.
+fn determinism(config: &Config, input: &Input, spec: &CommandSpec, dirs: &Dirs) -> Vec<Problem> {
+    if spec.name != "run" && spec.name != "replay" {
+        return Vec::new();
+    }
+    let again = prepare(&dirs.work.with_extension("again"), input);
+    let exec = spawn(config, &spec.args, &again.cwd, 2, |_| {});
+    let read = |root: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        oracle::walk(root)
+            .into_iter()
+            .filter(|p| p.is_file())
+            .map(|p| (p.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&p).unwrap_or_default()))
+            .collect()
+    };
+    let (first, second) = (read(&dirs.cwd), read(&again.cwd));
+    let _ = std::fs::remove_dir_all(&again.work);
+    if exec.code != Some(0) && exec.code != Some(1) {
+        return vec![Problem {
+            signature: format!("nondeterministic exit: {}", spec.name),
+            detail: format!("exit {:?} on two threads after a success on one", exec.code),
+        }];
+    }
+    let differing: Vec<String> = first
+        .iter()
+        .zip(&second)
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| a.0.display().to_string())
+        .chain((first.len() != second.len()).then(|| format!("{} files vs {}", first.len(), second.len())))
+        .take(3)
+        .collect();
+    if differing.is_empty() {
+        return Vec::new();
+    }
+    vec![Problem {
+        signature: format!("output differs between 1 and 2 threads: {}", spec.name),
+        detail: differing.join(", "),
+    }]
 }

@@ -89,12 +89,20 @@ impl Store {
         }
     }
 
-    /// Shrinks the first reproducer of every group but hangs (each try of a hang costs the
-    /// whole timeout).
+    /// Shrinks the first reproducer of every group, without gdb; a hang with a 3 s timeout
+    /// and fewer tries (each failed try costs the whole timeout).
     pub fn minimize_all(&mut self, config: &Config) {
-        for (signature, group) in self.groups.iter_mut().filter(|(_, g)| g.outcome != Outcome::Hang) {
+        for (signature, group) in self.groups.iter_mut() {
             let (input, spec) = &group.sample;
-            let small = minimize(config, input, spec, signature);
+            let mut quick = Config { gdb: false, ..config.clone() };
+            let budget = if group.outcome == Outcome::Hang {
+                quick.timeout = quick.timeout.min(std::time::Duration::from_secs(3));
+                30
+            } else {
+                MINIMIZE_BUDGET
+            };
+            println!("fuzz: minimizing {signature}");
+            let small = minimize(&quick, input, spec, signature, budget);
             let dir = self.root.join(slug(signature)).join("minimized");
             let p = Problem { signature: signature.clone(), detail: group.detail.clone() };
             save(&dir, config, self.seed, &small, spec, &p, None);
@@ -175,11 +183,13 @@ fn save(
     std::fs::write(dir.join("notes.txt"), notes).unwrap();
 }
 
-/// Whether `input` still shows `signature` in the command named like `spec`.
+/// Whether `input` still shows `signature` in the command named like `spec`. Without gdb
+/// (each try would run it), a hang or an abort matches by what it is, not where.
 fn reproduces(config: &Config, input: &Input, spec: &CommandSpec, signature: &str) -> bool {
+    let coarse = signature.split(" @ ").next().unwrap();
     exec::run_input(config, input)
         .iter()
-        .any(|r| r.command == spec.name && r.verdict.problems.iter().any(|p| p.signature == signature))
+        .any(|r| r.command == spec.name && r.verdict.problems.iter().any(|p| p.signature == coarse))
 }
 
 fn with_file(input: &Input, name: &str, bytes: Vec<u8>) -> Input {
@@ -192,18 +202,21 @@ fn with_file(input: &Input, name: &str, bytes: Vec<u8>) -> Input {
     if name == SCENARIO {
         next.scenario = serde_json::from_slice(&bytes).ok();
     }
+    if name == "config.json" {
+        next.degenerate_config = serde_json::from_slice(&bytes).ok().and_then(|c| crate::input::degenerate(&c));
+    }
     next
 }
 
-fn minimize(config: &Config, input: &Input, spec: &CommandSpec, signature: &str) -> Input {
+fn minimize(config: &Config, input: &Input, spec: &CommandSpec, signature: &str, budget: usize) -> Input {
     let mut best = input.clone();
     let mut tries = 0usize;
     for name in input.files.iter().map(|f| f.name.clone()).collect::<Vec<_>>() {
         let bytes = best.files.iter().find(|f| f.name == name).unwrap().bytes.clone();
         if let Ok(doc) = serde_json::from_slice::<Value>(&bytes) {
-            best = shrink_json(config, best, spec, signature, &name, doc, &mut tries);
+            best = shrink_json(config, best, spec, signature, &name, doc, (&mut tries, budget));
         } else if !name.ends_with(".gz") {
-            best = shrink_lines(config, best, spec, signature, &name, &mut tries);
+            best = shrink_lines(config, best, spec, signature, &name, (&mut tries, budget));
         }
     }
     best.notes.push(format!("minimized in {tries} tries"));
@@ -217,13 +230,13 @@ fn shrink_json(
     signature: &str,
     name: &str,
     mut doc: Value,
-    tries: &mut usize,
+    (tries, budget): (&mut usize, usize),
 ) -> Input {
     let protected = |path: &[mutate_json::Seg]| mutate_json::show(path).contains("limits");
     let mut i = 1;
     loop {
         let paths = mutate_json::paths(&doc);
-        if i >= paths.len() || *tries >= MINIMIZE_BUDGET {
+        if i >= paths.len() || *tries >= budget {
             return best;
         }
         let path = &paths[i];
@@ -249,14 +262,14 @@ fn shrink_lines(
     spec: &CommandSpec,
     signature: &str,
     name: &str,
-    tries: &mut usize,
+    (tries, budget): (&mut usize, usize),
 ) -> Input {
     let bytes = best.files.iter().find(|f| f.name == name).unwrap().bytes.clone();
     let mut lines: Vec<Vec<u8>> = bytes.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
     let mut chunk = lines.len() / 2;
     while chunk >= 1 {
         let mut start = 0;
-        while start < lines.len() && *tries < MINIMIZE_BUDGET {
+        while start < lines.len() && *tries < budget {
             let mut candidate = lines.clone();
             candidate.drain(start..(start + chunk).min(lines.len()));
             *tries += 1;

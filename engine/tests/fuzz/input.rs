@@ -153,8 +153,12 @@ fn hf_input(corpus: &Corpus, rng: &mut ChaCha8Rng, input: &mut Input, unmutated:
 }
 
 /// A config.json dimension that cannot describe a model.
-fn degenerate(config: &Value) -> Option<String> {
+pub fn degenerate(config: &Value) -> Option<String> {
     let c = config.get("text_config").unwrap_or(config);
+    let experts = c.get("num_local_experts").or(c.get("num_experts")).and_then(Value::as_u64);
+    // A MoE model with its own expert size has no use for the dense intermediate size.
+    let dense_unused =
+        experts.is_some_and(|e| e > 1) && c.get("moe_intermediate_size").and_then(Value::as_u64).is_some_and(|m| m > 0);
     for key in [
         "hidden_size",
         "num_hidden_layers",
@@ -164,11 +168,10 @@ fn degenerate(config: &Value) -> Option<String> {
         "num_key_value_heads",
         "head_dim",
     ] {
-        if c.get(key).and_then(Value::as_u64) == Some(0) {
+        if c.get(key).and_then(Value::as_u64) == Some(0) && !(key == "intermediate_size" && dense_unused) {
             return Some(format!("{key} = 0"));
         }
     }
-    let experts = c.get("num_local_experts").or(c.get("num_experts")).and_then(Value::as_u64);
     let per_token = c.get("num_experts_per_tok").and_then(Value::as_u64);
     match (experts, per_token) {
         (Some(e), Some(0)) if e > 1 => Some("num_experts_per_tok = 0".into()),

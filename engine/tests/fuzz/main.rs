@@ -18,9 +18,11 @@
 //!   first input index (to resume or shard), `SYMBIOTE_FUZZ_ONLY=17` replays input 17 alone,
 //!   `SYMBIOTE_FUZZ_TIMEOUT_S` (default 10) and `SYMBIOTE_FUZZ_MEM_MB` (default 4096) bound
 //!   each child, `SYMBIOTE_FUZZ_MINIMIZE=0` skips shrinking new findings,
+//!   `SYMBIOTE_FUZZ_GDB=0` does without gdb (which names hangs and aborts by their stack),
 //!   `SYMBIOTE_FUZZ_VERBOSE=1` prints every input's mutations and outcomes,
 //!   `SYMBIOTE_FUZZ_BIN` runs another binary.
 
+mod backtrace;
 mod corpus;
 mod exec;
 mod findings;
@@ -38,6 +40,7 @@ use std::time::{Duration, Instant};
 use exec::Outcome;
 
 /// The knobs of one fuzzing session, read from the environment.
+#[derive(Clone)]
 pub struct Config {
     pub seed: u64,
     pub start: u64,
@@ -47,6 +50,8 @@ pub struct Config {
     pub mem_mb: u64,
     pub minimize: bool,
     pub verbose: bool,
+    /// Name hangs and aborts by their stack (gdb attached or rerun).
+    pub gdb: bool,
     pub bin: PathBuf,
     pub work: PathBuf,
     pub findings: PathBuf,
@@ -81,6 +86,7 @@ impl Config {
             mem_mb: env_u64("SYMBIOTE_FUZZ_MEM_MB").unwrap_or(4096),
             minimize: env_u64("SYMBIOTE_FUZZ_MINIMIZE").unwrap_or(1) != 0,
             verbose: env_u64("SYMBIOTE_FUZZ_VERBOSE").unwrap_or(0) != 0,
+            gdb: env_u64("SYMBIOTE_FUZZ_GDB").unwrap_or(1) != 0 && backtrace::available(),
             bin: std::env::var_os("SYMBIOTE_FUZZ_BIN")
                 .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_symbiote")), PathBuf::from),
             work: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-work"),
@@ -164,7 +170,7 @@ fn print_table(
     let outcomes = Outcome::ALL;
     let mut header = format!("\n{:<14}", "command");
     for o in outcomes {
-        header.push_str(&format!("{:>14}", o.name()));
+        header.push_str(&format!("{:>16}", o.name()));
     }
     println!("{header}");
     let mut rows: Vec<(String, &BTreeMap<Outcome, u64>)> = per_command.iter().map(|(k, v)| (k.clone(), v)).collect();
@@ -172,7 +178,7 @@ fn print_table(
     for (name, counts) in rows {
         let mut line = format!("{name:<14}");
         for o in outcomes {
-            line.push_str(&format!("{:>14}", counts.get(&o).copied().unwrap_or(0)));
+            line.push_str(&format!("{:>16}", counts.get(&o).copied().unwrap_or(0)));
         }
         println!("{line}");
     }

@@ -106,7 +106,11 @@ pub fn check(
     let mut problems = file_system(spec, dirs, verdict, before, planted);
     let cmd = spec.name;
     if exec.stderr.total > 64 * 1024 {
-        problems.push(problem(format!("stderr flood: {cmd}"), format!("{} bytes on stderr", exec.stderr.total)));
+        let stderr = exec.stderr.text();
+        problems.push(problem(
+            format!("stderr flood: {cmd}: {}", template(&stderr)),
+            format!("{} bytes on stderr", exec.stderr.total),
+        ));
     }
     if exec.stdout.total > 1024 * 1024 {
         problems.push(problem(format!("stdout flood: {cmd}"), format!("{} bytes on stdout", exec.stdout.total)));
@@ -197,4 +201,28 @@ fn file_system(
         }
     }
     problems
+}
+
+/// The shape of an error message: its first line with the input's file names, numbers and
+/// long runs of one character (a huge echoed field) folded, so that one message is one
+/// signature.
+fn template(stderr: &str) -> String {
+    let line = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let mut out = String::new();
+    let mut run = 0;
+    let mut words = Vec::new();
+    for word in line.split(' ') {
+        words.push(if word.contains("../in/") { "FILE" } else { word });
+    }
+    for c in words.join(" ").chars() {
+        let c = if c.is_ascii_digit() { 'N' } else { c };
+        run = if out.ends_with(c) { run + 1 } else { 0 };
+        if run < 3 {
+            out.push(c);
+        }
+        if out.chars().count() >= 70 {
+            break;
+        }
+    }
+    out
 }

@@ -16,7 +16,7 @@ pub fn available() -> bool {
 /// The stacks of every thread of a running process.
 pub fn attach(pid: u32) -> String {
     let out = Command::new("timeout")
-        .args(["-s", "KILL", "30", "gdb", "-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt 40"])
+        .args(["-s", "KILL", "30", "gdb", "-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt 100"])
         .stdin(Stdio::null())
         .output();
     out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
@@ -28,7 +28,7 @@ pub fn rerun(config: &Config, args: &[String], cwd: &Path) -> String {
     let script = format!("ulimit -v {} 2>/dev/null; exec \"$0\" \"$@\"", config.mem_mb * 1024);
     let limit = (config.timeout.as_secs() + 30).to_string();
     let out = Command::new("timeout")
-        .args(["-s", "KILL", &limit, "sh", "-c", &script, "gdb", "-batch", "-ex", "run", "-ex", "bt 60", "--args"])
+        .args(["-s", "KILL", &limit, "sh", "-c", &script, "gdb", "-batch", "-ex", "run", "-ex", "bt 300", "--args"])
         .arg(&config.bin)
         .args(args)
         .current_dir(cwd)

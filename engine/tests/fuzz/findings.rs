@@ -160,6 +160,9 @@ fn save(
         args.join(" ")
     );
     std::fs::write(dir.join("repro.sh"), script).unwrap();
+    let args =
+        serde_json::json!({"command": spec.name, "args": spec.args, "index": input.index, "signature": p.signature});
+    std::fs::write(dir.join("args.json"), format!("{args:#}\n")).unwrap();
     let mut notes = format!(
         "{}\n{}\n\norigin: {}\ncommand: symbiote {}\nmutations:\n",
         p.signature,

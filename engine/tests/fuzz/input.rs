@@ -292,9 +292,11 @@ fn run_count(doc: &Value) -> f64 {
     cases * matrix * seeds
 }
 
-/// Gives every run an event limit (at most two million events over the whole scenario).
+/// Gives every run an event limit (about two million events over the whole scenario).
 fn bound_events(doc: &mut Value) {
-    let cap = (2e6 / run_count(doc)).clamp(200.0, 50_000.0) as u64;
+    // Enough for a run to get somewhere (a stack overflow has needed some 220,000 events);
+    // a run takes about 1.5 us per event.
+    let cap = (2e6 / run_count(doc)).clamp(1_000.0, 300_000.0) as u64;
     let clamp = |v: &Value| json!(v.as_u64().map_or(cap, |x| x.min(cap)));
     if let Some(base) = doc.get_mut("base").and_then(Value::as_object_mut) {
         let limits = base.entry("limits").or_insert_with(|| json!({}));

@@ -21,6 +21,9 @@
 //!   `SYMBIOTE_FUZZ_GDB=0` does without gdb (which names hangs and aborts by their stack),
 //!   `SYMBIOTE_FUZZ_VERBOSE=1` prints every input's mutations and outcomes,
 //!   `SYMBIOTE_FUZZ_BIN` runs another binary.
+//! - `SYMBIOTE_FUZZ_RECHECK=engine/tests/fuzz/findings cargo test --release --test fuzz`
+//!   reruns saved reproducers (each a folder with `args.json` and `in/`) and lists which
+//!   still fail; `target/fuzz-findings` works too.
 
 mod backtrace;
 mod corpus;
@@ -29,8 +32,10 @@ mod findings;
 mod input;
 mod mutate_bytes;
 mod mutate_json;
+mod mutate_scenario;
 mod oracle;
 mod oracle_report;
+mod recheck;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -66,6 +71,7 @@ impl Config {
     /// `None` when nothing asks for a fuzzing run (a debug `cargo test`).
     fn from_env() -> Option<Config> {
         let explicit = std::env::var_os("SYMBIOTE_FUZZ_INPUTS").is_some()
+            || std::env::var_os("SYMBIOTE_FUZZ_RECHECK").is_some()
             || std::env::var_os("SYMBIOTE_FUZZ_SECONDS").is_some()
             || std::env::var_os("SYMBIOTE_FUZZ_ONLY").is_some();
         if cfg!(debug_assertions) && !explicit {
@@ -102,6 +108,12 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     };
+    if let Some(dir) = std::env::var_os("SYMBIOTE_FUZZ_RECHECK") {
+        let failing = recheck::recheck(&config, std::path::Path::new(&dir));
+        let _ = std::fs::remove_dir_all(&config.work);
+        println!("fuzz: {failing} reproducers still fail");
+        return if failing == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
     let corpus = corpus::Corpus::load();
     let _ = std::fs::remove_dir_all(&config.work);
     let _ = std::fs::remove_dir_all(&config.findings);
@@ -128,9 +140,7 @@ fn main() -> ExitCode {
         let results = exec::run_input(&config, &input);
         let mut worst = Outcome::Skipped;
         if config.verbose {
-            let outcomes: Vec<String> =
-                results.iter().map(|r| format!("{} {}", r.command, r.verdict.outcome.name())).collect();
-            println!("input {index} {}: {} | {}", input.origin, input.notes.join("; "), outcomes.join(", "));
+            println!("input {index} {}: {} | {}", input.origin, input.notes.join("; "), describe(&results));
         }
         for result in &results {
             *per_command.entry(result.command.clone()).or_default().entry(result.verdict.outcome).or_default() += 1;
@@ -159,6 +169,22 @@ fn main() -> ExitCode {
         );
         ExitCode::FAILURE
     }
+}
+
+/// Each command's outcome, with the first line of a clean error's message.
+fn describe(results: &[exec::CommandResult]) -> String {
+    let line = |r: &exec::CommandResult| match (&r.exec, r.verdict.outcome) {
+        (Some(exec), Outcome::CleanError) => {
+            let text = exec.stderr.text();
+            format!(" ({})", text.lines().next().unwrap_or("").chars().take(160).collect::<String>())
+        }
+        _ => String::new(),
+    };
+    results
+        .iter()
+        .map(|r| format!("{} {}{}", r.command, r.verdict.outcome.name(), line(r)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn print_table(

@@ -106,10 +106,9 @@ pub fn check(
     let mut problems = file_system(spec, dirs, verdict, before, planted);
     let cmd = spec.name;
     if exec.stderr.total > 64 * 1024 {
-        let stderr = exec.stderr.text();
         problems.push(problem(
-            format!("stderr flood: {cmd}: {}", template(&stderr)),
-            format!("{} bytes on stderr", exec.stderr.total),
+            format!("stderr flood: {cmd} echoes a huge field of {}", flood_source(input)),
+            format!("{} bytes on stderr: {}", exec.stderr.total, template(&exec.stderr.text())),
         ));
     }
     if exec.stdout.total > 1024 * 1024 {
@@ -203,9 +202,27 @@ fn file_system(
     problems
 }
 
+/// The input file a flood of stderr comes from: the one holding a huge field (a long run of
+/// one byte), or a gzip trace, whose runs do not show compressed.
+fn flood_source(input: &Input) -> &'static str {
+    let huge = |bytes: &[u8]| {
+        let mut run = 0usize;
+        bytes.windows(2).any(|w| {
+            run = if w[0] == w[1] { run + 1 } else { 0 };
+            run >= 10_000
+        })
+    };
+    match input.files.iter().find(|f| huge(&f.bytes)).map(|f| f.name.as_str()) {
+        Some(crate::input::SCENARIO) => "the scenario",
+        Some(name) if name.ends_with("config.json") => "config.json",
+        Some(_) => "the trace",
+        None if input.files.iter().any(|f| f.name.ends_with(".gz")) => "the trace",
+        None => "its input",
+    }
+}
+
 /// The shape of an error message: its first line with the input's file names, numbers and
-/// long runs of one character (a huge echoed field) folded, so that one message is one
-/// signature.
+/// long runs of one character (a huge echoed field) folded.
 fn template(stderr: &str) -> String {
     let line = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let mut out = String::new();

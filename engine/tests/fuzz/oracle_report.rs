@@ -120,7 +120,8 @@ pub fn check_report(path: &Path, input: &Input, spec: &CommandSpec, context: &Co
             if has_flag(spec, "--requests") {
                 let seed = run["seed"].as_u64().unwrap_or(0);
                 let csv = dir.join("requests").join(format!("{}__seed{seed}.csv", slug(name)));
-                problems.extend(check_requests_csv(&csv, run, cmd, shortest));
+                let context_len = case["config"]["max_model_len"].as_u64();
+                problems.extend(check_requests_csv(&csv, run, cmd, (shortest, context_len)));
             }
         }
     }
@@ -203,51 +204,65 @@ fn check_run(run: &Value, cmd: &str, expected: Option<u64>) -> Vec<Problem> {
     problems
 }
 
+/// One row of `requests.csv`: `id, arrival_s, first_scheduled_s, first_token_s, finish_s,
+/// prompt_tokens, output_tokens, cached_tokens, preemptions, replica`.
+fn check_request_row(f: &[f64], cmd: &str, (shortest, context_len): (Option<u64>, Option<u64>)) -> Option<Problem> {
+    if f.len() < 8 || f.iter().any(|x| !x.is_finite() || *x < 0.0) {
+        return Some(problem(format!("request row non-finite or negative: {cmd}"), "a value"));
+    }
+    let (arrival, scheduled, first, finish) = (f[1], f[2], f[3], f[4]);
+    if !(arrival <= scheduled + 1e-6 && scheduled <= first + 1e-6 && first <= finish + 1e-6) {
+        return Some(problem(format!("request times out of order: {cmd}"), "arrival, scheduled, first token, finish"));
+    }
+    let (prompt, output) = (f[5] as u64, f[6] as u64);
+    if prompt < 1 || output < 1 || f[7] > f[5] {
+        return Some(problem(format!("request token counts impossible: {cmd}"), "prompt, output or cached tokens"));
+    }
+    if let Some(s) = shortest.filter(|&s| prompt < s) {
+        return Some(problem(
+            format!("prompt shorter than the workload allows: {cmd}"),
+            format!("a {prompt} token prompt; the prefix and prompt distribution give at least {s}"),
+        ));
+    }
+    // vLLM stops a request once prompt + output reaches max_model_len, after at least one
+    // token (a prompt of exactly max_model_len still gets its first token).
+    if let Some(l) = context_len.filter(|&l| prompt + output > l.max(prompt + 1)) {
+        return Some(problem(
+            format!("request ran past max_model_len: {cmd}"),
+            format!("{prompt} prompt + {output} output tokens with max_model_len {l}"),
+        ));
+    }
+    None
+}
+
 /// `requests/<case>__seed<N>.csv`: one row per completed request, times in order, sums equal
 /// to the report's totals.
-fn check_requests_csv(path: &Path, run: &Value, cmd: &str, shortest: Option<u64>) -> Vec<Problem> {
+fn check_requests_csv(
+    path: &Path,
+    run: &Value,
+    cmd: &str,
+    (shortest, context_len): (Option<u64>, Option<u64>),
+) -> Vec<Problem> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return vec![problem(format!("requests CSV missing: {cmd}"), path.display().to_string())];
     };
     let m = &run["metrics"];
-    let mut problems = Vec::new();
     let (mut rows, mut prompt_sum, mut output_sum) = (0u64, 0u64, 0u64);
     for line in text.lines().skip(1).filter(|l| !l.is_empty()) {
         rows += 1;
         let f: Vec<f64> = line.split(',').map(|x| x.parse::<f64>().unwrap_or(f64::NAN)).collect();
-        if f.len() < 8 || f.iter().any(|x| !x.is_finite() || *x < 0.0) {
-            problems.push(problem(format!("request row non-finite or negative: {cmd}"), line.to_string()));
-            break;
-        }
-        let (arrival, scheduled, first, finish) = (f[1], f[2], f[3], f[4]);
-        if !(arrival <= scheduled + 1e-6 && scheduled <= first + 1e-6 && first <= finish + 1e-6) {
-            problems.push(problem(format!("request times out of order: {cmd}"), line.to_string()));
-            break;
-        }
-        if f[5] < 1.0 || f[6] < 1.0 || f[7] > f[5] {
-            problems.push(problem(format!("request token counts impossible: {cmd}"), line.to_string()));
-            break;
-        }
-        if shortest.is_some_and(|s| (f[5] as u64) < s) {
-            problems.push(problem(
-                format!("prompt shorter than the workload allows: {cmd}"),
-                format!(
-                    "a {} token prompt; the prefix and prompt distribution give at least {}",
-                    f[5],
-                    shortest.unwrap()
-                ),
-            ));
-            break;
+        if let Some(p) = check_request_row(&f, cmd, (shortest, context_len)) {
+            return vec![Problem { detail: format!("{}: {line}", p.detail), ..p }];
         }
         prompt_sum += f[5] as u64;
         output_sum += f[6] as u64;
     }
     let totals = (m["completed"].as_u64(), m["total_input_tokens"].as_u64(), m["total_output_tokens"].as_u64());
-    if totals != (Some(rows), Some(prompt_sum), Some(output_sum)) {
-        problems.push(problem(
-            format!("requests CSV disagrees with report.json: {cmd}"),
-            format!("csv rows/prompt/output {rows}/{prompt_sum}/{output_sum}, report {totals:?}"),
-        ));
+    if totals == (Some(rows), Some(prompt_sum), Some(output_sum)) {
+        return Vec::new();
     }
-    problems
+    vec![problem(
+        format!("requests CSV disagrees with report.json: {cmd}"),
+        format!("csv rows/prompt/output {rows}/{prompt_sum}/{output_sum}, report {totals:?}"),
+    )]
 }

@@ -279,6 +279,7 @@ fn is_big_gpu(gpu: &GpuSpec) -> bool {
 }
 
 fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ctx: &mut Ctx<'_>) -> Option<Case> {
+    let problems_before = ctx.problems.len();
     let catalog = Catalog::builtin();
     let model = if f.model.ends_with(".json") {
         let file = ctx.base_dir.join(&f.model);
@@ -392,7 +393,11 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
         goodput: None,
         base_dir: std::path::PathBuf::new(),
     };
-    check_cache_size(&case, path, ctx);
+    // The memory plan divides by the TP size and the block size: plan only a case whose
+    // fields all passed.
+    if ctx.problems.len() == problems_before {
+        check_cache_size(&case, path, ctx);
+    }
     Some(case)
 }
 

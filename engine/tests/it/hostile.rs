@@ -212,3 +212,11 @@ fn issue_14_a_batch_job_of_refused_rows_stops_at_the_event_limit() {
     assert!(result.metrics.arrivals < 1_000_000, "{} rows dispatched", result.metrics.arrivals);
     assert!(started.elapsed().as_secs() < 30);
 }
+
+#[test]
+fn issue_14_an_invalid_tp_or_block_size_is_reported_not_divided_by() {
+    // Found by the fuzzer: the cache-size check planned memory with tp 0 and divided by zero.
+    refused(&with_base(r#"{"model": "llama-2-7b", "gpu": "a100-80gb", "tp": 0,
+        "workload": {"arrival": {"rate": 5}, "num_requests": 10}}"#), "base.tp", "1 to 8");
+    refused(&engine(r#"{"block_size": 0}"#), "base.engine.block_size", "not one vLLM offers");
+}

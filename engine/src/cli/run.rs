@@ -63,11 +63,21 @@ fn failure_lines(report: &Report) -> Vec<String> {
     let runs = report.cases.iter().flat_map(|c| c.runs.iter().map(move |r| (c, r)));
     runs.flat_map(|(c, r)| {
         r.expectations.iter().filter(|e| !e.pass).map(move |e| {
-            format!("{}: case `{}` seed {}: expected {}; {}", report.scenario, c.name, r.seed, e.what, e.detail)
+            format!(
+                "{}: case `{}` seed {}: expected {}; {}",
+                crate::text::clip(&report.scenario),
+                crate::text::clip(&c.name),
+                r.seed,
+                e.what,
+                e.detail
+            )
         })
     })
     .collect()
 }
+
+/// Failed expectations printed per scenario before the rest are counted.
+const MAX_FAILURE_LINES: usize = 20;
 
 /// The longest timeline sampling interval; beyond it milliseconds overflow the clock's nanoseconds.
 const MAX_TIMELINE_INTERVAL_MS: u64 = 3_600_000_000;
@@ -129,7 +139,16 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
             println!("wrote {}\n", args.out.join(scenario.folder()).display());
         }
         // Failures go to stderr even with --quiet: the exit code alone does not say which run.
-        failure_lines(&report).iter().for_each(|line| eprintln!("failed: {line}"));
+        // A sweep may fail thousands of runs: the first few say enough, report.md has them all.
+        let failures = failure_lines(&report);
+        failures.iter().take(MAX_FAILURE_LINES).for_each(|line| eprintln!("failed: {line}"));
+        if failures.len() > MAX_FAILURE_LINES {
+            eprintln!(
+                "failed: ... and {} more expectations; report.md under {} lists them all",
+                failures.len() - MAX_FAILURE_LINES,
+                args.out.join(scenario.folder()).display()
+            );
+        }
         reports.push(report);
     }
     if reports.len() > 1 {

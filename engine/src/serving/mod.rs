@@ -2,6 +2,7 @@
 //! runs steps. Serving code never reads files and never advances time itself.
 
 pub mod admission;
+pub mod fleet_index;
 pub mod kv_cache;
 pub mod replica;
 pub mod request;

@@ -9,6 +9,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::fleet_index::FleetIndex;
 use super::request::Request;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema, clap::ValueEnum)]
@@ -79,6 +80,25 @@ impl Router {
                 let k = self.rng.gen_range(0..ready().count());
                 ready().nth(k)
             }
+        }
+    }
+}
+
+impl Router {
+    /// The same choice as [`Router::choose`] over a fleet whose replicas are all ready, from
+    /// the fleet index in O(log replicas) instead of a scan. Not for `prefix_affinity`, whose
+    /// lookups ask every replica's cache.
+    pub fn choose_indexed(&mut self, fleet: &FleetIndex) -> usize {
+        match self.policy {
+            RouterPolicy::RoundRobin => {
+                let pick = if self.next < fleet.len() { self.next } else { 0 };
+                self.next = pick + 1;
+                pick
+            }
+            RouterPolicy::LeastOutstanding => fleet.least_outstanding(),
+            RouterPolicy::LeastKv => fleet.least_kv(),
+            RouterPolicy::Random => self.rng.gen_range(0..fleet.len()),
+            RouterPolicy::PrefixAffinity => unreachable!("prefix_affinity routes from replica views"),
         }
     }
 }

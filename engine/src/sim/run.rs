@@ -20,6 +20,7 @@ use crate::scenario::file::{EngineKind, GenerationConfig};
 use crate::scenario::Entrypoint;
 use crate::scenario::{BatchConfig, Case, StepTimeChoice};
 use crate::serving::admission::FrontDoor;
+use crate::serving::fleet_index::{FleetIndex, ReplicaLoad};
 use crate::serving::kv_cache::KvCache;
 use crate::serving::replica::{Finished, Replica};
 use crate::serving::request::Request;
@@ -125,6 +126,10 @@ struct World {
     wake_pending: Vec<bool>,
     router: Router,
     views: Vec<ReplicaView>,
+    /// Each replica's load, kept current so that routing and queue sampling never scan the fleet.
+    fleet: FleetIndex,
+    /// Replicas still starting up (batch jobs); the router's index serves only a ready fleet.
+    not_ready: usize,
     max_waiting: Option<u64>,
     pipeline: Option<Pipeline>,
     block_size: u32,
@@ -172,6 +177,8 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         wake_pending: vec![false; case.replicas as usize],
         router: Router::new(case.router, streams.get(Stream::Router)),
         views: Vec::with_capacity(case.replicas as usize),
+        fleet: FleetIndex::new(case.replicas as usize),
+        not_ready: 0,
         max_waiting: case.max_waiting,
         pipeline: case.batch.map(|config| Pipeline {
             config,
@@ -284,6 +291,7 @@ impl World {
                 let startup = config.startup + load;
                 if startup > Nanos::ZERO {
                     self.ready.iter_mut().for_each(|r| *r = false);
+                    self.not_ready = self.ready.len();
                     for replica in 0..self.engines.len() as u32 {
                         self.queue.push(SimTime::ZERO + startup, Event::Ready { replica });
                     }
@@ -357,8 +365,8 @@ impl World {
         if now < next {
             return;
         }
-        let waiting = self.engines.iter().map(|e| e.waiting() as u32).sum();
-        let running = self.engines.iter().map(|e| (e.outstanding() - e.waiting()) as u32).sum();
+        let waiting = self.fleet.waiting() as u32;
+        let running = (self.fleet.outstanding() - self.fleet.waiting()) as u32;
         let periods = (now.0 - next.0) / interval.0.max(1);
         let time = SimTime(next.0 + periods * interval.0.max(1));
         self.metrics.queue_samples.push(crate::report::metrics::QueueSample { time, waiting, running });
@@ -387,7 +395,7 @@ impl World {
     fn route_and_admit(&mut self, now: SimTime, spec: RequestSpec) {
         let (client, session) = (spec.client, spec.session);
         let output = Segment { id: spec.output_segment, len: 0 };
-        let waiting: u64 = self.engines.iter().map(|e| e.waiting() as u64).sum();
+        let waiting = self.fleet.waiting();
         if self.max_waiting.is_some_and(|limit| waiting >= limit) {
             self.metrics.record_rejection(
                 "admission_limit",
@@ -397,8 +405,13 @@ impl World {
             return;
         }
         let mut request = Request::new(spec.index, spec);
-        self.views.clear();
         let lookup = self.router.needs_prefix_lookup();
+        if !lookup && self.not_ready == 0 {
+            let replica = self.router.choose_indexed(&self.fleet);
+            self.admit(now, replica, request, client, session, output);
+            return;
+        }
+        self.views.clear();
         let prompt_blocks = if lookup { prompt_block_hashes(&mut request, self.block_size).len() } else { 0 };
         let hashes = &request.kv.block_hashes[..prompt_blocks];
         for (i, engine) in self.engines.iter().enumerate() {
@@ -425,6 +438,7 @@ impl World {
         let index = request.seq_no;
         match self.engines[replica].admit(request) {
             Ok(()) => {
+                self.refresh(replica);
                 self.metrics.note_waiting(self.engines[replica].waiting());
                 self.wake(now, replica);
             }
@@ -468,6 +482,14 @@ impl World {
         }
     }
 
+    /// Tells the fleet index replica `replica`'s load after the engine changed it.
+    fn refresh(&mut self, replica: usize) {
+        let engine = &self.engines[replica];
+        let load =
+            ReplicaLoad { outstanding: engine.outstanding(), waiting: engine.waiting(), kv_usage: engine.kv_usage() };
+        self.fleet.update(replica, load);
+    }
+
     fn wake(&mut self, now: SimTime, replica: usize) {
         if !self.engines[replica].is_busy() && !self.wake_pending[replica] {
             self.wake_pending[replica] = true;
@@ -483,13 +505,17 @@ impl World {
     }
 
     fn on_ready(&mut self, now: SimTime, replica: usize) {
-        self.ready[replica] = true;
+        if !std::mem::replace(&mut self.ready[replica], true) {
+            self.not_ready -= 1;
+        }
         self.metrics.replicas[replica].ready_at = now;
         self.dispatch_batches(now);
     }
 
     fn start_step(&mut self, now: SimTime, replica: usize) {
-        match self.engines[replica].start_step(now, &mut self.metrics) {
+        let started = self.engines[replica].start_step(now, &mut self.metrics);
+        self.refresh(replica);
+        match started {
             Ok(Some(duration)) => self.queue.push(now + duration, Event::StepDone { replica: replica as u32 }),
             Ok(None) => {}
             Err(plan) => {
@@ -506,6 +532,7 @@ impl World {
         let mut finished = std::mem::take(&mut self.finished);
         finished.clear();
         self.engines[replica].finish_step(now, &mut self.metrics, &mut finished);
+        self.refresh(replica);
         for f in &finished {
             self.row_done(now, f.index);
             self.request_done(now, f.client, f.session, true, f.output);

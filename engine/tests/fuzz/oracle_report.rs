@@ -15,11 +15,9 @@ fn problem(signature: impl Into<String>, detail: impl Into<String>) -> Problem {
     Problem { signature: signature.into(), detail: detail.into() }
 }
 
-/// The engine's `slug`: the file-system-safe form of a case name.
+/// The file name the engine gives a case name (`scenario::names::file_name`).
 fn slug(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=') { c } else { '_' })
-        .collect()
+    symbiote::scenario::names::file_name(name)
 }
 
 fn has_flag(spec: &CommandSpec, flag: &str) -> bool {

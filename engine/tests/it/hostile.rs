@@ -216,7 +216,33 @@ fn issue_14_a_batch_job_of_refused_rows_stops_at_the_event_limit() {
 #[test]
 fn issue_14_an_invalid_tp_or_block_size_is_reported_not_divided_by() {
     // Found by the fuzzer: the cache-size check planned memory with tp 0 and divided by zero.
-    refused(&with_base(r#"{"model": "llama-2-7b", "gpu": "a100-80gb", "tp": 0,
-        "workload": {"arrival": {"rate": 5}, "num_requests": 10}}"#), "base.tp", "1 to 8");
+    refused(
+        &with_base(
+            r#"{"model": "llama-2-7b", "gpu": "a100-80gb", "tp": 0,
+        "workload": {"arrival": {"rate": 5}, "num_requests": 10}}"#,
+        ),
+        "base.tp",
+        "1 to 8",
+    );
     refused(&engine(r#"{"block_size": 0}"#), "base.engine.block_size", "not one vLLM offers");
+}
+
+#[test]
+fn issue_14_failed_expectations_do_not_flood_stderr() {
+    // Found by the fuzzer: every failed run printed a line with its (70 KB) case name.
+    let long = "y".repeat(70_000);
+    let cases: Vec<String> = (0..30).map(|i| format!(r#"{{"name": "{long}{i}"}}"#)).collect();
+    let text = format!(
+        r#"{{"name": "t", "base": {{"model": "qwen2.5-0.5b", "gpu": "a100-40gb", "limits": {{"max_events": 5}},
+            "workload": {{"arrival": {{"rate": 50}}, "num_requests": 100}}}}, "cases": [{}]}}"#,
+        cases.join(", ")
+    );
+    let dir = crate::temp_dir("flood");
+    std::fs::write(dir.join("s.json"), text).unwrap();
+    let out = dir.join("out");
+    let (code, _, stderr) =
+        crate::symbiote(&["run", dir.join("s.json").to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 1, "{}", &stderr[..stderr.len().min(2000)]);
+    assert!(stderr.len() < 20_000, "{} bytes on stderr", stderr.len());
+    assert!(stderr.contains("... and 10 more expectations"), "{}", &stderr[..stderr.len().min(2000)]);
 }

@@ -8,6 +8,7 @@ mod hints;
 pub mod measurements;
 pub mod names;
 pub mod validate;
+mod vllm_args;
 
 pub use file::{Bounds, Entrypoint, ExpectFile, SloFile};
 pub use validate::{load, parse, parse_in, Diagnostic};

@@ -140,6 +140,7 @@ pub fn parse_in(text: &str, label: &str, base_dir: &Path) -> Result<Scenario, Ve
             cases,
             analysis: file.analysis,
             content_hash,
+            percentiles: Vec::new(),
         })
     } else {
         Err(ctx.problems)

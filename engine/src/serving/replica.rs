@@ -157,7 +157,7 @@ impl Replica {
             request.output_tokens += 1;
             match request.last_token {
                 None => request.first_token = Some(now),
-                Some(last) => metrics.record_itl(now.since(last)),
+                Some(last) => metrics.record_itl(request.seq_no, now.since(last)),
             }
             request.last_token = Some(now);
             if request.output_tokens >= request.max_output_tokens || request.num_tokens() >= max_model_len {

@@ -14,6 +14,9 @@ use symbiote::cli::{self, CheckArgs, MemoryArgs, ReplayArgs, RunArgs, EXIT_BAD_I
 struct Args {
     #[command(subcommand)]
     command: Command,
+    /// Print nothing but errors and results (no tables, no "open ..." lines).
+    #[arg(short, long, global = true)]
+    quiet: bool,
 }
 
 #[derive(ClapArgs)]
@@ -43,15 +46,25 @@ struct RunOpts {
     /// Run only shard K of N of the (case, seed) runs; `symbiote merge` assembles the report.
     #[arg(long)]
     shard: Option<String>,
-    /// Print nothing but errors.
-    #[arg(long)]
-    quiet: bool,
+    /// Also write each (case, seed) run as a `vllm bench serve --save-result --save-detailed`
+    /// file: this path for one run, `<stem>__<case>__seed<N>.json` beside it for several.
+    #[arg(long, value_name = "OUT.json", conflicts_with = "resume")]
+    vllm_bench_json: Option<PathBuf>,
+    /// Add pNN_<metric>_ms keys for TTFT, TPOT, ITL and E2EL (vLLM's --metric-percentiles).
+    #[arg(long, value_name = "50,90,95,99")]
+    percentiles: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run scenario files (or directories of them) and write reports under --out.
+    #[command(
+        arg_required_else_help = true,
+        after_help = "Examples:\n  symbiote run scenarios/                  the six phases; reports in outputs/<scenario>/\n  symbiote run scenarios/examples/llama2_7b_a100_poisson.json --seeds 1..8 --vllm-bench-json bench.json"
+    )]
     Run {
+        /// Scenario files or folders of them (`scenarios/` runs the six phases).
+        #[arg(required = true, value_name = "FILE|DIR")]
         paths: Vec<PathBuf>,
         #[command(flatten)]
         opts: RunOpts,
@@ -90,6 +103,9 @@ enum Command {
         /// The --scale the shards ran with, if any.
         #[arg(long)]
         scale: Option<f64>,
+        /// The --percentiles the shards ran with, if any.
+        #[arg(long)]
+        percentiles: Option<String>,
     },
     /// Simulate measured vLLM runs (sim2real format) and report the error per metric.
     Fidelity {
@@ -130,7 +146,10 @@ enum Command {
         format: Option<String>,
     },
     /// Check scenario files without running them.
-    Validate { paths: Vec<PathBuf> },
+    Validate {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Print the JSON Schema of scenario files (for editors).
     Schema,
     /// Print the start-up memory split of a model on a GPU, as vLLM computes it.
@@ -149,7 +168,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_args(o: RunOpts) -> RunArgs {
+fn run_args(o: RunOpts, quiet: bool) -> RunArgs {
     RunArgs {
         out: o.out,
         seeds: o.seeds,
@@ -159,27 +178,30 @@ fn run_args(o: RunOpts) -> RunArgs {
         requests: o.requests,
         resume: o.resume,
         shard: o.shard,
-        quiet: o.quiet,
+        quiet,
+        vllm_bench_json: o.vllm_bench_json,
+        percentiles: o.percentiles,
     }
 }
 
 fn run(args: Args) -> Result<u8> {
+    let quiet = args.quiet;
     match args.command {
-        Command::Run { paths, opts } => cli::cmd_run(&paths, &run_args(opts)),
-        Command::Replay { replay, opts } => cli::cmd_replay(&replay, &run_args(opts)),
+        Command::Run { paths, opts } => cli::cmd_run(&paths, &run_args(opts, quiet)),
+        Command::Replay { replay, opts } => cli::cmd_replay(&replay, &run_args(opts, quiet)),
         Command::Check { scenario, baseline, tolerance, metrics, update } => {
             cli::cmd_check(&CheckArgs { scenario, baseline, tolerance, metrics, update })
         }
-        Command::Merge { scenario, dirs, out, seeds, scale } => {
-            cli::cmd_merge(&scenario, &dirs, &out, seeds.as_deref(), scale)
+        Command::Merge { scenario, dirs, out, seeds, scale, percentiles } => {
+            cli::cmd_merge(&scenario, &dirs, &out, &cli::MergeArgs { seeds, scale, percentiles, quiet })
         }
         Command::Validate { paths } => cli::cmd_validate(&paths),
         Command::TraceStats { trace, format } => cli::cmd_trace_stats(&trace, format.as_deref()),
         Command::Fidelity { measurements, out, cross_validate, max_evaluations, multi_turn, step_model } => {
-            cli::cmd_fidelity(&measurements, &out, cross_validate, max_evaluations, multi_turn, step_model)
+            cli::cmd_fidelity(&measurements, &out, cross_validate, max_evaluations, multi_turn, step_model, quiet)
         }
         Command::Calibrate { measurements, gpu, max_evaluations, write } => {
-            cli::cmd_calibrate(&measurements, &gpu, max_evaluations, write.as_deref())
+            cli::cmd_calibrate(&measurements, &gpu, max_evaluations, write.as_deref(), quiet)
         }
         Command::Schema => {
             print!("{}", symbiote::scenario::file::json_schema());

@@ -81,6 +81,8 @@ pub struct RunOptions {
     /// Run only shard `k` of `n` (1-based): the (case, seed) runs whose position modulo `n`
     /// is `k - 1`.
     pub shard: Option<(usize, usize)>,
+    /// Also write each run as a `vllm bench serve` result file (`--vllm-bench-json`).
+    pub vllm_bench: Option<crate::report::vllm_bench::BenchExport>,
 }
 
 /// The file stem of one (case, seed) run's files; validation refuses cases whose stems
@@ -124,6 +126,7 @@ pub fn run_jobs(scenario: &Scenario, options: &RunOptions) -> Result<Vec<RunRepo
         capture.requests |= needs.requests;
         capture.queue = capture.queue.or(needs.queue);
     }
+    capture.request_detail |= options.vllm_bench.is_some();
     let results: Vec<Result<RunReport>> = mine
         .par_iter()
         .map(|&(case_index, seed)| {
@@ -140,6 +143,9 @@ pub fn run_jobs(scenario: &Scenario, options: &RunOptions) -> Result<Vec<RunRepo
                     let report = run_report(case, seed, &result, scenario);
                     if let Some(dir) = &options.dir {
                         write_run_files(dir, options.capture, scenario, case, seed, &report, &result)?;
+                    }
+                    if let Some(export) = &options.vllm_bench {
+                        write_bench_file(export, scenario, case, seed, &report, &result)?;
                     }
                     report
                 }
@@ -186,6 +192,7 @@ pub fn assemble(scenario: &Scenario, runs: Vec<RunReport>) -> Report {
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),
         seeds: scenario.seeds.clone(),
+        percentile_method: crate::report::percentile_methods(),
         cases,
         findings: None,
     };
@@ -231,8 +238,32 @@ fn write_run_files(
     Ok(())
 }
 
+/// One run as a `vllm bench serve` result file, written as soon as the run finishes.
+fn write_bench_file(
+    export: &crate::report::vllm_bench::BenchExport,
+    scenario: &Scenario,
+    case: &Case,
+    seed: u64,
+    report: &RunReport,
+    result: &RunResult,
+) -> Result<()> {
+    use crate::report::vllm_bench::{render, BenchRun};
+    let text = render(&BenchRun {
+        scenario: &scenario.name,
+        case,
+        seed,
+        outcome: &report.outcome,
+        metrics: &result.metrics,
+        percentiles: &scenario.percentiles,
+        date: &export.date,
+    });
+    let path = export.path_for(&scenario.folder(), &case.name, seed);
+    write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
 pub fn run_report(case: &Case, seed: u64, result: &RunResult, scenario: &Scenario) -> RunReport {
     let mut metrics = summarize(&result.metrics, case.tp);
+    crate::report::summary::add_percentiles(&mut metrics, &result.metrics, &scenario.percentiles);
     if let Some(analysis) = scenario.analysis {
         crate::report::phases::run_extras(analysis, case, &result.metrics, &mut metrics);
     }

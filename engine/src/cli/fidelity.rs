@@ -19,6 +19,7 @@ pub fn cmd_fidelity(
     max_evaluations: u32,
     multi_turn: bool,
     step_model: StepModel,
+    quiet: bool,
 ) -> Result<u8> {
     use crate::report::fidelity;
     let (mut experiments, hash) = match crate::scenario::measurements::load(file, multi_turn) {
@@ -67,6 +68,12 @@ pub fn cmd_fidelity(
     let mut json_text = serde_json::to_string_pretty(&json).expect("json");
     json_text.push('\n');
     write_atomic(&dir.join(format!("{stem}.json")), json_text.as_bytes())?;
+    if !quiet {
+        println!(
+            "wrote {}: open it for the tables; {stem}.json has the numbers",
+            dir.join(format!("{stem}.md")).display()
+        );
+    }
     Ok(EXIT_OK)
 }
 
@@ -84,7 +91,7 @@ pub enum StepModel {
 
 /// `symbiote calibrate`: fits `gpu`'s step-time parameters to the experiments run on it and,
 /// with `write_to`, stores them in that catalog folder's GPU file with their provenance.
-pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Option<&Path>) -> Result<u8> {
+pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Option<&Path>, quiet: bool) -> Result<u8> {
     use crate::report::fidelity;
     let (experiments, hash) = match crate::scenario::measurements::load(file, false) {
         Ok(x) => x,
@@ -128,7 +135,9 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
         let mut out = serde_json::to_string_pretty(&value).expect("json");
         out.push('\n');
         write_atomic(&path, out.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {} (rebuild to embed it)", path.display());
+        if !quiet {
+            println!("wrote {} (rebuild to embed it)", path.display());
+        }
     }
     Ok(EXIT_OK)
 }
@@ -136,16 +145,7 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
 /// Today's date (UTC) for provenance lines in catalog files; never written to reports.
 #[allow(clippy::disallowed_methods)]
 fn today() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    // Howard Hinnant's civil_from_days.
-    let z = secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (y, m, d) = civil_date(secs);
     format!("{y:04}-{m:02}-{d:02}")
 }

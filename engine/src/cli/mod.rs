@@ -14,6 +14,19 @@ fn print_problems(problems: &[String]) -> u8 {
     EXIT_BAD_INPUT
 }
 
+/// The UTC (year, month, day) of a Unix time (Howard Hinnant's `civil_from_days`).
+fn civil_date(unix_seconds: u64) -> (i64, i64, i64) {
+    let z = (unix_seconds / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + (month <= 2) as i64, month, day)
+}
+
 /// `5%` or `0.05`.
 pub fn parse_tolerance(text: &str) -> Result<f64> {
     let value = match text.trim().strip_suffix('%') {
@@ -62,7 +75,9 @@ pub fn parse_shard(text: &str) -> Result<(usize, usize)> {
 mod fidelity;
 mod info;
 mod run;
+mod vllm;
 
 pub use fidelity::*;
 pub use info::*;
 pub use run::*;
+pub use vllm::*;

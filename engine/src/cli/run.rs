@@ -25,6 +25,10 @@ pub struct RunArgs {
     pub resume: bool,
     pub shard: Option<String>,
     pub quiet: bool,
+    /// Also write each run as a `vllm bench serve` result file.
+    pub vllm_bench_json: Option<PathBuf>,
+    /// Percentiles added to the metrics, like vLLM's `--metric-percentiles` (`50,90,95,99`).
+    pub percentiles: Option<String>,
 }
 
 /// `symbiote run`.
@@ -94,18 +98,7 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
         bail!("--timeline-interval-ms must be at most {MAX_TIMELINE_INTERVAL_MS} (1000 hours)");
     }
     let seeds = args.seeds.as_deref().map(parse_seeds).transpose()?;
-    let flags = RunFlags {
-        capture: Capture {
-            requests: args.requests,
-            timeline: args.timeline_ms.map(|ms| crate::sim::Nanos::from_millis(ms.max(1))),
-            queue: None,
-        },
-        progress: !args.quiet && std::io::stdout().is_terminal(),
-        resume: args.resume,
-        shard: args.shard.as_deref().map(parse_shard).transpose()?,
-    };
-    let mut all_pass = true;
-    let mut reports = Vec::new();
+    let percentiles = args.percentiles.as_deref().map(parse_percentiles).transpose()?.unwrap_or_default();
     for scenario in &mut scenarios {
         if let Some(seeds) = &seeds {
             scenario.seeds = seeds.clone();
@@ -113,12 +106,28 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
         if let Some(scale) = args.scale {
             scenario.scale(scale);
         }
+        scenario.set_percentiles(&percentiles);
+    }
+    let flags = RunFlags {
+        capture: Capture {
+            requests: args.requests,
+            timeline: args.timeline_ms.map(|ms| crate::sim::Nanos::from_millis(ms.max(1))),
+            ..Capture::default()
+        },
+        progress: !args.quiet && std::io::stdout().is_terminal(),
+        resume: args.resume,
+        shard: args.shard.as_deref().map(parse_shard).transpose()?,
+        vllm_bench: args.vllm_bench_json.as_deref().map(|path| bench_export(path, &scenarios)).transpose()?,
+    };
+    let mut all_pass = true;
+    let mut reports = Vec::new();
+    for scenario in &scenarios {
         for case in &scenario.cases {
             if let Some(why) = case.kernel_fallback() {
                 eprintln!("warning: {}: case {}: {why}; priced with the roofline", scenario.name, case.name);
             }
         }
-        let Some(report) = run_and_write(scenario, &args.out, flags)? else {
+        let Some(report) = run_and_write(scenario, &args.out, &flags)? else {
             if !args.quiet {
                 let (k, n) = flags.shard.expect("only shards return no report");
                 println!(
@@ -136,7 +145,12 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
                 println!("{}\n", findings.headline);
             }
             println!("{}", markdown::summary_line(&report));
-            println!("wrote {}\n", args.out.join(scenario.folder()).display());
+            let dir = args.out.join(scenario.folder());
+            println!(
+                "wrote {}: open {} (charts), report.md (tables) or report.json (every number)\n",
+                dir.display(),
+                dir.join("report.html").display()
+            );
         }
         // Failures go to stderr even with --quiet: the exit code alone does not say which run.
         // A sweep may fail thousands of runs: the first few say enough, report.md has them all.
@@ -153,6 +167,13 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
     }
     if reports.len() > 1 {
         write_index(&args.out, &reports)?;
+        if !args.quiet {
+            println!("open {} for all {} reports", args.out.join("index.md").display(), reports.len());
+        }
+    }
+    if let (Some(export), false) = (&flags.vllm_bench, args.quiet) {
+        let what = if export.per_run { "results, one per run" } else { "result" };
+        println!("vllm bench serve {what}: {}", export.pattern());
     }
     Ok(if all_pass { EXIT_OK } else { EXIT_FAILED })
 }
@@ -171,27 +192,41 @@ pub fn cmd_validate(paths: &[PathBuf]) -> Result<u8> {
     }
 }
 
+/// What `symbiote merge` must know of how the shards ran.
+#[derive(Clone, Debug, Default)]
+pub struct MergeArgs {
+    pub seeds: Option<String>,
+    pub scale: Option<f64>,
+    pub percentiles: Option<String>,
+    pub quiet: bool,
+}
+
 /// `symbiote merge`.
-pub fn cmd_merge(scenario: &Path, dirs: &[PathBuf], out: &Path, seeds: Option<&str>, scale: Option<f64>) -> Result<u8> {
+pub fn cmd_merge(scenario: &Path, dirs: &[PathBuf], out: &Path, args: &MergeArgs) -> Result<u8> {
     let mut scenario = match crate::scenario::load(scenario) {
         Ok(s) => s,
         Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
     };
-    if let Some(seeds) = seeds {
+    if let Some(seeds) = &args.seeds {
         scenario.seeds = parse_seeds(seeds)?;
     }
-    if let Some(scale) = scale {
+    if let Some(scale) = args.scale {
         if !(1e-6..=1e3).contains(&scale) {
             bail!("--scale must be a factor within 1e-6..1000");
         }
         scenario.scale(scale);
     }
+    scenario.set_percentiles(&args.percentiles.as_deref().map(parse_percentiles).transpose()?.unwrap_or_default());
     let report = merge(&scenario, dirs, out)?;
-    println!(
-        "merged {} runs into {}",
-        report.cases.iter().map(|c| c.runs.len()).sum::<usize>(),
-        out.join(scenario.folder()).display()
-    );
+    let dir = out.join(scenario.folder());
+    if !args.quiet {
+        println!(
+            "merged {} runs into {}: open {}",
+            report.cases.iter().map(|c| c.runs.len()).sum::<usize>(),
+            dir.display(),
+            dir.join("report.html").display()
+        );
+    }
     Ok(if report.all_expectations_pass() { EXIT_OK } else { EXIT_FAILED })
 }
 
@@ -310,13 +345,26 @@ pub struct CheckArgs {
 }
 
 /// `symbiote check`: 0 when no metric got worse beyond the tolerance, 1 when one did, 2 on
-/// bad input.
+/// bad input. The baseline is a symbiote report.json or a `vllm bench serve` result file
+/// (told apart by their keys), which a scenario of one case is compared with.
 pub fn cmd_check(args: &CheckArgs) -> Result<u8> {
-    let scenario = match crate::scenario::load(&args.scenario) {
+    let mut scenario = match crate::scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
     };
     let tolerance = parse_tolerance(&args.tolerance)?;
+    let baseline = match (args.update, args.baseline.exists()) {
+        (true, false) => None,
+        _ => Some(read_baseline(&args.baseline)?),
+    };
+    let vllm = baseline.as_ref().filter(|b| crate::report::vllm_bench::is_bench_result(b));
+    if args.update && vllm.is_some() {
+        bail!(
+            "{} is a `vllm bench serve` result; --update would replace it with a symbiote report, so give --update another path",
+            args.baseline.display()
+        );
+    }
+    let vllm = vllm.map(|b| prepare_check(b, &mut scenario, &args.baseline)).transpose()?;
     let report = crate::runner::run_scenario(&scenario, &RunOptions::default()).map_err(|e| {
         with_reproduce(e, |v| Some(format!("symbiote run {} --seeds {}", args.scenario.display(), v.seed)))
     })?;
@@ -326,16 +374,34 @@ pub fn cmd_check(args: &CheckArgs) -> Result<u8> {
         println!("baseline {} updated", args.baseline.display());
         return Ok(EXIT_OK);
     }
-    let text = std::fs::read_to_string(&args.baseline)
-        .with_context(|| format!("reading the baseline {}; create it with --update", args.baseline.display()))?;
-    let baseline: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a report.json", args.baseline.display()))?;
-    if baseline["scenario"] != scenario.name.as_str() {
-        bail!("{} is the baseline of `{}`, not of `{}`", args.baseline.display(), baseline["scenario"], scenario.name);
-    }
+    let baseline = baseline.expect("read above unless updating");
+    let (baseline, defaults) = match vllm {
+        Some((as_report, line)) => {
+            println!("{line}");
+            let defaults = crate::cli::default_metrics(&baseline);
+            (as_report, defaults)
+        }
+        None => {
+            if baseline.get("cases").is_none() {
+                bail!(
+                    "{} is neither a symbiote report.json (no `cases`) nor a `vllm bench serve` result (no `completed`, `duration` and metrics)",
+                    args.baseline.display()
+                );
+            }
+            if baseline["scenario"] != scenario.name.as_str() {
+                bail!(
+                    "{} is the baseline of `{}`, not of `{}`",
+                    args.baseline.display(),
+                    baseline["scenario"],
+                    scenario.name
+                );
+            }
+            (baseline, crate::report::check::DEFAULT_METRICS.iter().map(|m| m.to_string()).collect())
+        }
+    };
     let metrics: Vec<String> = match &args.metrics {
         Some(list) => list.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect(),
-        None => crate::report::check::DEFAULT_METRICS.iter().map(|m| m.to_string()).collect(),
+        None => defaults,
     };
     let now = serde_json::to_value(&report).expect("report serializes");
     let known = report.cases.first().and_then(|c| c.runs.first()).map(|r| r.metrics.clone()).unwrap_or_default();
@@ -358,6 +424,24 @@ pub fn cmd_check(args: &CheckArgs) -> Result<u8> {
         tolerance * 100.0
     );
     Ok(if bad == 0 { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// A baseline file as JSON: a report.json or a `vllm bench serve` result.
+fn read_baseline(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the baseline {}; create it with --update", path.display()))?;
+    let values: Vec<serde_json::Value> =
+        serde_json::Deserializer::from_str(&text).into_iter().collect::<Result<_, _>>().with_context(|| {
+            format!("{} is neither a report.json nor a `vllm bench serve` result (not JSON)", path.display())
+        })?;
+    match values.len() {
+        1 => Ok(values.into_iter().next().expect("one value")),
+        0 => bail!("{} is empty; create a baseline with --update", path.display()),
+        n => bail!(
+            "{} holds {n} JSON values (`vllm bench serve --append-result` appends one per run); keep the one to compare with",
+            path.display()
+        ),
+    }
 }
 
 /// Scenario files named on the command line: files as given, directories as their `*.json`
@@ -418,20 +502,21 @@ pub fn load_all(files: &[PathBuf]) -> std::result::Result<Vec<Scenario>, Vec<Str
     }
 }
 
-/// What `symbiote run` does beyond running: capture, resume, shard.
-#[derive(Clone, Copy, Debug, Default)]
+/// What `symbiote run` does beyond running: capture, resume, shard, vLLM result files.
+#[derive(Clone, Debug, Default)]
 pub struct RunFlags {
     pub capture: Capture,
     pub progress: bool,
     pub resume: bool,
     pub shard: Option<(usize, usize)>,
+    pub vllm_bench: Option<crate::report::vllm_bench::BenchExport>,
 }
 
 /// Runs one scenario and writes `out/<folder>/` ([`Scenario::folder`]): `report.json`,
 /// `report.md`, `summary.csv`, and per run `runs/<case>__seed<N>.json` (plus `timeline/` and
 /// `requests/` CSVs when captured).
 /// A shard writes only its runs (`symbiote merge` assembles the report); returns `None` then.
-pub fn run_and_write(scenario: &Scenario, out: &Path, flags: RunFlags) -> Result<Option<Report>> {
+pub fn run_and_write(scenario: &Scenario, out: &Path, flags: &RunFlags) -> Result<Option<Report>> {
     let dir = out.join(scenario.folder());
     prepare_folder(out, &dir, !flags.resume && flags.shard.is_none())?;
     let options = RunOptions {
@@ -440,6 +525,7 @@ pub fn run_and_write(scenario: &Scenario, out: &Path, flags: RunFlags) -> Result
         progress: flags.progress,
         resume: flags.resume,
         shard: flags.shard,
+        vllm_bench: flags.vllm_bench.clone(),
     };
     if flags.shard.is_some() {
         run_jobs(scenario, &options)?;

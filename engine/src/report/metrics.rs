@@ -20,6 +20,9 @@ pub struct Capture {
     pub timeline: Option<Nanos>,
     /// Sample the fleet-wide waiting and running counts at this interval (queue analyses).
     pub queue: Option<Nanos>,
+    /// Keep every request's token gaps and every refused request (`--vllm-bench-json`):
+    /// 8 bytes per output token, so only when asked for.
+    pub request_detail: bool,
 }
 
 /// Fleet-wide queue state at one sampling time.
@@ -79,6 +82,32 @@ pub struct RequestRecord {
     pub replica: u32,
 }
 
+/// One request as `vllm bench serve --save-detailed` lists it: completed or refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DetailedRequest {
+    pub seq_no: u64,
+    pub arrival: SimTime,
+    /// The first token's time; the arrival for a refused request.
+    pub first_token: SimTime,
+    /// The last token's time; the arrival for a refused request.
+    pub finish: SimTime,
+    pub prompt_tokens: u32,
+    pub output_tokens: u32,
+    /// Gaps between consecutive tokens, ns (`output_tokens - 1` of them).
+    pub itl_ns: Vec<u64>,
+    /// Why the request was refused; `None` when it completed.
+    pub error: Option<String>,
+}
+
+/// Every request of a run, with its token gaps (`Capture::request_detail`).
+#[derive(Debug, Default)]
+pub struct RequestDetail {
+    /// Token gaps of requests not finished yet, by `seq_no`.
+    in_flight: BTreeMap<u64, Vec<u64>>,
+    /// Completed and refused requests, in the order they ended.
+    pub requests: Vec<DetailedRequest>,
+}
+
 impl RequestRecord {
     pub fn of(request: &Request, finish: SimTime, replica: u32) -> RequestRecord {
         RequestRecord {
@@ -107,6 +136,9 @@ pub struct Metrics {
     pub itl: Histogram<u64>,
     pub itl_sum_ns: u128,
     pub itl_count: u64,
+    /// Completion time of each finished request, ns, in the order of `e2el_ns` (with it, each
+    /// request's interval for the peak concurrency).
+    pub finish_ns: Vec<u64>,
     pub completed: u64,
     /// Requests within every goodput threshold (`vllm bench serve --goodput`).
     pub good: u64,
@@ -132,6 +164,8 @@ pub struct Metrics {
     pub waiting_peak: u64,
     /// Kept only when asked for (`requests.csv`).
     pub records: Option<Vec<RequestRecord>>,
+    /// Kept only when asked for (`--vllm-bench-json`).
+    pub detail: Option<RequestDetail>,
     pub timeline: Vec<TimelineRow>,
     pub replicas: Vec<ReplicaStats>,
     pub queue_samples: Vec<QueueSample>,
@@ -170,6 +204,7 @@ impl Metrics {
             },
             itl_sum_ns: 0,
             itl_count: 0,
+            finish_ns: Vec::new(),
             completed: 0,
             good: 0,
             goodput,
@@ -192,6 +227,7 @@ impl Metrics {
             running_max: 0,
             waiting_peak: 0,
             records: capture.requests.then(Vec::new),
+            detail: capture.request_detail.then(RequestDetail::default),
             timeline: Vec::new(),
             replicas: vec![ReplicaStats::default(); replicas],
             queue_samples: Vec::new(),
@@ -208,8 +244,23 @@ impl Metrics {
         }
     }
 
-    pub fn record_itl(&mut self, gap: Nanos) {
+    /// The service-level thresholds that define goodput, if the scenario set any.
+    pub fn goodput_slo(&self) -> Option<GoodputSlo> {
+        self.goodput
+    }
+
+    /// One gap between consecutive tokens of request `seq_no`.
+    pub fn record_itl(&mut self, seq_no: u64, gap: Nanos) {
         self.record_itl_n(gap, 1);
+        self.record_itl_detail(seq_no, gap);
+    }
+
+    /// Keeps request `seq_no`'s gap for its per-request ITL list (`--vllm-bench-json` only);
+    /// the histogram is fed separately, by [`Metrics::record_itl_n`].
+    pub fn record_itl_detail(&mut self, seq_no: u64, gap: Nanos) {
+        if let Some(detail) = &mut self.detail {
+            detail.in_flight.entry(seq_no).or_default().push(gap.0);
+        }
     }
 
     /// Records `count` equal inter-token gaps at once: the requests of a step that also ran in
@@ -250,6 +301,19 @@ impl Metrics {
         self.requests_preempted += (r.preemptions > 0) as u64;
         self.recomputed_tokens += r.recomputed_tokens;
         self.last_finish = self.last_finish.max(r.finish);
+        self.finish_ns.push(r.finish.0);
+        if let Some(detail) = &mut self.detail {
+            detail.requests.push(DetailedRequest {
+                seq_no: r.seq_no,
+                arrival: r.arrival,
+                first_token: r.first_token,
+                finish: r.finish,
+                prompt_tokens: r.prompt_tokens,
+                output_tokens: r.output_tokens,
+                itl_ns: detail.in_flight.remove(&r.seq_no).unwrap_or_default(),
+                error: None,
+            });
+        }
         if let Some(records) = &mut self.records {
             records.push(r);
         }
@@ -258,6 +322,23 @@ impl Metrics {
     pub fn record_rejection(&mut self, reason: &str, message: &str) {
         *self.rejected.entry(reason.to_string()).or_insert(0) += 1;
         self.first_rejection.get_or_insert_with(|| message.to_string());
+    }
+
+    /// A request refused at the door: counted by reason, and listed when detail is captured.
+    pub fn record_refused(&mut self, seq_no: u64, arrival: SimTime, prompt_tokens: u32, reason: &str, message: &str) {
+        self.record_rejection(reason, message);
+        if let Some(detail) = &mut self.detail {
+            detail.requests.push(DetailedRequest {
+                seq_no,
+                arrival,
+                first_token: arrival,
+                finish: arrival,
+                prompt_tokens,
+                output_tokens: 0,
+                itl_ns: Vec::new(),
+                error: Some(message.to_string()),
+            });
+        }
     }
 
     /// Accounts one step that starts at `now` on `replica`.

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod phases;
 pub mod stats;
 pub mod summary;
+pub mod vllm_bench;
 pub mod write;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,9 @@ pub struct Report {
     pub scenario: String,
     pub description: String,
     pub seeds: Vec<u64>,
+    /// How each latency's percentiles are computed, by metric: `exact` (numpy's linear
+    /// interpolation over every sample) or the histogram and its precision.
+    pub percentile_method: BTreeMap<&'static str, &'static str>,
     /// What the phase analysis concluded from the runs, if the scenario asked for one.
     pub findings: Option<phases::Findings>,
     pub cases: Vec<CaseReport>,
@@ -68,6 +72,13 @@ pub struct RunReport {
     pub rejections: BTreeMap<String, u64>,
     pub first_rejection: Option<String>,
     pub expectations: Vec<expect::ExpectationResult>,
+}
+
+/// [`Report::percentile_method`]: per-request latencies are kept whole, per-token gaps in an
+/// HdrHistogram (`report::metrics`).
+pub fn percentile_methods() -> BTreeMap<&'static str, &'static str> {
+    let exact = ["ttft", "tpot", "e2el", "queue"].map(|m| (m, "exact"));
+    exact.into_iter().chain([("itl", "hdrhistogram, 3 significant digits (within 0.1%)")]).collect()
 }
 
 impl Report {

@@ -5,7 +5,14 @@
 //!   output token, `(e2el - ttft) / (output_tokens - 1)`; their percentiles use numpy's default
 //!   linear interpolation over the exact samples, and std is numpy's (ddof 0).
 //! - ITL is every gap between consecutive tokens of a request; its mean is exact, its
-//!   percentiles come from an HdrHistogram with 3 significant digits (within 0.1%).
+//!   percentiles come from an HdrHistogram with 3 significant digits (within 0.1%) in
+//!   report.json, and are exact in `--vllm-bench-json` files, which keep every gap.
+//! - `--percentiles 50,95` adds `p50_<metric>_ms` and `p95_<metric>_ms` for TTFT, TPOT, ITL
+//!   and E2EL, named as `vllm bench serve --metric-percentiles` names them.
+//! - `request_goodput` is present only when the scenario's `slo` sets a per-request threshold
+//!   (`vllm bench serve` writes it only with `--goodput`); `failed` is `rejected` under vLLM's
+//!   name; `max_concurrent_requests` is the most requests in flight at once (arrival to last
+//!   token, completed requests only), as vLLM's sweep over `[start, end)` counts it.
 //! - Throughputs divide by `duration`, from the start of the run to the last completion.
 //! - Every request is accounted for: `num_prompts` (arrivals) = `completed` + `rejected` (by
 //!   reason in the run's `rejections`) + `unfinished` (queued, running or parked when the run
@@ -67,6 +74,8 @@ pub fn summarize(m: &Metrics, gpus_per_replica: u64) -> Map<String, Value> {
     out.insert("duration".into(), number(duration));
     out.insert("completed".into(), m.completed.into());
     out.insert("rejected".into(), m.rejected.values().sum::<u64>().into());
+    // vLLM's name for requests that did not succeed.
+    out.insert("failed".into(), m.rejected.values().sum::<u64>().into());
     // The accounting: num_prompts == completed + rejected + unfinished, checked at the end of
     // every run (`sim::run`). length_capped counts completed requests cut at max_model_len.
     out.insert("num_prompts".into(), m.arrivals.into());
@@ -75,7 +84,9 @@ pub fn summarize(m: &Metrics, gpus_per_replica: u64) -> Map<String, Value> {
     out.insert("total_input_tokens".into(), m.total_input_tokens.into());
     out.insert("total_output_tokens".into(), m.total_output_tokens.into());
     out.insert("request_throughput".into(), number(per_s(m.completed as f64)));
-    out.insert("request_goodput".into(), number(per_s(m.good as f64)));
+    if m.goodput_slo().is_some() {
+        out.insert("request_goodput".into(), number(per_s(m.good as f64)));
+    }
     out.insert("input_throughput".into(), number(per_s(m.total_input_tokens as f64)));
     out.insert("output_throughput".into(), number(per_s(m.total_output_tokens as f64)));
     out.insert("total_token_throughput".into(), number(per_s((m.total_input_tokens + m.total_output_tokens) as f64)));
@@ -115,6 +126,8 @@ pub fn summarize(m: &Metrics, gpus_per_replica: u64) -> Map<String, Value> {
         number(if m.steps > 0 { m.running_sum as f64 / m.steps as f64 } else { 0.0 }),
     );
     out.insert("max_running_batch".into(), m.running_max.into());
+    let intervals = m.finish_ns.iter().zip(&m.e2el_ns).map(|(&finish, &e2el)| (finish - e2el, finish));
+    out.insert("max_concurrent_requests".into(), peak_concurrency(intervals).into());
     out.insert("peak_waiting".into(), m.waiting_peak.into());
     out.insert("steps".into(), m.steps.into());
     out.insert(
@@ -130,6 +143,72 @@ pub fn summarize(m: &Metrics, gpus_per_replica: u64) -> Map<String, Value> {
         batch_keys(&mut out, m, duration);
     }
     out
+}
+
+/// The most half-open intervals `[start, end)` that overlap at one time, by a sweep in which
+/// an end at time t comes before a start at t (vLLM's `max_concurrent_requests`).
+pub fn peak_concurrency(intervals: impl Iterator<Item = (u64, u64)>) -> u64 {
+    let mut events: Vec<(u64, i8)> = intervals.flat_map(|(start, end)| [(start, 1), (end, -1)]).collect();
+    events.sort_unstable();
+    let (mut now, mut peak) = (0i64, 0i64);
+    for (_, delta) in events {
+        now += delta as i64;
+        peak = peak.max(now);
+    }
+    peak as u64
+}
+
+/// vLLM's name for a percentile key: `p99`, `p99.9` (`str(int(p))` when whole).
+pub fn percentile_word(p: f64) -> String {
+    if p.fract() == 0.0 {
+        format!("p{}", p as u64)
+    } else {
+        format!("p{p}")
+    }
+}
+
+/// Adds `p<q>_<metric>_ms` for every percentile in `percentiles` to TTFT, TPOT, ITL and E2EL,
+/// each after that metric's `p99_` key. TTFT, TPOT and E2EL are exact; ITL comes from its
+/// HdrHistogram like `p99_itl_ms`. Keys already present keep their values.
+pub fn add_percentiles(out: &mut Map<String, Value>, m: &Metrics, percentiles: &[f64]) {
+    if percentiles.is_empty() {
+        return;
+    }
+    let sorted_ms = |samples: &mut dyn Iterator<Item = f64>| {
+        let mut ms: Vec<f64> = samples.map(|ns| ns / 1e6).collect();
+        ms.sort_by(f64::total_cmp);
+        ms
+    };
+    let ttft = sorted_ms(&mut m.ttft_ns.iter().map(|&x| x as f64));
+    let tpot = sorted_ms(&mut m.tpot_ns.iter().copied());
+    let e2el = sorted_ms(&mut m.e2el_ns.iter().map(|&x| x as f64));
+    let itl = |q: f64| (m.itl_count > 0).then(|| m.itl.value_at_quantile(q / 100.0) as f64 / 1e6);
+    let mut extra: Vec<(String, Vec<(String, Value)>)> = Vec::new();
+    for metric in ["ttft", "tpot", "itl", "e2el"] {
+        let keys = percentiles
+            .iter()
+            .map(|&p| {
+                let value = match metric {
+                    "ttft" => percentile_sorted(&ttft, p),
+                    "tpot" => percentile_sorted(&tpot, p),
+                    "e2el" => percentile_sorted(&e2el, p),
+                    _ => itl(p),
+                };
+                (format!("{}_{metric}_ms", percentile_word(p)), opt(value))
+            })
+            .filter(|(key, _)| !out.contains_key(key))
+            .collect();
+        extra.push((format!("p99_{metric}_ms"), keys));
+    }
+    let mut merged = Map::new();
+    for (key, value) in std::mem::take(out) {
+        let after = extra.iter_mut().find(|(anchor, _)| *anchor == key).map(|(_, keys)| std::mem::take(keys));
+        merged.insert(key, value);
+        for (k, v) in after.into_iter().flatten() {
+            merged.insert(k, v);
+        }
+    }
+    *out = merged;
 }
 
 /// Ray Data batch-job keys: makespan, rows/s, batch completion times.
@@ -197,6 +276,71 @@ mod tests {
                 assert!((percentile_sorted(&xs, q).unwrap() - naive).abs() < 1e-9);
             }
         }
+    }
+
+    /// vLLM's sweep: [0, 10) and [10, 20) never overlap; [5, 15) overlaps both.
+    #[test]
+    fn peak_concurrency_counts_half_open_intervals() {
+        assert_eq!(peak_concurrency([(0, 10), (10, 20)].into_iter()), 1);
+        assert_eq!(peak_concurrency([(0, 10), (10, 20), (5, 15)].into_iter()), 2);
+        assert_eq!(peak_concurrency([(0, 30), (1, 2), (1, 2), (3, 4)].into_iter()), 3);
+        assert_eq!(peak_concurrency(std::iter::empty()), 0);
+        assert_eq!(
+            (percentile_word(99.0), percentile_word(99.9), percentile_word(50.0)),
+            ("p99".into(), "p99.9".into(), "p50".into())
+        );
+    }
+
+    fn metrics_of(ttfts_ms: &[u64], slo: Option<crate::scenario::GoodputSlo>) -> Metrics {
+        use crate::report::metrics::{Capture, RequestRecord};
+        use crate::sim::SimTime;
+        let mut m = Metrics::new(Capture::default(), slo, 1);
+        for (i, &ttft) in ttfts_ms.iter().enumerate() {
+            let arrival = SimTime(i as u64 * 1_000_000);
+            let first_token = SimTime(arrival.0 + ttft * 1_000_000);
+            m.record_itl(i as u64, crate::sim::Nanos(2_000_000));
+            m.record_request(RequestRecord {
+                seq_no: i as u64,
+                arrival,
+                first_scheduled: arrival,
+                first_token,
+                finish: SimTime(first_token.0 + 2_000_000),
+                prompt_tokens: 10,
+                output_tokens: 2,
+                cached_prompt_tokens: 0,
+                preemptions: 0,
+                recomputed_tokens: 0,
+                replica: 0,
+            });
+        }
+        m.arrivals = ttfts_ms.len() as u64;
+        m
+    }
+
+    /// Extra percentiles sit after each metric's p99 key, existing keys keep their values, and
+    /// goodput is absent without an SLO. Requests arrive each ms and last 3, 4, 5, 6 and 12 ms:
+    /// at 4 ms the last four are in flight.
+    #[test]
+    fn extra_percentiles_follow_p99_and_goodput_needs_an_slo() {
+        let m = metrics_of(&[1, 2, 3, 4, 10], None);
+        let mut out = summarize(&m, 1);
+        let before = out.clone();
+        add_percentiles(&mut out, &m, &[50.0, 99.0, 99.9]);
+        let keys: Vec<&str> = out.keys().map(String::as_str).collect();
+        let at = |k: &str| keys.iter().position(|x| *x == k).unwrap();
+        assert_eq!((at("p50_ttft_ms"), at("p99.9_ttft_ms")), (at("p99_ttft_ms") + 1, at("p99_ttft_ms") + 2));
+        assert_eq!(at("p50_e2el_ms"), at("p99_e2el_ms") + 1);
+        assert!(!out.contains_key("p50_queue_ms"));
+        assert!(before.iter().all(|(k, v)| out[k] == *v));
+        // numpy: np.percentile([1, 2, 3, 4, 10], 99.9) = 9.976.
+        assert!((out["p99.9_ttft_ms"].as_f64().unwrap() - 9.976).abs() < 1e-9);
+        // ITL from the HdrHistogram: the bucket's highest value, within 0.1% of 2 ms.
+        assert!((out["p50_itl_ms"].as_f64().unwrap() - 2.0).abs() <= 2e-3);
+        assert!(!out.contains_key("request_goodput"));
+        assert_eq!((out["failed"].as_u64(), out["max_concurrent_requests"].as_u64()), (Some(0), Some(4)));
+        let slo = crate::scenario::GoodputSlo { ttft: Some(crate::sim::Nanos(3_000_000)), ..Default::default() };
+        let with_slo = summarize(&metrics_of(&[1, 2, 3, 4, 10], Some(slo)), 1);
+        assert!(with_slo["request_goodput"].as_f64().unwrap() > 0.0);
     }
 
     #[test]

@@ -169,6 +169,15 @@ pub struct CaseFile {
     pub step_time: Option<StepTimeFile>,
     #[serde(default)]
     pub limits: LimitsFile,
+    /// vLLM's engine arguments under vLLM's names (`{"tensor_parallel_size": 2, "dtype":
+    /// "bfloat16", "enable_prefix_caching": false}`), mapped onto the fields above before
+    /// validation; a flag symbiote does not model is an error that names it.
+    #[serde(default)]
+    pub vllm: Option<serde_json::Map<String, serde_json::Value>>,
+    /// vLLM's engine arguments as a `vllm serve` command line (`"--tensor-parallel-size 2
+    /// --max-num-seqs 128 --no-enable-prefix-caching"`), mapped like `vllm`.
+    #[serde(default)]
+    pub vllm_args: Option<String>,
 }
 
 /// Bounds on one metric.

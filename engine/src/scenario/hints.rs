@@ -14,6 +14,9 @@ pub(super) fn explain_serde(message: &str, line: usize, column: usize) -> String
     let message = message.split(" at line ").next().unwrap_or(message);
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        if let Some(hint) = super::vllm_args::hint_for_field(field) {
+            return format!("{hint}{at}");
+        }
         let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
         return match closest(field, &known) {
             Some(best) => format!("unknown field `{field}`; did you mean `{best}`?{at}"),

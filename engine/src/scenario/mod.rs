@@ -8,6 +8,7 @@ mod hints;
 pub mod measurements;
 pub mod names;
 pub mod validate;
+mod vllm_args;
 
 pub use file::{Bounds, Entrypoint, ExpectFile, SloFile};
 pub use validate::{load, parse, parse_in, Diagnostic};
@@ -131,9 +132,11 @@ pub struct Scenario {
     pub slo: Option<SloFile>,
     pub cases: Vec<Case>,
     pub analysis: Option<crate::report::phases::Analysis>,
-    /// Hash of the file's content (and of any `--scale`): finished runs written under another
-    /// hash are not reused by `--resume` or `merge`.
+    /// Hash of the file's content (and of any `--scale` or `--percentiles`): finished runs
+    /// written under another hash are not reused by `--resume` or `merge`.
     pub content_hash: String,
+    /// Percentiles every run adds to its metrics beyond p90 and p99 (`--percentiles`).
+    pub percentiles: Vec<f64>,
 }
 
 /// FNV-1a, 64 bits: a fixed, portable hash for content identity (not for security).
@@ -145,6 +148,17 @@ impl Scenario {
     /// The name of the scenario's report folder under `--out`: [`names::file_name`].
     pub fn folder(&self) -> String {
         names::file_name(&self.name)
+    }
+
+    /// Adds `percentiles` (0 to 100) to every run's metrics, as `p<q>_<metric>_ms` keys.
+    pub fn set_percentiles(&mut self, percentiles: &[f64]) {
+        if percentiles.is_empty() {
+            return;
+        }
+        let list: Vec<String> = percentiles.iter().map(|p| p.to_string()).collect();
+        let key = format!("{}|percentiles={}", self.content_hash, list.join(","));
+        self.content_hash = format!("{:016x}", fnv1a(key.as_bytes()));
+        self.percentiles = percentiles.to_vec();
     }
 
     /// Shrinks (or grows) every workload by `factor`: request counts, durations, stage and

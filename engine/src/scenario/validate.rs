@@ -125,12 +125,15 @@ pub fn parse_in(text: &str, label: &str, base_dir: &Path) -> Result<Scenario, Ve
     if file.name.trim().is_empty() || file.name.contains(['/', '\\']) {
         ctx.push("name", "the scenario needs a `name` without slashes (it names the report folder)");
     }
-    let base: Option<CaseFile> = typed(&file.base, "base", &mut ctx);
+    let mut base = file.base.clone();
+    super::vllm_args::apply(&mut base, "base", &mut ctx);
+    let base: Option<CaseFile> = if ctx.problems.is_empty() { typed(&base, "base", &mut ctx) } else { None };
     if base.is_none() {
         return Err(ctx.problems);
     }
     let mut cases = Vec::new();
-    for (name, value, expect, path) in expand(&file, &mut ctx) {
+    for (name, mut value, expect, path) in expand(&file, &mut ctx) {
+        super::vllm_args::apply(&mut value, &path, &mut ctx);
         if let Some(case_file) = typed::<CaseFile>(&value, &path, &mut ctx) {
             if let Some(mut case) = resolve(name, case_file, expect.or_else(|| file.expect.clone()), &path, &mut ctx) {
                 case.goodput = file.slo.as_ref().and_then(|slo| goodput(slo, &mut ctx));
@@ -151,6 +154,7 @@ pub fn parse_in(text: &str, label: &str, base_dir: &Path) -> Result<Scenario, Ve
             cases,
             analysis: file.analysis,
             content_hash,
+            percentiles: Vec::new(),
         })
     } else {
         Err(ctx.problems)

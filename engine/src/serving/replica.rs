@@ -162,6 +162,7 @@ impl Replica {
                 None => request.first_token = Some(now),
                 Some(last) => {
                     let gap = now.since(last);
+                    metrics.record_itl_detail(request.seq_no, gap);
                     if gap != gaps.0 {
                         metrics.record_itl_n(gaps.0, gaps.1);
                         gaps = (gap, 0);

@@ -155,7 +155,7 @@ impl StaticEngine {
             request.output_tokens += 1;
             match request.last_token {
                 None => request.first_token = Some(now),
-                Some(last) => metrics.record_itl(now.since(last)),
+                Some(last) => metrics.record_itl(request.seq_no, now.since(last)),
             }
             request.last_token = Some(now);
         }

@@ -208,7 +208,8 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
     let (outcome, events) = world.run(&case.limits);
     (world.metrics.trace_rows_skipped, world.metrics.trace_failed_skipped) = world.workload.trace_skips();
     if let Some(error) = world.workload.trace_error.clone() {
-        world.metrics.record_rejection("trace_error", &error);
+        // Listed last among the run's requests: it has no place in the workload's order.
+        world.metrics.record_refused(u64::MAX, world.now, 0, "trace_error", &error);
         // The row that could not be read counts as one arrival, refused.
         world.metrics.arrivals += 1;
     }
@@ -397,7 +398,10 @@ impl World {
         let output = Segment { id: spec.output_segment, len: 0 };
         let waiting = self.fleet.waiting();
         if self.max_waiting.is_some_and(|limit| waiting >= limit) {
-            self.metrics.record_rejection(
+            self.metrics.record_refused(
+                spec.index,
+                spec.arrival,
+                spec.prompt_tokens,
                 "admission_limit",
                 &format!("rejected at the front end: {waiting} requests already waiting (fleet.max_waiting)"),
             );
@@ -435,7 +439,7 @@ impl World {
         session: Option<u32>,
         output: Segment,
     ) {
-        let index = request.seq_no;
+        let (index, arrival, prompt_tokens) = (request.seq_no, request.arrival, request.prompt_tokens);
         match self.engines[replica].admit(request) {
             Ok(()) => {
                 self.refresh(replica);
@@ -443,7 +447,7 @@ impl World {
                 self.wake(now, replica);
             }
             Err(rejection) => {
-                self.metrics.record_rejection(rejection.reason, &rejection.message);
+                self.metrics.record_refused(index, arrival, prompt_tokens, rejection.reason, &rejection.message);
                 self.row_done(now, index);
                 self.request_done(now, client, session, false, output);
             }

@@ -120,6 +120,10 @@ pub fn apply_targeted(doc: &mut Value, rng: &mut ChaCha8Rng) -> String {
     if cases > 0 && rng.gen_bool(0.4) {
         let i = rng.gen_range(0..cases);
         let case = &mut doc["cases"][i];
+        // An earlier mutation may have made the case a number or a list: leave it alone.
+        if !case.is_object() {
+            return format!("targeted cases[{i}] skipped: not an object");
+        }
         if let Some(len) = &engine_len {
             case["engine.max_model_len"] = len.clone();
         }

@@ -13,6 +13,7 @@ mod phases;
 mod sweeps;
 mod traces;
 mod untrusted;
+mod vllm;
 
 use symbiote::scenario::{parse, Scenario};
 

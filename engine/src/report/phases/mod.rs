@@ -48,7 +48,7 @@ impl Analysis {
     /// What runs must capture for this analysis.
     pub fn capture(self) -> Capture {
         match self {
-            Analysis::Burstiness => Capture { requests: true, timeline: None, queue: Some(QUEUE_SAMPLE) },
+            Analysis::Burstiness => Capture { requests: true, queue: Some(QUEUE_SAMPLE), ..Capture::default() },
             _ => Capture::default(),
         }
     }

@@ -116,6 +116,7 @@ impl GenerationDefaults {
 
     /// The defaults from a `generation_config.json`.
     pub fn from_json(text: &str) -> Result<GenerationDefaults, String> {
+        serde_json::from_str::<NoDuplicateKeys>(text).map_err(|e| format!("not valid JSON: {e}"))?;
         let root: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
         Ok(GenerationDefaults {
             temperature: root.get("temperature").and_then(serde_json::Value::as_f64),
@@ -239,6 +240,7 @@ impl ModelSpec {
     /// A model from a Hugging Face `config.json` (the text config of multimodal models), so a
     /// model missing from the catalog is one file away. `name` labels it in reports.
     pub fn from_hf_config(text: &str, name: &str) -> Result<ModelSpec, String> {
+        serde_json::from_str::<NoDuplicateKeys>(text).map_err(|e| format!("not valid JSON: {e}"))?;
         let root: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
         let c = root.get("text_config").unwrap_or(&root);
         check_hf_shape(c)?;
@@ -285,6 +287,63 @@ impl ModelSpec {
             variants: Vec::new(),
             sources: BTreeMap::from([("config".to_string(), format!("Hugging Face config.json given as {name}"))]),
         })
+    }
+}
+
+/// A JSON document read only to refuse a key given twice in one object: `serde_json::Value`
+/// keeps the last silently, so `"hidden_size": 0, ..., "hidden_size": 2048` would be read one
+/// way here and possibly another way by whoever wrote it.
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NoDuplicateKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "`{}` is given twice in one object; keep one",
+                    crate::text::clip(&key)
+                )));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
     }
 }
 

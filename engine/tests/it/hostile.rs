@@ -166,6 +166,11 @@ fn issue_14_config_json_fields_out_of_range_are_refused() {
         let problems = symbiote::scenario::parse_in(text, "t.json", &dir).expect_err(field);
         assert!(problems[0].path == "base.model" && problems[0].message.contains(words), "{field}: {problems:#?}");
     }
+    // A key given twice (found by the fuzzer): JSON readers differ on which wins, so refuse it.
+    let twice = good.to_string().replacen('{', r#"{"hidden_size": 0, "#, 1);
+    std::fs::write(dir.join("config.json"), twice).unwrap();
+    let problems = symbiote::scenario::parse_in(text, "t.json", &dir).expect_err("a key twice");
+    assert!(problems[0].message.contains("`hidden_size` is given twice"), "{problems:#?}");
     std::fs::write(dir.join("config.json"), good.to_string()).unwrap();
     assert!(symbiote::scenario::parse_in(text, "t.json", &dir).is_ok());
 }

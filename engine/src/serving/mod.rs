@@ -87,6 +87,21 @@ impl Engine {
         }
     }
 
+    /// vLLM's length refusal of `request`, which every replica of a fleet applies alike (the
+    /// static engine refuses nothing at the door).
+    pub fn length_rejection(&self, request: &request::Request) -> Option<replica::Rejection> {
+        match self {
+            Engine::Vllm(r) => admission::check_length(
+                r.door,
+                request.prompt_tokens,
+                request.max_output_tokens,
+                r.scheduler.config.max_model_len,
+            )
+            .err(),
+            Engine::Static(_) => None,
+        }
+    }
+
     /// The end-of-run check of the KV block books (the static engine keeps none).
     pub fn check_accounting(&self) -> Result<(), String> {
         match self {

@@ -415,6 +415,19 @@ impl World {
             self.admit(now, replica, request, client, session, output);
             return;
         }
+        if lookup {
+            // Every replica applies the same length rules, so a request they would all refuse
+            // is refused before its prompt is hashed for the lookups: a conversation that
+            // outgrew the model would otherwise hash its whole history on every turn. The
+            // prefix-affinity choice has no state, so results are the same.
+            if let Some(rejection) = self.engines[0].length_rejection(&request) {
+                let (index, arrival, prompt_tokens) = (request.seq_no, request.arrival, request.prompt_tokens);
+                self.metrics.record_refused(index, arrival, prompt_tokens, rejection.reason, &rejection.message);
+                self.row_done(now, index);
+                self.request_done(now, client, session, false, output);
+                return;
+            }
+        }
         self.views.clear();
         let prompt_blocks = if lookup { prompt_block_hashes(&mut request, self.block_size).len() } else { 0 };
         let hashes = &request.kv.block_hashes[..prompt_blocks];

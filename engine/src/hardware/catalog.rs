@@ -478,6 +478,14 @@ impl Catalog {
 mod tests {
     use super::*;
 
+    /// The visible memory vLLM's budget starts from is what torch reports, measured on a real
+    /// H200 (shared/reference/h200_hf_generate.md), not the 140.4 GiB of a common estimate.
+    // See: issue 12
+    #[test]
+    fn h200_visible_memory_is_what_torch_reports() {
+        assert_eq!(Catalog::builtin().gpu("h200").unwrap().memory_visible_gib, 139.8);
+    }
+
     #[test]
     fn every_catalog_file_is_embedded_and_parses() {
         let catalog = Catalog::builtin();

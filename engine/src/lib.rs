@@ -40,6 +40,7 @@
 
 pub mod cli;
 pub mod hardware;
+pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod scenario;

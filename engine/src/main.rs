@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
-use symbiote::cli::{self, CheckArgs, MemoryArgs, ReplayArgs, RunArgs, EXIT_BAD_INPUT, EXIT_OK};
+use symbiote::cli::{self, CheckArgs, MemoryArgs, PlanArgs, ReplayArgs, RunArgs, EXIT_BAD_INPUT, EXIT_OK};
 
 #[derive(Parser)]
 #[command(name = "symbiote", version, about = "Deterministic simulator of LLM inference serving (vLLM V1)")]
@@ -152,6 +152,8 @@ enum Command {
     },
     /// Print the JSON Schema of scenario files (for editors).
     Schema,
+    /// Find the cheapest deployment that meets an SLO for a workload (trace or scenario).
+    Plan(Box<PlanArgs>),
     /// Print the start-up memory split of a model on a GPU, as vLLM computes it.
     Memory(MemoryArgs),
     /// List the catalog: `models` or `gpus`.
@@ -207,6 +209,7 @@ fn run(args: Args) -> Result<u8> {
             print!("{}", symbiote::scenario::file::json_schema());
             Ok(EXIT_OK)
         }
+        Command::Plan(args) => cli::cmd_plan(&args, quiet),
         Command::Memory(args) => {
             let (text, fits) = cli::memory_report(&args)?;
             print!("{text}");

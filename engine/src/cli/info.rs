@@ -24,6 +24,7 @@ pub fn cmd_trace_stats(trace: &Path, format: Option<&str>) -> Result<u8> {
         start_s: None,
         end_s: None,
         limit: None,
+        stride: None,
         on_bad_row: crate::workload::trace::BadRows::Fail,
         keep_failed: false,
         columns: None,

@@ -74,10 +74,12 @@ pub fn parse_shard(text: &str) -> Result<(usize, usize)> {
 
 mod fidelity;
 mod info;
+mod plan;
 mod run;
 mod vllm;
 
 pub use fidelity::*;
 pub use info::*;
+pub use plan::*;
 pub use run::*;
 pub use vllm::*;

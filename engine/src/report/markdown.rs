@@ -269,7 +269,7 @@ fn details(out: &mut String, case: &CaseReport) {
 
 /// A name as Markdown text that stays inside its table cell or heading: a `|` would end the
 /// cell and a line break the row, so they are escaped and turned into spaces.
-fn md_text(name: &str) -> String {
+pub fn md_text(name: &str) -> String {
     name.chars()
         .flat_map(|c| match c {
             '|' => vec!['\\', '|'],

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
+use crate::report::attainment::SloWatch;
 use crate::scenario::GoodputSlo;
 use crate::serving::request::Request;
 use crate::sim::{Nanos, SimTime};
@@ -186,6 +187,8 @@ pub struct Metrics {
     pub length_capped: u64,
     timeline_interval: Option<Nanos>,
     next_sample: SimTime,
+    /// SLO attainment counted as the run goes (`symbiote plan`); `None` in ordinary runs.
+    pub watch: Option<SloWatch>,
 }
 
 impl Metrics {
@@ -241,6 +244,7 @@ impl Metrics {
             length_capped: 0,
             timeline_interval: capture.timeline,
             next_sample: SimTime::ZERO,
+            watch: None,
         }
     }
 
@@ -273,6 +277,9 @@ impl Metrics {
         self.itl.record_n(gap.0.max(1), count).expect("histogram grows to any gap");
         self.itl_sum_ns += gap.0 as u128 * count as u128;
         self.itl_count += count;
+        if let Some(watch) = &mut self.watch {
+            watch.on_itl(gap, count);
+        }
     }
 
     pub fn record_request(&mut self, r: RequestRecord) {
@@ -283,6 +290,9 @@ impl Metrics {
         let tpot = if r.output_tokens > 1 { (e2el - ttft) as f64 / (r.output_tokens - 1) as f64 } else { 0.0 };
         if r.output_tokens > 1 {
             self.tpot_ns.push(tpot);
+        }
+        if let Some(watch) = &mut self.watch {
+            watch.on_request(ttft, (r.output_tokens > 1).then_some(tpot), e2el);
         }
         if let Some(slo) = self.goodput {
             let within = |limit: Option<Nanos>, value: f64| limit.is_none_or(|l| value <= l.0 as f64);
@@ -321,6 +331,9 @@ impl Metrics {
 
     pub fn record_rejection(&mut self, reason: &str, message: &str) {
         *self.rejected.entry(reason.to_string()).or_insert(0) += 1;
+        if let Some(watch) = &mut self.watch {
+            watch.on_failed_request();
+        }
         self.first_rejection.get_or_insert_with(|| message.to_string());
     }
 

@@ -1,6 +1,7 @@
 //! What it means: metric collectors, summaries, the report value and its renderings
 //! (JSON, Markdown), and atomic writes. Report code never changes simulation state.
 
+pub mod attainment;
 pub mod check;
 pub mod csv;
 pub mod expect;

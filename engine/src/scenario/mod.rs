@@ -86,6 +86,8 @@ pub struct Case {
     pub goodput: Option<GoodputSlo>,
     /// The scenario file's folder: relative trace paths start here.
     pub base_dir: std::path::PathBuf,
+    /// SLO targets to count (and stop at) while running: set by `symbiote plan`, never by a file.
+    pub slo_watch: Option<crate::report::attainment::WatchSpec>,
 }
 
 /// `vllm bench serve --goodput`: a request is good when each given latency is within its

@@ -313,6 +313,13 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
     if !(1..=8).contains(&tp) {
         ctx.push(format!("{path}.tp"), format!("tensor parallel size must be 1 to 8, got {tp}"));
     }
+    // vLLM's ModelConfig.verify_with_parallel_config refuses a split of the heads that is not even.
+    if let Some(heads) = model.map(|m| m.num_attention_heads).filter(|&h| tp >= 1 && h % tp as u64 != 0) {
+        ctx.push(
+            format!("{path}.tp"),
+            format!("Total number of attention heads ({heads}) must be divisible by tensor parallel size ({tp}) (vLLM's start-up check); use a divisor of {heads}"),
+        );
+    }
     let fleet = f.fleet.clone().unwrap_or_default();
     let batch = f.batch.as_ref().map(|b| resolve_batch(b, &format!("{path}.batch"), ctx));
     let replicas = match (&batch, fleet.replicas) {
@@ -396,6 +403,7 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
         expect,
         goodput: None,
         base_dir: std::path::PathBuf::new(),
+        slo_watch: None,
     };
     // The memory plan divides by the TP size and the block size: plan only a case whose
     // fields all passed.

@@ -15,6 +15,7 @@ use crate::hardware::memory::{self, MemoryBreakdown, StartupFailure};
 use crate::hardware::shape::ParamBreakdown;
 use crate::hardware::step_time::ServingOptions;
 use crate::hardware::{ConstantStepTime, KernelStepTime, Roofline, StepTimeModel};
+use crate::report::attainment::SloWatch;
 use crate::report::metrics::{BatchRecord, Capture, Metrics};
 use crate::scenario::file::{EngineKind, GenerationConfig};
 use crate::scenario::Entrypoint;
@@ -79,6 +80,8 @@ pub enum Outcome {
     /// The next event fell beyond the clock's horizon (`sim::bounds::HORIZON_S`): the workload
     /// or the step times are too slow for the run to mean anything.
     TimeOverflow,
+    /// An SLO target being watched (`symbiote plan`) can no longer be met, so the run stopped.
+    SloBroken,
 }
 
 impl Outcome {
@@ -90,6 +93,7 @@ impl Outcome {
             Outcome::EventLimit => "event_limit",
             Outcome::Stalled => "stalled",
             Outcome::TimeOverflow => "time_overflow",
+            Outcome::SloBroken => "slo_broken",
         }
     }
 }
@@ -187,7 +191,11 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
             batches: Vec::new(),
         }),
         block_size: case.engine.block_size,
-        metrics: Metrics::new(capture, case.goodput, case.replicas as usize),
+        metrics: {
+            let mut metrics = Metrics::new(capture, case.goodput, case.replicas as usize);
+            metrics.watch = case.slo_watch.as_ref().map(SloWatch::new);
+            metrics
+        },
         finished: Vec::new(),
         follow_ups: Vec::new(),
         now: SimTime::ZERO,
@@ -337,6 +345,9 @@ impl World {
             }
             if events >= limits.max_events {
                 return (Outcome::EventLimit, events);
+            }
+            if self.metrics.watch.as_ref().is_some_and(|w| w.should_stop()) {
+                return (Outcome::SloBroken, events);
             }
         }
         if self.engines.iter().any(|e| e.outstanding() > 0) {

@@ -98,6 +98,9 @@ impl WorkloadSpec {
             if offline {
                 out.push(("trace".into(), "replaying a trace is an online workload; remove `batch` or `trace`".into()));
             }
+            if trace.stride.is_some_and(|s| s == 0 || s > 1_000_000_000) {
+                out.push(("trace.stride".into(), "must be a whole number of rows from 1 to 1e9".into()));
+            }
             if trace.speedup.is_some_and(|s| !(1e-6..=1e6).contains(&s)) {
                 out.push(("trace.speedup".into(), "must be a factor within 1e-6..1e6".into()));
             }

@@ -21,6 +21,7 @@ fn spec(path: &str) -> TraceSpec {
         start_s: None,
         end_s: None,
         limit: None,
+        stride: None,
         on_bad_row: BadRows::Fail,
         keep_failed: false,
         columns: None,
@@ -36,6 +37,24 @@ fn azure_code_trace_reads_every_row() {
     assert_eq!(s.first_arrival_ns, 0);
     // 2023-11-16 18:17:03.9799600 to 19:14:19.9280160.
     assert_eq!(s.last_arrival_ns, 3_435_948_056_000);
+}
+
+#[test]
+fn a_stride_keeps_every_nth_row_of_the_window() {
+    let all = stats(&spec("AzureLLMInferenceTrace_code.csv"), &traces_dir()).unwrap();
+    let mut four = spec("AzureLLMInferenceTrace_code.csv");
+    four.stride = Some(4);
+    let thinned = stats(&four, &traces_dir()).unwrap();
+    // Rows 0, 4, 8, ...: the first row is kept, so the thinned trace starts where the trace does.
+    assert_eq!(thinned.rows, 8_819u64.div_ceil(4));
+    assert_eq!(thinned.first_arrival_ns, 0);
+    assert!(thinned.prompt_tokens > all.prompt_tokens / 5 && thinned.prompt_tokens < all.prompt_tokens / 3);
+    let mut one = spec("AzureLLMInferenceTrace_code.csv");
+    one.stride = Some(1);
+    assert_eq!(stats(&one, &traces_dir()).unwrap(), all);
+    // The limit counts kept rows.
+    four.limit = Some(10);
+    assert_eq!(stats(&four, &traces_dir()).unwrap().rows, 10);
 }
 
 #[test]

@@ -86,6 +86,10 @@ pub struct TraceSpec {
     /// At most this many rows.
     #[serde(default)]
     pub limit: Option<u64>,
+    /// Replay every `stride`-th row of the window (default 1, every row): the rows one replica
+    /// of `stride` sees behind a round-robin router, or a thinned sample of a long trace.
+    #[serde(default)]
+    pub stride: Option<u64>,
     #[serde(default)]
     pub on_bad_row: BadRows,
     /// BurstGPT: keep rows with zero response tokens (failed requests). Default false.
@@ -169,6 +173,8 @@ pub struct TraceReader {
     origin: Option<i128>,
     last: i128,
     yielded: u64,
+    /// Rows inside the window so far, kept or not (`stride`).
+    in_window: u64,
     /// Rows skipped as unreadable (`on_bad_row: skip`).
     pub skipped_bad: u64,
     /// BurstGPT rows of failed requests that were left out.
@@ -259,6 +265,7 @@ impl TraceReader {
             origin: None,
             last: i128::MIN,
             yielded: 0,
+            in_window: 0,
             skipped_bad: 0,
             skipped_failed: 0,
             done: false,
@@ -361,6 +368,10 @@ impl TraceReader {
                 self.done = true;
                 return None;
             }
+            self.in_window += 1;
+            if (self.in_window - 1) % self.spec.stride.unwrap_or(1).max(1) != 0 {
+                continue;
+            }
             let arrival_s = (rel - start_ns) as f64 / speedup / 1e9;
             if arrival_s > crate::sim::bounds::HORIZON_S {
                 let message = format!(
@@ -450,6 +461,7 @@ mod tests {
             start_s: None,
             end_s: None,
             limit: None,
+            stride: None,
             on_bad_row,
             keep_failed: false,
             columns: None,

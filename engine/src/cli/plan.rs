@@ -1,0 +1,265 @@
+//! `symbiote plan`: reads the workload (a trace, or a scenario file's `base` case), the SLO,
+//! the search space and the prices from the command line, runs `plan::plan` and writes its
+//! report folder. Exit 0 when some configuration meets the SLO, 1 when none does, 2 on bad
+//! input.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use super::{EXIT_FAILED, EXIT_OK};
+use crate::hardware::Catalog;
+use crate::plan::search::Settings;
+use crate::plan::slo::Slo;
+use crate::plan::space::Space;
+use crate::plan::{output, PlanInput, RateTarget};
+use crate::report::write::write_atomic;
+use crate::serving::router::RouterPolicy;
+
+/// Arguments of `symbiote plan`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct PlanArgs {
+    /// A scenario file whose `base` case gives the model, workload and engine settings (its
+    /// `cases` and `matrix` are ignored: the search space replaces them).
+    pub scenario: Option<PathBuf>,
+    /// Plan for this trace instead (Azure, Mooncake, BurstGPT or generic CSV/JSONL); needs --model.
+    #[arg(long, conflicts_with = "scenario")]
+    pub trace: Option<PathBuf>,
+    /// The model, with --trace (catalog name, Hugging Face id, or a config.json path).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The objective: latency targets at percentiles, e.g. p99_ttft_ms=2000,p99_itl_ms=100
+    /// (metrics ttft, tpot, itl, e2el).
+    #[arg(long)]
+    pub slo: String,
+    /// Also require this percent of requests to meet every target (a goodput floor).
+    #[arg(long, value_name = "PCT")]
+    pub goodput: Option<f64>,
+    /// Plan for this average rate (requests/s) instead of the workload's own.
+    #[arg(long, conflicts_with = "speedup")]
+    pub rate: Option<f64>,
+    /// Plan for the workload's rate times this factor.
+    #[arg(long)]
+    pub speedup: Option<f64>,
+    /// GPU types to consider (default: every catalog GPU with a price).
+    #[arg(long, value_delimiter = ',')]
+    pub gpus: Vec<String>,
+    /// Quantizations (default: the base case's, else fp16).
+    #[arg(long, value_delimiter = ',')]
+    pub quants: Vec<String>,
+    /// Tensor-parallel degrees.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub tp: Vec<u32>,
+    /// vLLM --max-num-seqs values (default: vLLM's default for each GPU).
+    #[arg(long, value_delimiter = ',')]
+    pub max_num_seqs: Vec<u32>,
+    /// vLLM --max-num-batched-tokens values (default: vLLM's default for each GPU).
+    #[arg(long, value_delimiter = ',')]
+    pub max_num_batched_tokens: Vec<u32>,
+    /// Chunked prefill: on, off, or both (default: vLLM's default).
+    #[arg(long, value_delimiter = ',')]
+    pub chunked_prefill: Vec<String>,
+    /// Router policies for fleets (default: least_outstanding, the closest to Ray Serve's
+    /// power-of-two-choices routing on queue length).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub routers: Vec<RouterPolicy>,
+    /// Prices per GPU-hour overriding the catalog's: JSON {"h100-80gb": 2.49} or CSV gpu,usd_per_gpu_hour.
+    #[arg(long)]
+    pub prices: Option<PathBuf>,
+    /// The largest fleet to consider, in replicas.
+    #[arg(long, default_value_t = 64)]
+    pub max_replicas: u32,
+    /// Requests in the sample every configuration is screened on.
+    #[arg(long, default_value_t = 2000)]
+    pub screen_requests: u64,
+    /// Relative precision of each configuration's knee.
+    #[arg(long, default_value_t = 0.04)]
+    pub precision: f64,
+    /// At most this many configurations per GPU type are verified on the full traffic.
+    #[arg(long, default_value_t = 3)]
+    pub verify_per_gpu: usize,
+    /// The seed of the workload (synthetic arrivals and lengths).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads (default: all cores); the answer does not depend on it.
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    #[arg(long, default_value = "outputs")]
+    pub out: PathBuf,
+}
+
+fn on_off(values: &[String]) -> Result<Vec<Option<bool>>> {
+    if values.is_empty() {
+        return Ok(vec![None]);
+    }
+    values
+        .iter()
+        .map(|v| match v.trim() {
+            "on" | "true" => Ok(Some(true)),
+            "off" | "false" => Ok(Some(false)),
+            other => bail!("--chunked-prefill takes on and/or off; got `{other}`"),
+        })
+        .collect()
+}
+
+fn or_default<T: Clone>(values: &[T]) -> Vec<Option<T>> {
+    if values.is_empty() {
+        vec![None]
+    } else {
+        values.iter().cloned().map(Some).collect()
+    }
+}
+
+/// The base case, its folder and a label for the traffic.
+fn base_case(args: &PlanArgs) -> Result<(Value, PathBuf, String)> {
+    if let Some(trace) = &args.trace {
+        let model = args.model.clone().context("--trace needs --model (a catalog name, HF id or config.json path)")?;
+        let dir = trace.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let file = trace.file_name().and_then(|f| f.to_str()).context("the trace path has no file name")?;
+        if !trace.is_file() {
+            bail!("{}: no such trace file", trace.display());
+        }
+        return Ok((json!({"model": model, "workload": {"trace": {"path": file}}}), dir, file.to_string()));
+    }
+    let Some(path) = &args.scenario else {
+        bail!("give a scenario file (its `base` case is the starting point) or --trace FILE --model M");
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    // Validate the whole file first, so that its errors read as they do for `symbiote run`.
+    if let Err(problems) =
+        crate::scenario::parse_in(&text, &path.display().to_string(), path.parent().unwrap_or(Path::new(".")))
+    {
+        bail!("{}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"));
+    }
+    let file: Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let mut base = file.get("base").cloned().unwrap_or_else(|| json!({}));
+    if base.get("batch").is_some_and(|b| !b.is_null()) {
+        bail!("{}: `base.batch` is an offline job; `plan` sizes online serving (remove `batch`)", path.display());
+    }
+    if let Some(object) = base.as_object_mut() {
+        // The space sets these; what the file says of them would only conflict.
+        for key in ["expect", "fleet", "name"] {
+            object.remove(key);
+        }
+    }
+    if let Some(model) = &args.model {
+        base["model"] = model.clone().into();
+    }
+    let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let label = file.get("name").and_then(Value::as_str).unwrap_or("scenario").to_string();
+    Ok((base, dir, label))
+}
+
+/// Prices by catalog GPU name: an override file, else none (every GPU without a price is
+/// pruned, with the reason).
+fn prices(path: Option<&Path>) -> Result<BTreeMap<String, (f64, String)>> {
+    let mut out = BTreeMap::new();
+    if let Some(path) = path {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let v: Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+        let map = v
+            .as_object()
+            .with_context(|| format!("{}: expected an object {{\"gpu\": usd_per_gpu_hour}}", path.display()))?;
+        for (gpu, price) in map {
+            let name =
+                Catalog::builtin().gpu(gpu).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?.name.clone();
+            let usd = price.as_f64().filter(|p| *p > 0.0 && *p <= 1000.0).with_context(|| {
+                format!("{}: `{gpu}` needs a price in US dollars per GPU-hour within (0, 1000]", path.display())
+            })?;
+            out.insert(name, (usd, format!("--prices {}", path.display())));
+        }
+    }
+    Ok(out)
+}
+
+/// `symbiote plan`.
+pub fn cmd_plan(args: &PlanArgs, quiet: bool) -> Result<u8> {
+    let (base, base_dir, workload_label) = base_case(args)?;
+    let slo = Slo::parse(&args.slo, args.goodput).map_err(anyhow::Error::msg)?;
+    let prices = prices(args.prices.as_deref())?;
+    let catalog = Catalog::builtin();
+    let gpus: Vec<String> = if args.gpus.is_empty() {
+        catalog.gpus.iter().filter(|g| prices.contains_key(&g.name)).map(|g| g.name.clone()).collect()
+    } else {
+        args.gpus.iter().map(|g| catalog.gpu(g).map(|g| g.name.clone())).collect::<Result<_, _>>()?
+    };
+    if gpus.is_empty() {
+        bail!("no GPU has a price: give --gpus and --prices FILE");
+    }
+    let quants = if args.quants.is_empty() {
+        vec![base.get("quant").and_then(Value::as_str).unwrap_or("fp16").to_string()]
+    } else {
+        args.quants.clone()
+    };
+    if args.tp.is_empty() || args.tp.iter().any(|&t| t == 0 || t > 64) {
+        bail!("--tp takes degrees from 1 to 64, like 1,2,4,8");
+    }
+    let rate = match (args.rate, args.speedup) {
+        (Some(r), _) if !(r > 0.0 && r <= 1e7) => bail!("--rate must be within (0, 1e7] requests/s"),
+        (_, Some(x)) if !(x > 0.0 && x <= 1e6) => bail!("--speedup must be within (0, 1e6]"),
+        (Some(r), _) => RateTarget::Rate(r),
+        (None, Some(x)) => RateTarget::Speedup(x),
+        (None, None) => RateTarget::Native,
+    };
+    if !(1..=4096).contains(&args.max_replicas) {
+        bail!("--max-replicas must be within 1..4096");
+    }
+    if !(100..=10_000_000).contains(&args.screen_requests) {
+        bail!("--screen-requests must be within 100..1e7");
+    }
+    if !(args.precision >= 0.001 && args.precision <= 1.0) {
+        bail!("--precision must be within 0.001..1");
+    }
+    let input = PlanInput {
+        base,
+        base_dir,
+        workload_label,
+        space: Space {
+            gpus,
+            quants,
+            tps: args.tp.clone(),
+            max_num_seqs: or_default(&args.max_num_seqs),
+            max_num_batched_tokens: or_default(&args.max_num_batched_tokens),
+            chunked_prefill: on_off(&args.chunked_prefill)?,
+            routers: if args.routers.is_empty() { vec![RouterPolicy::LeastOutstanding] } else { args.routers.clone() },
+        },
+        slo,
+        rate,
+        prices,
+        seed: args.seed,
+        screen_requests: args.screen_requests,
+        settings: Settings {
+            max_replicas: args.max_replicas,
+            precision: args.precision,
+            verify_per_gpu: args.verify_per_gpu.max(1),
+            verify_margin: output::CALIBRATED_BAND.max(0.25),
+        },
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
+    let plan = pool.install(|| crate::plan::plan(&input)).map_err(anyhow::Error::msg)?;
+    let json = output::report_json(&plan, &input);
+    let md = output::report_markdown(&plan, &input, &json);
+    let dir = args.out.join(crate::scenario::names::file_name(&format!("plan_{}", input.workload_label)));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let pretty = serde_json::to_string_pretty(&json)? + "\n";
+    write_atomic(&dir.join("report.json"), pretty.as_bytes())
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    write_atomic(&dir.join("report.md"), md.as_bytes())?;
+    if let Some(winner) = output::winner_scenario(&plan, &input) {
+        write_atomic(&dir.join("winner.json"), (serde_json::to_string_pretty(&winner)? + "\n").as_bytes())?;
+    }
+    if !quiet {
+        let headline =
+            md.lines().find(|l| l.starts_with("**Cheapest") || l.starts_with("**No configuration")).unwrap_or("");
+        println!("{}", headline.replace("**", ""));
+        let s = &json["search"];
+        println!(
+            "{} configurations: {} pruned, {} screened, {} verified; {} simulations of {} requests",
+            s["configurations"], s["pruned"], s["screened"], s["verified"], s["simulations"], s["simulated_requests"]
+        );
+        println!("open {}", dir.join("report.md").display());
+    }
+    Ok(if plan.winner.is_some() { EXIT_OK } else { EXIT_FAILED })
+}

@@ -1,0 +1,395 @@
+//! A plan as files: report.json (every configuration and what the search learned of it),
+//! report.md (the answer first, then the evidence) and winner.json (a scenario file that
+//! reruns the winning fleet with `symbiote run`).
+//!
+//! Honesty rules: every row says whether its GPU's step-time model is calibrated and the
+//! error band that goes with it; the winner's margin to each target is stated; candidates
+//! whose costs differ by less than their error band are reported as a tie.
+
+use serde_json::{json, Map, Value};
+
+use super::search::cost_per_hour;
+use super::slo::Slo;
+use super::space::router_name;
+use super::{Plan, PlanInput};
+
+/// The error band of a calibrated GPU: the largest of the held-out (leave-one-model-out)
+/// median errors of the shipped H100 parameters on sim2real_trainval.json, 3.5% (E2E), 5.9%
+/// (TTFT) and 3.4% (ITL) (README, "Fidelity"; `symbiote fidelity ... --cross-validate`).
+pub const CALIBRATED_BAND: f64 = 0.06;
+/// The error band of an uncalibrated GPU: real A100-80GB runs were about 25% faster in E2E
+/// and ITL and 40% in TTFT than simulated, L40S 11% and 42% (issue 12, measured on real vLLM
+/// runs held out from the developers).
+pub const UNCALIBRATED_BAND: f64 = 0.40;
+
+/// The format tag of a plan's report.json.
+pub const FORMAT: &str = "symbiote-plan/1";
+
+fn band(calibrated: bool) -> f64 {
+    if calibrated {
+        CALIBRATED_BAND
+    } else {
+        UNCALIBRATED_BAND
+    }
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+/// Cost per million output tokens of candidate `i`'s verified run.
+fn per_million_tokens(plan: &Plan, i: usize) -> Option<f64> {
+    let run = plan.verified[i].as_ref()?.run.as_ref()?;
+    let hours = run.duration_s / 3600.0;
+    (run.output_tokens > 0)
+        .then(|| cost_per_hour(&plan.candidates[i], run.replicas) * hours / (run.output_tokens as f64 / 1e6))
+}
+
+/// The row of candidate `i` in report.json.
+fn candidate_json(plan: &Plan, slo: &Slo, i: usize) -> Map<String, Value> {
+    let c = &plan.candidates[i];
+    let e = &c.case.engine;
+    let screen = &plan.screens[i];
+    let mut row = Map::new();
+    row.insert("label".into(), c.label().into());
+    row.insert("gpu".into(), c.case.gpu.name.clone().into());
+    row.insert("quant".into(), c.config.quant.clone().into());
+    row.insert("tp".into(), c.case.tp.into());
+    row.insert("max_num_seqs".into(), e.max_num_seqs.into());
+    row.insert("max_num_batched_tokens".into(), e.max_num_batched_tokens.into());
+    row.insert("enable_chunked_prefill".into(), e.enable_chunked_prefill.into());
+    row.insert("router".into(), router_name(c.config.router).into());
+    row.insert("calibrated".into(), c.calibrated().into());
+    row.insert("error_band".into(), band(c.calibrated()).into());
+    row.insert("usd_per_gpu_hour".into(), c.usd_per_gpu_hour.into());
+    row.insert("price_basis".into(), c.price_basis.clone().into());
+    row.insert("knee_rps_per_replica".into(), screen.knee.map(|k| round(k, 4)).into());
+    row.insert("knee_is_lower_bound".into(), screen.beyond_cap.into());
+    row.insert("estimated_replicas".into(), plan.estimates[i].into());
+    row.insert("estimated_usd_per_hour".into(), plan.estimated_cost(i).map(|x| round(x, 4)).into());
+    if let Some(k) = screen.knee {
+        let r = plan.estimates[i].unwrap_or(0) as f64;
+        row.insert("estimated_capacity_rps".into(), round(k * r, 4).into());
+    }
+    let status = match (&plan.verified[i], screen.knee) {
+        (Some(v), _) if v.run.is_some() => "verified",
+        (Some(_), _) => "failed_verification",
+        (None, None) => "cannot_meet_slo",
+        (None, Some(_)) if plan.estimates[i].is_none() => "needs_more_replicas_than_allowed",
+        (None, Some(_)) => "screened",
+    };
+    row.insert("status".into(), status.into());
+    if let Some(run) = plan.verified[i].as_ref().and_then(|v| v.run.as_ref()) {
+        row.insert("replicas".into(), run.replicas.into());
+        row.insert("gpus".into(), (run.replicas as u64 * c.case.tp).into());
+        row.insert("cost_usd_per_hour".into(), round(cost_per_hour(c, run.replicas), 4).into());
+        row.insert(
+            "cost_usd_per_million_output_tokens".into(),
+            per_million_tokens(plan, i).map(|x| round(x, 4)).into(),
+        );
+        let mut observed = Map::new();
+        for (t, v) in slo.targets.iter().zip(&run.violations) {
+            let key = t.key();
+            observed.insert(
+                key.clone(),
+                json!({"value": run.summary.get(&key).cloned().unwrap_or(Value::Null), "threshold": t.threshold_ms,
+                       "violations": v, "margin": run.summary.get(&key).and_then(Value::as_f64).map(|x| round(1.0 - x / t.threshold_ms, 4))}),
+            );
+        }
+        row.insert("slo".into(), observed.into());
+    }
+    if let Some(&(factor, capped)) = plan.headroom.get(&i) {
+        row.insert("headroom_factor".into(), round(factor, 4).into());
+        row.insert("headroom_is_lower_bound".into(), capped.into());
+    }
+    row
+}
+
+/// Indices on the frontier of `points` (index, cost, value), lower cost and `better` value.
+fn frontier(mut points: Vec<(usize, f64, f64)>, higher_is_better: bool) -> Vec<usize> {
+    points.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    let mut out = Vec::new();
+    let mut best: Option<f64> = None;
+    for (i, _, v) in points {
+        let improves = best.is_none_or(|b| if higher_is_better { v > b } else { v < b });
+        if improves {
+            out.push(i);
+            best = Some(v);
+        }
+    }
+    out
+}
+
+/// Candidates within the error band of the winner's cost, the winner excluded.
+pub fn ties(plan: &Plan) -> Vec<usize> {
+    let Some(w) = plan.winner else { return Vec::new() };
+    let cost = plan.verified_cost(w).unwrap_or(f64::INFINITY);
+    let mut out: Vec<usize> = (0..plan.candidates.len())
+        .filter(|&i| i != w)
+        .filter_map(|i| plan.verified_cost(i).map(|c| (i, c)))
+        .filter(|&(i, c)| {
+            let b = band(plan.candidates[i].calibrated()).max(band(plan.candidates[w].calibrated()));
+            c <= cost * (1.0 + b)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    out.sort_by(|&a, &b| {
+        plan.verified_cost(a).unwrap_or(0.0).total_cmp(&plan.verified_cost(b).unwrap_or(0.0)).then(a.cmp(&b))
+    });
+    out
+}
+
+/// report.json.
+pub fn report_json(plan: &Plan, input: &PlanInput) -> Value {
+    let slo = &input.slo;
+    let f = &plan.full_census;
+    let pruned = plan.rows.iter().filter(|r| r.pruned.is_some()).count();
+    let verified = plan.verified.iter().filter(|v| v.is_some()).count();
+    let rows: Vec<Value> = plan
+        .rows
+        .iter()
+        .map(|r| match (r.candidate, &r.pruned) {
+            (Some(i), _) => Value::Object(candidate_json(plan, slo, i)),
+            (None, why) => json!({"gpu": r.config.gpu, "quant": r.config.quant, "tp": r.config.tp,
+                                   "max_num_seqs": r.config.max_num_seqs, "max_num_batched_tokens": r.config.max_num_batched_tokens,
+                                   "enable_chunked_prefill": r.config.chunked_prefill, "router": router_name(r.config.router),
+                                   "status": "pruned", "pruned": why}),
+        })
+        .collect();
+    let latency_key = slo.targets[0].key();
+    let latency_points: Vec<(usize, f64, f64)> = (0..plan.candidates.len())
+        .filter_map(|i| {
+            let run = plan.verified[i].as_ref()?.run.as_ref()?;
+            Some((i, plan.verified_cost(i)?, run.summary.get(&latency_key)?.as_f64()?))
+        })
+        .collect();
+    let capacity_points: Vec<(usize, f64, f64)> = (0..plan.candidates.len())
+        .filter_map(|i| Some((i, plan.estimated_cost(i)?, plan.screens[i].knee? * plan.estimates[i]? as f64)))
+        .collect();
+    let labels =
+        |v: Vec<usize>| -> Vec<Value> { v.into_iter().map(|i| Value::from(plan.candidates[i].label())).collect() };
+    let winner = plan.winner.map(|w| {
+        let mut row = candidate_json(plan, slo, w);
+        row.insert("ties".into(), labels(ties(plan)).into());
+        Value::Object(row)
+    });
+    json!({
+        "format": FORMAT,
+        "workload": {
+            "label": input.workload_label, "requests": f.requests, "span_s": round(f.span_s, 3),
+            "native_rate_rps": round(f.rate, 6), "target_rate_rps": round(plan.target_rate, 6),
+            "mean_input_tokens": round(f.input_tokens as f64 / f.requests as f64, 2),
+            "mean_output_tokens": round(f.output_tokens as f64 / f.requests as f64, 2),
+            "model": input.base.get("model").cloned().unwrap_or(Value::Null), "seed": input.seed,
+        },
+        "slo": {"text": slo.describe(), "goodput_pct": slo.goodput_pct,
+                "targets": slo.targets.iter().map(|t| json!({"key": t.key(), "threshold_ms": t.threshold_ms})).collect::<Vec<_>>()},
+        "search": {
+            "configurations": plan.rows.len(), "pruned": pruned, "screened": plan.candidates.len(), "verified": verified,
+            "simulations": plan.work.simulations, "simulated_requests": plan.work.requests,
+            "screen_sample_requests": plan.sample_census.requests, "knee_precision": input.settings.precision,
+            "max_replicas": input.settings.max_replicas, "verify_per_gpu": input.settings.verify_per_gpu,
+            "verify_margin": input.settings.verify_margin,
+            "method": "screen every configuration on one replica with a thinned sample (knee by geometric bisection), verify the cheapest per GPU type on the full traffic (smallest replica count meeting the SLO), measure headroom of each GPU type's best",
+        },
+        "winner": winner,
+        "best_per_gpu": plan.best_per_gpu.values().map(|&i| Value::Object(candidate_json(plan, slo, i))).collect::<Vec<_>>(),
+        "pareto_cost_vs_latency": {"latency_key": latency_key, "configurations": labels(frontier(latency_points, false))},
+        "pareto_cost_vs_capacity": labels(frontier(capacity_points, true)),
+        "configurations": rows,
+    })
+}
+
+fn money(x: f64) -> String {
+    format!("${x:.2}")
+}
+
+/// report.md: the answer, the per-GPU table, the frontiers, then every screened configuration.
+pub fn report_markdown(plan: &Plan, input: &PlanInput, json: &Value) -> String {
+    let mut md = String::new();
+    let w = &json["workload"];
+    md.push_str(&format!("# Plan: {}\n\n", crate::report::markdown::md_text(&input.workload_label)));
+    md.push_str(&format!(
+        "Traffic: {} requests over {:.0} s, {:.3} req/s as given, planned at **{:.3} req/s**; mean {} input / {} output tokens; model `{}`.\n\n",
+        w["requests"], w["span_s"].as_f64().unwrap_or(0.0), w["native_rate_rps"].as_f64().unwrap_or(0.0), plan.target_rate,
+        w["mean_input_tokens"], w["mean_output_tokens"], w["model"].as_str().unwrap_or("?")
+    ));
+    md.push_str(&format!("SLO: {}.\n\n", input.slo.describe()));
+    match plan.winner {
+        Some(i) => {
+            let c = &plan.candidates[i];
+            let row = &json["winner"];
+            md.push_str(&format!(
+                "**Cheapest: {} x {}** ({} GPUs) at **{}/hour**, {} per million output tokens.\n\n",
+                row["replicas"],
+                c.label(),
+                row["gpus"],
+                money(row["cost_usd_per_hour"].as_f64().unwrap_or(0.0)),
+                row["cost_usd_per_million_output_tokens"].as_f64().map_or("-".into(), money)
+            ));
+            let margins: Vec<String> = input
+                .slo
+                .targets
+                .iter()
+                .map(|t| {
+                    let o = &row["slo"][t.key()];
+                    format!(
+                        "{} {} ms against {} ms ({} violations)",
+                        t.key(),
+                        o["value"],
+                        t.threshold_ms,
+                        o["violations"]
+                    )
+                })
+                .collect();
+            md.push_str(&format!("Margin to the SLO: {}.\n\n", margins.join("; ")));
+            if let Some(&(factor, capped)) = plan.headroom.get(&i) {
+                md.push_str(&format!(
+                    "Headroom: the rate can grow by {}{:.0}% (to {:.3} req/s) before the SLO breaks on this fleet.\n\n",
+                    if capped { "at least " } else { "" },
+                    (factor - 1.0) * 100.0,
+                    factor * plan.target_rate
+                ));
+            }
+            let how_sure = if c.calibrated() {
+                format!(
+                    "{}'s step-time model is calibrated to measured vLLM runs (error band {:.0}%).",
+                    c.case.gpu.name,
+                    CALIBRATED_BAND * 100.0
+                )
+            } else {
+                format!(
+                    "**{} is uncalibrated**: its step times are datasheet estimates, off by up to {:.0}% on measured runs of uncalibrated GPUs; treat the replica count as a first estimate.",
+                    c.case.gpu.name,
+                    UNCALIBRATED_BAND * 100.0
+                )
+            };
+            md.push_str(&format!(
+                "{how_sure} Price: {} per GPU-hour ({}).\n\n",
+                money(c.usd_per_gpu_hour),
+                c.price_basis
+            ));
+            let tied = ties(plan);
+            if !tied.is_empty() {
+                let names: Vec<String> = tied
+                    .iter()
+                    .map(|&t| {
+                        format!("{} ({}/hour)", plan.candidates[t].label(), money(plan.verified_cost(t).unwrap_or(0.0)))
+                    })
+                    .collect();
+                md.push_str(&format!(
+                    "**Tie** within the simulator's error band: {}. The simulator cannot tell these apart; measure before choosing.\n\n",
+                    names.join("; ")
+                ));
+            }
+        }
+        None => md.push_str("**No configuration met the SLO** within the space and replica limit searched.\n\n"),
+    }
+    md.push_str("## Cheapest per GPU type\n\n| GPU | configuration | replicas | GPUs | $/hour | $/M output tokens | headroom | calibrated |\n|---|---|---:|---:|---:|---:|---:|---|\n");
+    for row in json["best_per_gpu"].as_array().into_iter().flatten() {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            row["gpu"].as_str().unwrap_or(""),
+            crate::report::markdown::md_text(row["label"].as_str().unwrap_or("")),
+            row["replicas"],
+            row["gpus"],
+            money(row["cost_usd_per_hour"].as_f64().unwrap_or(0.0)),
+            row["cost_usd_per_million_output_tokens"].as_f64().map_or("-".into(), money),
+            row["headroom_factor"].as_f64().map_or("-".into(), |h| format!(
+                "{}{:.0}%",
+                if row["headroom_is_lower_bound"] == true { ">=" } else { "" },
+                (h - 1.0) * 100.0
+            )),
+            if row["calibrated"] == true { "yes" } else { "no (uncalibrated)" }
+        ));
+    }
+    let list = |v: &Value| {
+        v.as_array().map_or(String::new(), |a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "))
+    };
+    md.push_str(&format!(
+        "\n## Pareto frontiers\n\nCost per hour against {} (verified fleets): {}.\n\nCost per hour against capacity (estimated fleets, knee x replicas): {}.\n\n",
+        json["pareto_cost_vs_latency"]["latency_key"].as_str().unwrap_or(""),
+        list(&json["pareto_cost_vs_latency"]["configurations"]),
+        list(&json["pareto_cost_vs_capacity"])
+    ));
+    let s = &json["search"];
+    md.push_str(&format!(
+        "## How it was searched\n\n{} configurations: {} pruned before simulating, {} screened, {} verified; {} simulations, {} simulated requests. Screening sample: {} requests; knee precision {:.0}%; at most {} replicas.\n\n",
+        s["configurations"], s["pruned"], s["screened"], s["verified"], s["simulations"], s["simulated_requests"],
+        s["screen_sample_requests"], input.settings.precision * 100.0, input.settings.max_replicas
+    ));
+    let mut reasons: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for r in &plan.rows {
+        if let Some(why) = &r.pruned {
+            let kind = why.split(':').next().unwrap_or(why).to_string();
+            *reasons.entry(kind).or_default() += 1;
+        }
+    }
+    for (why, n) in reasons {
+        md.push_str(&format!("- pruned, {}: {n}\n", crate::report::markdown::md_text(&why)));
+    }
+    md.push_str("\n## Screened configurations (cheapest estimate first, up to 40)\n\n| configuration | knee req/s per replica | est. replicas | est. $/hour | status |\n|---|---:|---:|---:|---|\n");
+    let mut order: Vec<usize> = (0..plan.candidates.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ca, cb) =
+            (plan.estimated_cost(a).unwrap_or(f64::INFINITY), plan.estimated_cost(b).unwrap_or(f64::INFINITY));
+        ca.total_cmp(&cb).then(a.cmp(&b))
+    });
+    for &i in order.iter().take(40) {
+        let row = candidate_json(plan, &input.slo, i);
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            crate::report::markdown::md_text(&plan.candidates[i].label()),
+            plan.screens[i]
+                .knee
+                .map_or("-".into(), |k| format!("{}{k:.3}", if plan.screens[i].beyond_cap { ">=" } else { "" })),
+            plan.estimates[i].map_or("-".into(), |r| r.to_string()),
+            plan.estimated_cost(i).map_or("-".into(), money),
+            row["status"].as_str().unwrap_or("")
+        ));
+    }
+    md
+}
+
+/// winner.json: a scenario file that reruns the winning fleet (`symbiote run winner.json`).
+pub fn winner_scenario(plan: &Plan, input: &PlanInput) -> Option<Value> {
+    let w = plan.winner?;
+    let c = &plan.candidates[w];
+    let replicas = plan.verified[w].as_ref()?.run.as_ref()?.replicas;
+    let mut case = super::space::merged(&input.base, &c.config.overrides());
+    case["fleet"]["replicas"] = replicas.into();
+    if let Some(trace) = case.pointer_mut("/workload/trace") {
+        // Make the path independent of where the file is written.
+        if let Some(path) = trace.get("path").and_then(Value::as_str) {
+            let full = input.base_dir.join(path);
+            trace["path"] = full.display().to_string().into();
+        }
+        let speed =
+            plan.target_rate / plan.full_census.rate * trace.get("speedup").and_then(Value::as_f64).unwrap_or(1.0);
+        trace["speedup"] = speed.into();
+    } else if plan.target_rate != plan.full_census.rate {
+        let spec = super::traffic::faster(&c.case.workload, plan.target_rate / plan.full_census.rate);
+        case["workload"] = serde_json::to_value(&spec).ok()?;
+    }
+    let mut slo = Map::new();
+    for t in input.slo.targets.iter().filter(|t| t.percentile == 99.0) {
+        if let Some(key) = match t.metric {
+            crate::report::attainment::SloMetric::Ttft => Some("p99_ttft_ms"),
+            crate::report::attainment::SloMetric::Tpot => Some("p99_tpot_ms"),
+            crate::report::attainment::SloMetric::E2el => Some("p99_e2el_ms"),
+            crate::report::attainment::SloMetric::Itl => None,
+        } {
+            slo.insert(key.into(), t.threshold_ms.into());
+        }
+    }
+    Some(json!({
+        "name": "plan_winner",
+        "description": format!("The cheapest deployment `symbiote plan` found for {}: {} x {} at {:.2} $/hour, planned for {:.3} req/s under {}.",
+                               input.workload_label, replicas, c.label(), cost_per_hour(c, replicas), plan.target_rate, input.slo.describe()),
+        "seeds": [input.seed],
+        "slo": slo,
+        "base": case,
+        "cases": [{"name": "winner"}],
+    }))
+}

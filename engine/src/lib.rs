@@ -34,8 +34,9 @@
 //!
 //! Dependency rules: `sim::{time, queue, rng}` are leaves; only `sim::run` imports serving,
 //! workload and metrics together; hardware never sees time or events. Files are read by
-//! `scenario` (scenario and measurement files, HF config.json), `workload::trace` (traces) and
-//! the runner (finished runs, for `--resume` and `merge`); written by `report::write` and, for
+//! `scenario` (scenario and measurement files, HF config.json), `workload::trace` (traces),
+//! `hardware::prices` (a `--prices` file) and the runner (finished runs, for `--resume` and
+//! `merge`); written by `report::write` and, for
 //! `symbiote calibrate --write`, by `cli`. The GPU and LLM catalogs are embedded at build time.
 
 pub mod cli;

@@ -53,6 +53,11 @@ struct RunOpts {
     /// Add pNN_<metric>_ms keys for TTFT, TPOT, ITL and E2EL (vLLM's --metric-percentiles).
     #[arg(long, value_name = "50,90,95,99")]
     percentiles: Option<String>,
+    /// Prices per GPU-hour replacing the catalog's lowest on-demand list price: JSON
+    /// ({"h100-80gb": 2.49} or [{"gpu": ..., "usd_per_gpu_hour": ..., "source": ...}]) or CSV
+    /// (gpu,usd_per_gpu_hour[,source]).
+    #[arg(long, value_name = "FILE")]
+    prices: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -183,6 +188,7 @@ fn run_args(o: RunOpts, quiet: bool) -> RunArgs {
         quiet,
         vllm_bench_json: o.vllm_bench_json,
         percentiles: o.percentiles,
+        prices: o.prices,
     }
 }
 

@@ -263,6 +263,10 @@ fn write_bench_file(
 
 pub fn run_report(case: &Case, seed: u64, result: &RunResult, scenario: &Scenario) -> RunReport {
     let mut metrics = summarize(&result.metrics, case.tp);
+    if let Some(price) = &case.price {
+        let batch = case.batch.is_some();
+        crate::report::summary::add_cost(&mut metrics, &result.metrics, case.tp, batch, price.usd_per_gpu_hour);
+    }
     crate::report::summary::add_percentiles(&mut metrics, &result.metrics, &scenario.percentiles);
     if let Some(analysis) = scenario.analysis {
         crate::report::phases::run_extras(analysis, case, &result.metrics, &mut metrics);
@@ -306,6 +310,10 @@ fn case_config(case: &Case) -> Map<String, Value> {
     m.insert("async_scheduling".into(), e.async_scheduling.into());
     m.insert("enable_expert_parallel".into(), e.enable_expert_parallel.into());
     m.insert("generation_config".into(), serde_json::to_value(e.generation_config).expect("enum serializes"));
+    if let Some(price) = &case.price {
+        m.insert("usd_per_gpu_hour".into(), serde_json::json!(price.usd_per_gpu_hour));
+        m.insert("price_basis".into(), price.basis.clone().into());
+    }
     m
 }
 

@@ -29,6 +29,8 @@ pub struct RunArgs {
     pub vllm_bench_json: Option<PathBuf>,
     /// Percentiles added to the metrics, like vLLM's `--metric-percentiles` (`50,90,95,99`).
     pub percentiles: Option<String>,
+    /// Prices per GPU-hour that replace the catalog's (`--prices FILE`, JSON or CSV).
+    pub prices: Option<PathBuf>,
 }
 
 /// `symbiote run`.
@@ -99,7 +101,12 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
     }
     let seeds = args.seeds.as_deref().map(parse_seeds).transpose()?;
     let percentiles = args.percentiles.as_deref().map(parse_percentiles).transpose()?.unwrap_or_default();
+    let prices = match &args.prices {
+        Some(path) => crate::hardware::PriceBook::with_file(path)?,
+        None => crate::hardware::PriceBook::builtin(),
+    };
     for scenario in &mut scenarios {
+        scenario.set_prices(&prices);
         if let Some(seeds) = &seeds {
             scenario.seeds = seeds.clone();
         }

@@ -79,6 +79,10 @@ pub struct GpuSpec {
     /// GPU-to-GPU bandwidth, GB/s, bidirectional total per GPU as vendors quote it.
     pub interconnect_gbps: Option<f64>,
     pub pcie_gbps: f64,
+    /// Public list prices of one GPU-hour, each with provider, source and date
+    /// ([`super::prices`] picks the one a report uses); empty where none was found.
+    #[serde(default)]
+    pub prices: Vec<super::prices::PriceQuote>,
     pub sources: BTreeMap<String, String>,
     pub verification: String,
     pub step_time: StepTimeParams,
@@ -293,7 +297,7 @@ impl ModelSpec {
 /// A JSON document read only to refuse a key given twice in one object: `serde_json::Value`
 /// keeps the last silently, so `"hidden_size": 0, ..., "hidden_size": 2048` would be read one
 /// way here and possibly another way by whoever wrote it.
-struct NoDuplicateKeys;
+pub(crate) struct NoDuplicateKeys;
 
 impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -7,8 +7,9 @@ use serde_json::{Map, Value};
 use super::{CaseReport, Report};
 
 /// Headline columns: (metric key, column title, decimals). The first four are the request
-/// accounting: arrived = done + rejected + unfinished.
-const HEADLINE: [(&str, &str, usize); 12] = [
+/// accounting: arrived = done + rejected + unfinished; the last two the cost, `-` when the GPU
+/// has no price.
+const HEADLINE: [(&str, &str, usize); 14] = [
     ("num_prompts", "arrived", 0),
     ("completed", "done", 0),
     ("rejected", "rejected", 0),
@@ -21,6 +22,8 @@ const HEADLINE: [(&str, &str, usize); 12] = [
     ("p99_itl_ms", "ITL p99 ms", 2),
     ("p99_e2el_ms", "E2E p99 ms", 0),
     ("preemptions", "preempt", 0),
+    ("cost_usd_per_hour", "$/h", 2),
+    ("cost_usd_per_million_output_tokens", "$/M out tok", 3),
 ];
 
 pub fn cell(metrics: &Map<String, Value>, key: &str, decimals: usize) -> String {
@@ -226,6 +229,9 @@ fn details(out: &mut String, case: &CaseReport) {
     out.push_str(&format!("\n### {}\n\n", md_text(&case.name)));
     let config: Vec<String> = case.config.iter().map(|(k, v)| format!("{k} {v}")).collect();
     out.push_str(&format!("Configuration: {}.\n\n", config.join(", ")));
+    if let Some(line) = cost_line(case) {
+        out.push_str(&format!("{line}\n\n"));
+    }
     if let Some(run) = case.runs.first() {
         let [kv, conc] = run.memory.startup_lines();
         out.push_str(&format!("Start-up: {kv}; {conc}.\n"));
@@ -265,6 +271,26 @@ fn details(out: &mut String, case: &CaseReport) {
             out.push('\n');
         }
     }
+}
+
+/// `Cost: $20.00 per hour (8 GPUs at $2.50 per GPU-hour: <basis>); $10.000 per million output
+/// tokens; job $30.0000.` from the case's price and the means over seeds; `None` unpriced.
+fn cost_line(case: &CaseReport) -> Option<String> {
+    let usd = case.config.get("usd_per_gpu_hour")?.as_f64()?;
+    let basis = case.config.get("price_basis").and_then(Value::as_str).unwrap_or("");
+    let mean = |key: &str| mean_cell(case, key, 2);
+    let gpus = mean_cell(case, "gpus", 0);
+    let mut line =
+        format!("Cost: ${} per hour ({gpus} GPUs at ${usd} per GPU-hour: {basis})", mean("cost_usd_per_hour"));
+    line.push_str(&format!(
+        "; ${} per million output tokens",
+        mean_cell(case, "cost_usd_per_million_output_tokens", 3)
+    ));
+    if case.runs.iter().any(|r| r.metrics.contains_key("job_cost_usd")) {
+        line.push_str(&format!("; job ${}", mean_cell(case, "job_cost_usd", 4)));
+    }
+    line.push('.');
+    Some(line)
 }
 
 /// A name as Markdown text that stays inside its table cell or heading: a `|` would end the

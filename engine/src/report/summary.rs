@@ -145,6 +145,40 @@ pub fn summarize(m: &Metrics, gpus_per_replica: u64) -> Map<String, Value> {
     out
 }
 
+/// What a run cost at one price per GPU-hour.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cost {
+    /// GPUs (replicas x tensor-parallel size) x price per GPU-hour.
+    pub usd_per_hour: f64,
+    /// The whole run: `usd_per_hour` x duration in hours (start-up included, as the clock
+    /// starts when the replicas are asked for).
+    pub run_usd: f64,
+    /// `run_usd` / (output tokens / 1e6); `None` when no token came out.
+    pub usd_per_million_output_tokens: Option<f64>,
+}
+
+/// The cost of `gpus` GPUs held for `duration_s` seconds at `usd_per_gpu_hour`, producing
+/// `output_tokens`.
+pub fn cost(gpus: f64, duration_s: f64, output_tokens: u64, usd_per_gpu_hour: f64) -> Cost {
+    let usd_per_hour = gpus * usd_per_gpu_hour;
+    let run_usd = usd_per_hour * duration_s / 3600.0;
+    let usd_per_million_output_tokens = (output_tokens > 0).then(|| run_usd / (output_tokens as f64 / 1e6));
+    Cost { usd_per_hour, run_usd, usd_per_million_output_tokens }
+}
+
+/// Adds `cost_usd_per_hour`, `cost_usd_per_million_output_tokens` and, for a Ray Data batch
+/// job, `job_cost_usd` (the job's GPU-hours, start-up included, times the price), priced over
+/// the same GPUs and duration as `gpus` and `gpu_hours`.
+pub fn add_cost(out: &mut Map<String, Value>, m: &Metrics, gpus_per_replica: u64, batch: bool, usd_per_gpu_hour: f64) {
+    let gpus = m.replicas.len().max(1) as f64 * gpus_per_replica as f64;
+    let c = cost(gpus, m.last_finish.as_secs_f64(), m.total_output_tokens, usd_per_gpu_hour);
+    out.insert("cost_usd_per_hour".into(), number(c.usd_per_hour));
+    out.insert("cost_usd_per_million_output_tokens".into(), opt(c.usd_per_million_output_tokens));
+    if batch {
+        out.insert("job_cost_usd".into(), number(c.run_usd));
+    }
+}
+
 /// The most half-open intervals `[start, end)` that overlap at one time, by a sweep in which
 /// an end at time t comes before a start at t (vLLM's `max_concurrent_requests`).
 pub fn peak_concurrency(intervals: impl Iterator<Item = (u64, u64)>) -> u64 {
@@ -341,6 +375,43 @@ mod tests {
         let slo = crate::scenario::GoodputSlo { ttft: Some(crate::sim::Nanos(3_000_000)), ..Default::default() };
         let with_slo = summarize(&metrics_of(&[1, 2, 3, 4, 10], Some(slo)), 1);
         assert!(with_slo["request_goodput"].as_f64().unwrap() > 0.0);
+    }
+
+    /// By hand: 2 replicas x tp 4 = 8 GPUs at $2.50 = $20/h; 90 minutes cost $30; 3 million
+    /// output tokens make $10 per million.
+    #[test]
+    fn cost_arithmetic_matches_a_hand_calculation() {
+        let c = cost(8.0, 5400.0, 3_000_000, 2.5);
+        assert_eq!((c.usd_per_hour, c.run_usd, c.usd_per_million_output_tokens), (20.0, 30.0, Some(10.0)));
+        // One L4 at $0.684 for 10 minutes, 123,456 tokens: 0.114 / 0.123456 = $0.92341... per million.
+        let c = cost(1.0, 600.0, 123_456, 0.684);
+        assert!((c.run_usd - 0.114).abs() < 1e-12);
+        assert!((c.usd_per_million_output_tokens.unwrap() - 0.114 / 0.123456).abs() < 1e-12);
+        assert_eq!(cost(1.0, 0.0, 0, 3.0).usd_per_million_output_tokens, None);
+    }
+
+    /// The keys sit after the existing ones, change none of them, and `job_cost_usd` (the
+    /// GPU-hours times the price) appears only for batch jobs.
+    #[test]
+    fn cost_keys_add_to_the_summary_without_changing_it() {
+        let m = metrics_of(&[1, 2, 3, 4, 10], None);
+        let plain = summarize(&m, 2);
+        let mut priced = plain.clone();
+        add_cost(&mut priced, &m, 2, true, 3.0);
+        assert!(plain.iter().all(|(k, v)| priced[k] == *v));
+        let added: Vec<&str> = priced.keys().skip(plain.len()).map(String::as_str).collect();
+        assert_eq!(added, ["cost_usd_per_hour", "cost_usd_per_million_output_tokens", "job_cost_usd"]);
+        // One replica x tp 2 at $3 = $6/h; the run lasts 16 ms (the last request finishes at 4 + 10 + 2).
+        assert_eq!(priced["cost_usd_per_hour"].as_f64(), Some(6.0));
+        let job = priced["job_cost_usd"].as_f64().unwrap();
+        assert!((job - priced["gpu_hours"].as_f64().unwrap() * 3.0).abs() < 1e-15);
+        assert!((job - 6.0 * 0.016 / 3600.0).abs() < 1e-15);
+        // 5 requests of 2 output tokens.
+        let per_million = priced["cost_usd_per_million_output_tokens"].as_f64().unwrap();
+        assert!((per_million - job / (10.0 / 1e6)).abs() < 1e-9);
+        let mut online = plain.clone();
+        add_cost(&mut online, &m, 2, false, 3.0);
+        assert!(!online.contains_key("job_cost_usd"));
     }
 
     #[test]

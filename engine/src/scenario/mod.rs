@@ -88,6 +88,9 @@ pub struct Case {
     pub base_dir: std::path::PathBuf,
     /// SLO targets to count (and stop at) while running: set by `symbiote plan`, never by a file.
     pub slo_watch: Option<crate::report::attainment::WatchSpec>,
+    /// The price of one GPU-hour of `gpu` (the catalog's lowest on-demand quote, or
+    /// `--prices`); `None` leaves the run's cost keys out.
+    pub price: Option<crate::hardware::Price>,
 }
 
 /// `vllm bench serve --goodput`: a request is good when each given latency is within its
@@ -161,6 +164,18 @@ impl Scenario {
         let key = format!("{}|percentiles={}", self.content_hash, list.join(","));
         self.content_hash = format!("{:016x}", fnv1a(key.as_bytes()));
         self.percentiles = percentiles.to_vec();
+    }
+
+    /// Prices every case's GPU-hours from `book`; overrides join the content hash, so
+    /// `--resume` and `merge` never mix runs priced differently.
+    pub fn set_prices(&mut self, book: &crate::hardware::PriceBook) {
+        if book.has_overrides() {
+            let key = format!("{}|prices={}", self.content_hash, book.fingerprint());
+            self.content_hash = format!("{:016x}", fnv1a(key.as_bytes()));
+        }
+        for case in &mut self.cases {
+            case.price = book.price(&case.gpu);
+        }
     }
 
     /// Shrinks (or grows) every workload by `factor`: request counts, durations, stage and

@@ -404,6 +404,7 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
         goodput: None,
         base_dir: std::path::PathBuf::new(),
         slo_watch: None,
+        price: crate::hardware::PriceBook::builtin().price(gpu),
     };
     // The memory plan divides by the TP size and the block size: plan only a case whose
     // fields all passed.

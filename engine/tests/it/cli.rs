@@ -40,6 +40,57 @@ fn a_bad_file_exits_2_naming_the_path_and_the_fix() {
     assert!(stderr.contains("a100-80gb"), "{stderr}");
 }
 
+/// A run is priced at the catalog's lowest on-demand quote unless `--prices` names the GPU;
+/// a bad price file is bad input (exit 2) naming the file, the line and the fix.
+// See: issue 13
+#[test]
+fn issue_13_prices_come_from_the_catalog_or_a_prices_file() {
+    let dir = temp_dir("prices");
+    std::fs::write(dir.join("s.json"), OK).unwrap();
+    let scenario = dir.join("s.json");
+    let report = |out: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join("cli_ok/report.json")).unwrap()).unwrap()
+    };
+    let out = dir.join("catalog");
+    let (code, stdout, _) = symbiote(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("| $/h | $/M out tok |"), "{stdout}");
+    let case = &report(&out)["cases"][0];
+    assert_eq!(case["config"]["usd_per_gpu_hour"], 1.99);
+    assert!(case["config"]["price_basis"].as_str().unwrap().starts_with("lowest on-demand list price of 3: Lambda"));
+    assert_eq!(case["runs"][0]["metrics"]["cost_usd_per_hour"], 1.99);
+
+    std::fs::write(dir.join("mine.csv"), "gpu,usd_per_gpu_hour,source\nA100_40GB,1.25,our contract\n").unwrap();
+    let out = dir.join("mine");
+    let prices = dir.join("mine.csv");
+    let args =
+        ["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--prices", prices.to_str().unwrap()];
+    let (code, stdout, _) = symbiote(&args);
+    assert_eq!(code, 0, "{stdout}");
+    let case = &report(&out)["cases"][0];
+    assert_eq!(case["config"]["price_basis"], "--prices mine.csv (our contract)");
+    let metrics = &case["runs"][0]["metrics"];
+    assert_eq!(metrics["cost_usd_per_hour"], 1.25);
+    let hours = metrics["gpu_hours"].as_f64().unwrap();
+    let tokens = metrics["total_output_tokens"].as_f64().unwrap();
+    let per_million = metrics["cost_usd_per_million_output_tokens"].as_f64().unwrap();
+    assert!((per_million - 1.25 * hours / (tokens / 1e6)).abs() < 1e-9 * per_million);
+    assert!(std::fs::read_to_string(out.join("cli_ok/report.md")).unwrap().contains("Cost: $1.25 per hour"));
+
+    std::fs::write(dir.join("bad.csv"), "gpu,usd_per_gpu_hour\na100-40gb,2000\n").unwrap();
+    let bad = dir.join("bad.csv");
+    let (code, _, stderr) = symbiote(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--prices",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("bad.csv: line 2: $2000 per GPU-hour is above the limit of $1000"), "{stderr}");
+}
+
 #[test]
 fn memory_prints_vllms_startup_lines() {
     let (code, stdout, _) =

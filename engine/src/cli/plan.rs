@@ -152,26 +152,18 @@ fn base_case(args: &PlanArgs) -> Result<(Value, PathBuf, String)> {
     Ok((base, dir, label))
 }
 
-/// Prices by catalog GPU name: an override file, else none (every GPU without a price is
-/// pruned, with the reason).
+/// Price per GPU-hour and its basis, by catalog GPU name: the catalog's lowest on-demand
+/// quote, or the `--prices` file's figure.
 fn prices(path: Option<&Path>) -> Result<BTreeMap<String, (f64, String)>> {
-    let mut out = BTreeMap::new();
-    if let Some(path) = path {
-        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-        let v: Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-        let map = v
-            .as_object()
-            .with_context(|| format!("{}: expected an object {{\"gpu\": usd_per_gpu_hour}}", path.display()))?;
-        for (gpu, price) in map {
-            let name =
-                Catalog::builtin().gpu(gpu).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?.name.clone();
-            let usd = price.as_f64().filter(|p| *p > 0.0 && *p <= 1000.0).with_context(|| {
-                format!("{}: `{gpu}` needs a price in US dollars per GPU-hour within (0, 1000]", path.display())
-            })?;
-            out.insert(name, (usd, format!("--prices {}", path.display())));
-        }
-    }
-    Ok(out)
+    let book = match path {
+        Some(path) => crate::hardware::PriceBook::with_file(path)?,
+        None => crate::hardware::PriceBook::builtin(),
+    };
+    Ok(Catalog::builtin()
+        .gpus
+        .iter()
+        .filter_map(|g| book.price(g).map(|p| (g.name.clone(), (p.usd_per_gpu_hour, p.basis))))
+        .collect())
 }
 
 /// `symbiote plan`.

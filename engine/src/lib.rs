@@ -35,7 +35,8 @@
 //! Dependency rules: `sim::{time, queue, rng}` are leaves; only `sim::run` imports serving,
 //! workload and metrics together; hardware never sees time or events. Files are read by
 //! `scenario` (scenario and measurement files, HF config.json), `workload::trace` (traces) and
-//! the runner (finished runs, for `--resume` and `merge`); written by `report::write` and, for
+//! the runner (finished runs, for `--resume` and `merge`, and their timeline and request
+//! CSVs for report.html's charts); written by `report::write` and, for
 //! `symbiote calibrate --write`, by `cli`. The GPU and LLM catalogs are embedded at build time.
 
 pub mod cli;

@@ -370,6 +370,16 @@ pub fn lines(id: &str, title: &str, note: &str, x: &Axis, y: &Axis, lines: &[Lin
             PALETTE[i],
             escape(&line.name)
         ));
+        // A path through one point draws nothing: mark the point itself.
+        if let [(px, py)] = line.points[..] {
+            body.push_str(&format!(
+                "<circle class=\"data\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"><title>{}</title></circle>\n",
+                x0 + x.scale.fraction(px) * w,
+                bottom - y.scale.fraction(py) * h,
+                PALETTE[i],
+                escape(&line.name)
+            ));
+        }
     }
     let mut ly = bottom + 52.0;
     for (i, line) in drawn.iter().enumerate() {
@@ -475,6 +485,7 @@ mod tests {
         let axis = Axis { title: name.into(), unit: Unit::Ms, scale: Scale::linear(0.0, 1.0) };
         let svg = lines("l", name, name, &axis, &axis, &[line]).unwrap();
         assert!(!svg.contains("<script") && !svg.contains("'quoted'"), "{svg}");
+        assert!(svg.contains("<circle class=\"data\""), "a one-point line is drawn as a dot");
     }
 
     // See: issue 16

@@ -36,7 +36,8 @@
 //! workload and metrics together; hardware never sees time or events. Files are read by
 //! `scenario` (scenario and measurement files, HF config.json), `workload::trace` (traces),
 //! `hardware::prices` (a `--prices` file) and the runner (finished runs, for `--resume` and
-//! `merge`); written by `report::write` and, for
+//! `merge`, and their timeline and request CSVs for report.html's charts); written by
+//! `report::write` and, for
 //! `symbiote calibrate --write`, by `cli`. The GPU and LLM catalogs are embedded at build time.
 
 pub mod cli;

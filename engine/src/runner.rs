@@ -110,6 +110,23 @@ pub fn read_run(dir: &Path, scenario: &Scenario, case: usize, seed: u64) -> Opti
     (file.scenario_hash == scenario.content_hash && file.run.seed == seed).then_some(file.run)
 }
 
+/// The `timeline/` and `requests/` CSVs of each case's first seed under `dir`, where the runs
+/// wrote them, parsed for report.html's time series and CDFs (`report::html::series`).
+pub fn read_series(dir: &Path, report: &crate::report::Report) -> crate::report::html::RunSeries {
+    use crate::report::html::{CaseSeries, Requests, Timeline};
+    let cases = report.cases.iter().map(|case| {
+        let Some(run) = case.runs.first() else { return CaseSeries::default() };
+        let stem = run_stem(&case.name, run.seed);
+        let read = |sub: &str| std::fs::read_to_string(dir.join(sub).join(format!("{stem}.csv"))).ok();
+        CaseSeries {
+            seed: run.seed,
+            timeline: read("timeline").as_deref().and_then(Timeline::parse),
+            requests: read("requests").as_deref().and_then(Requests::parse),
+        }
+    });
+    crate::report::html::RunSeries { cases: cases.collect() }
+}
+
 /// Runs every case of `scenario` with every seed on the current rayon pool (or one shard of
 /// them). Each run's files are written as soon as it finishes. Returns the runs in report
 /// order; a shard returns only its own.

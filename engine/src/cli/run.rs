@@ -595,7 +595,7 @@ pub fn write_reports(dir: &Path, report: &Report) -> Result<()> {
     let files = [
         ("report.json", report.to_json()),
         ("report.md", markdown::render(report)),
-        ("report.html", crate::report::html::render(report)),
+        ("report.html", crate::report::html::render(report, &crate::runner::read_series(dir, report))),
         ("summary.csv", crate::report::csv::summary(report)),
     ];
     for (name, text) in files {

@@ -9,6 +9,7 @@ mod fidelity;
 mod fleet;
 mod hf_config;
 mod hostile;
+mod html;
 mod phases;
 mod sweeps;
 mod traces;

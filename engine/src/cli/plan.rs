@@ -127,13 +127,22 @@ fn base_case(args: &PlanArgs) -> Result<(Value, PathBuf, String)> {
         bail!("give a scenario file (its `base` case is the starting point) or --trace FILE --model M");
     };
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    // Validate the whole file first, so that its errors read as they do for `symbiote run`.
-    if let Err(problems) =
-        crate::scenario::parse_in(&text, &path.display().to_string(), path.parent().unwrap_or(Path::new(".")))
-    {
-        bail!("{}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"));
+    let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let label = path.display().to_string();
+    let problems = |text: &str| -> anyhow::Error {
+        let problems = crate::scenario::parse_in(text, &label, &dir).err().unwrap_or_default();
+        anyhow::anyhow!("{}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))
+    };
+    // Validate the whole file first, so that its errors read as they do for `symbiote run`;
+    // the GPU may be left to the search space.
+    let file: Value = serde_json::from_str(&text).map_err(|_| problems(&text))?;
+    let mut checked = file.clone();
+    if checked.pointer("/base/gpu").is_none() && checked.get("base").is_some_and(Value::is_object) {
+        checked["base"]["gpu"] = args.gpus.first().map_or("h100-80gb", String::as_str).into();
     }
-    let file: Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    if crate::scenario::parse_in(&checked.to_string(), &label, &dir).is_err() {
+        return Err(problems(&checked.to_string()));
+    }
     let mut base = file.get("base").cloned().unwrap_or_else(|| json!({}));
     if base.get("batch").is_some_and(|b| !b.is_null()) {
         bail!("{}: `base.batch` is an offline job; `plan` sizes online serving (remove `batch`)", path.display());
@@ -147,7 +156,6 @@ fn base_case(args: &PlanArgs) -> Result<(Value, PathBuf, String)> {
     if let Some(model) = &args.model {
         base["model"] = model.clone().into();
     }
-    let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let label = file.get("name").and_then(Value::as_str).unwrap_or("scenario").to_string();
     Ok((base, dir, label))
 }

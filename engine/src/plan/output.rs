@@ -89,12 +89,14 @@ fn candidate_json(plan: &Plan, slo: &Slo, i: usize) -> Map<String, Value> {
             per_million_tokens(plan, i).map(|x| round(x, 4)).into(),
         );
         let mut observed = Map::new();
-        for (t, v) in slo.targets.iter().zip(&run.violations) {
+        for (k, t) in slo.targets.iter().enumerate() {
             let key = t.key();
+            let value = run.summary.get(&key).and_then(Value::as_f64);
             observed.insert(
                 key.clone(),
-                json!({"value": run.summary.get(&key).cloned().unwrap_or(Value::Null), "threshold": t.threshold_ms,
-                       "violations": v, "margin": run.summary.get(&key).and_then(Value::as_f64).map(|x| round(1.0 - x / t.threshold_ms, 4))}),
+                json!({"value_ms": value.map(|x| round(x, 3)), "threshold_ms": t.threshold_ms,
+                       "violations": run.violations.get(k), "allowed_violations": run.allowed.get(k),
+                       "margin": value.map(|x| round(1.0 - x / t.threshold_ms, 4))}),
             );
         }
         row.insert("slo".into(), observed.into());
@@ -234,12 +236,14 @@ pub fn report_markdown(plan: &Plan, input: &PlanInput, json: &Value) -> String {
                 .iter()
                 .map(|t| {
                     let o = &row["slo"][t.key()];
+                    let value = o["value_ms"].as_f64().map_or("-".into(), |v| format!("{v:.1} ms"));
+                    let margin = o["margin"].as_f64().map_or(String::new(), |m| format!(", {:.0}% under", m * 100.0));
                     format!(
-                        "{} {} ms against {} ms ({} violations)",
+                        "{} {value} against {} ms{margin} ({} of {} allowed violations)",
                         t.key(),
-                        o["value"],
                         t.threshold_ms,
-                        o["violations"]
+                        o["violations"],
+                        o["allowed_violations"]
                     )
                 })
                 .collect();

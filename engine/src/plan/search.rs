@@ -87,8 +87,9 @@ pub struct FleetRun {
     pub replicas: u32,
     /// The run's summary (report keys such as `p99_ttft_ms`).
     pub summary: Map<String, Value>,
-    /// Violations per SLO target, in the order of the SLO's targets.
+    /// Violations per SLO target, in the order of the SLO's targets, and how many each allowed.
     pub violations: Vec<u64>,
+    pub allowed: Vec<u64>,
     pub output_tokens: u64,
     /// From time 0 to the last completion, seconds.
     pub duration_s: f64,
@@ -230,6 +231,7 @@ fn fleet_run(
         replicas,
         summary: summarize(m, candidate.gpus_per_replica()),
         violations: m.watch.as_ref().map(|w| w.violations.clone()).unwrap_or_default(),
+        allowed: m.watch.as_ref().map(|w| w.spec.targets.iter().map(|t| t.allowed).collect()).unwrap_or_default(),
         output_tokens: m.total_output_tokens,
         duration_s: result.end_time.as_secs_f64(),
     }))
@@ -362,14 +364,21 @@ pub fn verify_gpu(
 ) -> Result<Vec<(usize, Verified)>, String> {
     let mut out = Vec::new();
     let mut best_cost = f64::INFINITY;
+    // The screen misjudges a whole GPU type alike (one replica on a thinned sample cannot
+    // show how a fleet pools bursts): scale the remaining estimates by the smallest
+    // verified/estimated ratio seen so far before comparing them with the best.
+    let mut correction: f64 = 1.0;
     for &(index, estimate, estimated_cost) in order {
-        if out.len() >= settings.verify_per_gpu || estimated_cost > best_cost * (1.0 + settings.verify_margin) {
+        if out.len() >= settings.verify_per_gpu
+            || estimated_cost * correction > best_cost * (1.0 + settings.verify_margin)
+        {
             break;
         }
         let candidate = &candidates[index];
         let verified = verify(candidate, estimate, traffic, settings)?;
         if let Some(run) = &verified.run {
             best_cost = best_cost.min(cost_per_hour(candidate, run.replicas));
+            correction = correction.min(run.replicas as f64 / estimate as f64);
         }
         out.push((index, verified));
     }

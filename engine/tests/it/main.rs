@@ -11,6 +11,7 @@ mod hf_config;
 mod hostile;
 mod html;
 mod phases;
+mod plan;
 mod sweeps;
 mod traces;
 mod untrusted;

@@ -72,10 +72,10 @@ pub struct PlanArgs {
     #[arg(long, default_value_t = 64)]
     pub max_replicas: u32,
     /// Requests in the sample every configuration is screened on.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 1000)]
     pub screen_requests: u64,
     /// Relative precision of each configuration's knee.
-    #[arg(long, default_value_t = 0.04)]
+    #[arg(long, default_value_t = 0.06)]
     pub precision: f64,
     /// At most this many configurations per GPU type are verified on the full traffic.
     #[arg(long, default_value_t = 3)]

@@ -80,13 +80,30 @@ pub struct Plan {
     /// The cheapest verified candidate overall (ties on cost: the higher headroom, then the
     /// earlier point of the space).
     pub winner: Option<usize>,
-    /// Per GPU type's best: the factor by which the rate can grow before the SLO breaks, and
-    /// whether that is only a lower bound (the search's cap).
+    /// The winner's headroom: the factor by which the rate can grow before the SLO breaks on
+    /// its fleet, and whether that is only a lower bound (the search's cap).
     pub headroom: BTreeMap<usize, (f64, bool)>,
     pub full_census: Census,
     pub sample_census: Census,
     pub target_rate: f64,
-    pub work: Work,
+    pub work: StageWork,
+}
+
+/// Simulations and simulated requests per stage of the search.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StageWork {
+    pub screen: Work,
+    pub verify: Work,
+    pub headroom: Work,
+}
+
+impl StageWork {
+    pub fn total(&self) -> Work {
+        let mut total = self.screen;
+        total.add(self.verify);
+        total.add(self.headroom);
+        total
+    }
 }
 
 impl Plan {
@@ -147,14 +164,15 @@ pub fn plan(input: &PlanInput) -> Result<Plan, String> {
         seed: input.seed,
     };
     let settings = input.settings;
-    let mut work = Work::default();
+    let mut work = StageWork::default();
 
     let screens = search::screen_all(&candidates, &traffic, &settings)?;
-    screens.iter().for_each(|s| work.add(s.work));
+    screens.iter().for_each(|s| work.screen.add(s.work));
     let estimates: Vec<Option<u32>> =
         screens.iter().map(|s| search::estimated_replicas(s, target_rate, settings.max_replicas)).collect();
 
-    // Each GPU type's candidates by estimated cost (then by their place in the space).
+    // Each GPU type's candidates by estimated cost; at equal cost the one with the most spare
+    // capacity first (the likeliest to need fewer replicas than estimated), then by place.
     let mut by_gpu: BTreeMap<String, Vec<(usize, u32, f64)>> = BTreeMap::new();
     for (i, c) in candidates.iter().enumerate() {
         if let Some(estimate) = estimates[i] {
@@ -162,14 +180,17 @@ pub fn plan(input: &PlanInput) -> Result<Plan, String> {
             by_gpu.entry(c.case.gpu.name.clone()).or_default().push((i, estimate, cost));
         }
     }
-    by_gpu.values_mut().for_each(|v| v.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0))));
+    let spare = |i: usize, estimate: u32| screens[i].knee.unwrap_or(0.0) * estimate as f64;
+    by_gpu.values_mut().for_each(|v| {
+        v.sort_by(|a, b| a.2.total_cmp(&b.2).then(spare(b.0, b.1).total_cmp(&spare(a.0, a.1))).then(a.0.cmp(&b.0)))
+    });
     let orders: Vec<&Vec<(usize, u32, f64)>> = by_gpu.values().collect();
     let checked: Vec<Result<Vec<(usize, Verified)>, String>> =
         orders.par_iter().map(|order| search::verify_gpu(&candidates, order, &traffic, &settings)).collect();
     let mut verified: Vec<Option<Verified>> = vec![None; candidates.len()];
     for list in checked {
         for (i, v) in list? {
-            work.add(v.work);
+            work.verify.add(v.work);
             verified[i] = Some(v);
         }
     }
@@ -185,7 +206,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, String> {
         full_census,
         sample_census: traffic.sample_census,
         target_rate,
-        work: Work::default(),
+        work: StageWork::default(),
     };
     for (gpu, order) in &by_gpu {
         let best = order
@@ -196,24 +217,17 @@ pub fn plan(input: &PlanInput) -> Result<Plan, String> {
             plan.best_per_gpu.insert(gpu.clone(), i);
         }
     }
-    let bests: Vec<usize> = plan.best_per_gpu.values().copied().collect();
-    let measured: Vec<Result<(usize, f64, bool, Work), String>> = bests
-        .par_iter()
-        .map(|&i| {
-            let replicas = plan.verified[i].as_ref().and_then(|v| v.run.as_ref()).map_or(1, |r| r.replicas);
-            search::headroom(&plan.candidates[i], replicas, &traffic, &settings).map(|(f, capped, w)| (i, f, capped, w))
-        })
-        .collect();
-    for m in measured {
-        let (i, factor, capped, w) = m?;
-        work.add(w);
-        plan.headroom.insert(i, (factor, capped));
-    }
-    plan.winner = bests.iter().copied().min_by(|&a, &b| {
+    // The winner: the cheapest verified fleet, ties on cost to the earlier point of the space.
+    plan.winner = plan.best_per_gpu.values().copied().min_by(|&a, &b| {
         let (ca, cb) = (plan.verified_cost(a).unwrap_or(f64::INFINITY), plan.verified_cost(b).unwrap_or(f64::INFINITY));
-        let (ha, hb) = (plan.headroom.get(&a).map_or(0.0, |h| h.0), plan.headroom.get(&b).map_or(0.0, |h| h.0));
-        ca.total_cmp(&cb).then(hb.total_cmp(&ha)).then(a.cmp(&b))
+        ca.total_cmp(&cb).then(a.cmp(&b))
     });
+    if let Some(w) = plan.winner {
+        let replicas = plan.verified[w].as_ref().and_then(|v| v.run.as_ref()).map_or(1, |r| r.replicas);
+        let (factor, capped, spent) = search::headroom(&plan.candidates[w], replicas, &traffic, &settings)?;
+        work.headroom.add(spent);
+        plan.headroom.insert(w, (factor, capped));
+    }
     plan.work = work;
     Ok(plan)
 }

@@ -104,6 +104,9 @@ fn candidate_json(plan: &Plan, slo: &Slo, i: usize) -> Map<String, Value> {
     if let Some(&(factor, capped)) = plan.headroom.get(&i) {
         row.insert("headroom_factor".into(), round(factor, 4).into());
         row.insert("headroom_is_lower_bound".into(), capped.into());
+    } else if let (Some(run), Some(knee)) = (plan.verified[i].as_ref().and_then(|v| v.run.as_ref()), screen.knee) {
+        // Not simulated: the screen's knee times the fleet, over the target rate.
+        row.insert("estimated_headroom_factor".into(), round(knee * run.replicas as f64 / plan.target_rate, 4).into());
     }
     row
 }
@@ -189,11 +192,14 @@ pub fn report_json(plan: &Plan, input: &PlanInput) -> Value {
                 "targets": slo.targets.iter().map(|t| json!({"key": t.key(), "threshold_ms": t.threshold_ms})).collect::<Vec<_>>()},
         "search": {
             "configurations": plan.rows.len(), "pruned": pruned, "screened": plan.candidates.len(), "verified": verified,
-            "simulations": plan.work.simulations, "simulated_requests": plan.work.requests,
+            "simulations": plan.work.total().simulations, "simulated_requests": plan.work.total().requests,
+            "by_stage": {"screen": {"simulations": plan.work.screen.simulations, "requests": plan.work.screen.requests},
+                         "verify": {"simulations": plan.work.verify.simulations, "requests": plan.work.verify.requests},
+                         "headroom": {"simulations": plan.work.headroom.simulations, "requests": plan.work.headroom.requests}},
             "screen_sample_requests": plan.sample_census.requests, "knee_precision": input.settings.precision,
             "max_replicas": input.settings.max_replicas, "verify_per_gpu": input.settings.verify_per_gpu,
             "verify_margin": input.settings.verify_margin,
-            "method": "screen every configuration on one replica with a thinned sample (knee by geometric bisection), verify the cheapest per GPU type on the full traffic (smallest replica count meeting the SLO), measure headroom of each GPU type's best",
+            "method": "screen every configuration on one replica with a thinned sample (knee by geometric bisection), verify the cheapest per GPU type on the full traffic (smallest replica count meeting the SLO), measure the winner's headroom on the full traffic",
         },
         "winner": winner,
         "best_per_gpu": plan.best_per_gpu.values().map(|&i| Value::Object(candidate_json(plan, slo, i))).collect::<Vec<_>>(),
@@ -300,11 +306,17 @@ pub fn report_markdown(plan: &Plan, input: &PlanInput, json: &Value) -> String {
             row["gpus"],
             money(row["cost_usd_per_hour"].as_f64().unwrap_or(0.0)),
             row["cost_usd_per_million_output_tokens"].as_f64().map_or("-".into(), money),
-            row["headroom_factor"].as_f64().map_or("-".into(), |h| format!(
-                "{}{:.0}%",
-                if row["headroom_is_lower_bound"] == true { ">=" } else { "" },
-                (h - 1.0) * 100.0
-            )),
+            match (row["headroom_factor"].as_f64(), row["estimated_headroom_factor"].as_f64()) {
+                (Some(h), _) => {
+                    format!(
+                        "{}{:.0}%",
+                        if row["headroom_is_lower_bound"] == true { ">=" } else { "" },
+                        (h - 1.0) * 100.0
+                    )
+                }
+                (None, Some(h)) => format!("{:.0}% (est.)", (h - 1.0) * 100.0),
+                (None, None) => "-".into(),
+            },
             if row["calibrated"] == true { "yes" } else { "no (uncalibrated)" }
         ));
     }

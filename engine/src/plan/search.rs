@@ -12,8 +12,8 @@
 //!    estimate (assuming, as bisection must, that more replicas never break an SLO that fewer
 //!    met). A GPU type stops when its next candidate's estimate exceeds its best verified
 //!    cost by more than the screening margin, or after `verify_per_gpu` candidates.
-//! 3. **Headroom** of each GPU type's best: how much faster the traffic can come before the
-//!    SLO breaks on the same fleet.
+//! 3. **Headroom** of the winner: how much faster the traffic can come before the SLO breaks
+//!    on the same fleet.
 //!
 //! Every simulation watches the SLO and stops as soon as it can no longer be met
 //! (`report::attainment`), so failing configurations cost a fraction of a full run.

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::{EXIT_FAILED, EXIT_OK};
 use crate::hardware::Catalog;
+use crate::plan::offline::Job;
 use crate::plan::search::Settings;
 use crate::plan::slo::Slo;
 use crate::plan::space::Space;
@@ -33,7 +34,7 @@ pub struct PlanArgs {
     /// The objective: latency targets at percentiles, e.g. p99_ttft_ms=2000,p99_itl_ms=100
     /// (metrics ttft, tpot, itl, e2el).
     #[arg(long)]
-    pub slo: String,
+    pub slo: Option<String>,
     /// Also require this percent of requests to meet every target (a goodput floor).
     #[arg(long, value_name = "PCT")]
     pub goodput: Option<f64>,
@@ -88,6 +89,18 @@ pub struct PlanArgs {
     pub jobs: Option<usize>,
     #[arg(long, default_value = "outputs")]
     pub out: PathBuf,
+    /// Batch jobs (a scenario whose `base` has `batch`): the deadline, in hours.
+    #[arg(long)]
+    pub deadline_h: Option<f64>,
+    /// Batch jobs: the rows of the dataset (default: the scenario's `batch.rows`).
+    #[arg(long)]
+    pub rows: Option<u64>,
+    /// Batch jobs: minimise the job's cost within the deadline, or its makespan.
+    #[arg(long, value_enum, default_value = "cost")]
+    pub objective: crate::plan::offline::Objective,
+    /// Batch jobs: at most this many rows of the winner's share are simulated to verify it.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub verify_rows: u64,
 }
 
 fn on_off(values: &[String]) -> Result<Vec<Option<bool>>> {
@@ -144,9 +157,6 @@ fn base_case(args: &PlanArgs) -> Result<(Value, PathBuf, String)> {
         return Err(problems(&checked.to_string()));
     }
     let mut base = file.get("base").cloned().unwrap_or_else(|| json!({}));
-    if base.get("batch").is_some_and(|b| !b.is_null()) {
-        bail!("{}: `base.batch` is an offline job; `plan` sizes online serving (remove `batch`)", path.display());
-    }
     if let Some(object) = base.as_object_mut() {
         // The space sets these; what the file says of them would only conflict.
         for key in ["expect", "fleet", "name"] {
@@ -174,10 +184,29 @@ fn prices(path: Option<&Path>) -> Result<BTreeMap<String, (f64, String)>> {
         .collect())
 }
 
+/// Rows a batch job has in flight at once: batch_size x max_concurrent_batches (Ray Data
+/// LLM's defaults 32 and 8 when unset).
+fn batch_window(base: &Value) -> u64 {
+    let field = |name: &str, default: u64| base["batch"][name].as_u64().unwrap_or(default);
+    field("batch_size", 32) * field("max_concurrent_batches", 8)
+}
+
 /// `symbiote plan`.
 pub fn cmd_plan(args: &PlanArgs, quiet: bool) -> Result<u8> {
-    let (base, base_dir, workload_label) = base_case(args)?;
-    let slo = Slo::parse(&args.slo, args.goodput).map_err(anyhow::Error::msg)?;
+    let (mut base, base_dir, workload_label) = base_case(args)?;
+    let offline = base.get("batch").is_some_and(|b| !b.is_null());
+    let slo = match (&args.slo, offline) {
+        (Some(text), false) => Slo::parse(text, args.goodput).map_err(anyhow::Error::msg)?,
+        (None, false) => bail!("a plan for online serving needs an SLO: --slo p99_ttft_ms=2000,p99_itl_ms=100"),
+        (Some(_), true) => bail!("a batch job has a deadline, not an SLO: drop --slo and give --deadline-h"),
+        (None, true) => Slo { targets: Vec::new(), goodput_pct: None },
+    };
+    if let (Some(rows), true) = (args.rows, offline) {
+        if rows == 0 || rows > 1_000_000_000 {
+            bail!("--rows must be within 1..1e9");
+        }
+        base["batch"]["rows"] = rows.into();
+    }
     let prices = prices(args.prices.as_deref())?;
     let catalog = Catalog::builtin();
     let gpus: Vec<String> = if args.gpus.is_empty() {
@@ -238,28 +267,50 @@ pub fn cmd_plan(args: &PlanArgs, quiet: bool) -> Result<u8> {
         },
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
-    let plan = pool.install(|| crate::plan::plan(&input)).map_err(anyhow::Error::msg)?;
-    let json = output::report_json(&plan, &input);
-    let md = output::report_markdown(&plan, &input, &json);
     let dir = args.out.join(crate::scenario::names::file_name(&format!("plan_{}", input.workload_label)));
+    let (json, md, winner) = if offline {
+        let deadline_h = args.deadline_h.context("a batch job needs --deadline-h (hours)")?;
+        if !(deadline_h > 0.0 && deadline_h <= 1e5) {
+            bail!("--deadline-h must be within (0, 1e5] hours");
+        }
+        let rows = input.base["batch"]["rows"].as_u64().context("the batch job needs `rows`")?;
+        let job = Job {
+            rows,
+            deadline_s: deadline_h * 3600.0,
+            objective: args.objective,
+            // Enough rows that ramp-up and drain (one batch window each) weigh little.
+            sample_rows: args.screen_requests.max(10 * batch_window(&input.base)),
+            verify_rows: args.verify_rows.max(1),
+            seed: args.seed,
+        };
+        let (rows, candidates, planned) =
+            pool.install(|| crate::plan::plan_job(&input, &job)).map_err(anyhow::Error::msg)?;
+        let json = output::offline_json(&rows, &candidates, &planned, &input, &job);
+        let md = output::offline_markdown(&json, &candidates, &planned);
+        (json, md, output::offline_winner(&input, &candidates, &planned, &job))
+    } else {
+        let plan = pool.install(|| crate::plan::plan(&input)).map_err(anyhow::Error::msg)?;
+        let json = output::report_json(&plan, &input);
+        let md = output::report_markdown(&plan, &input, &json);
+        (json, md, output::winner_scenario(&plan, &input))
+    };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let pretty = serde_json::to_string_pretty(&json)? + "\n";
     write_atomic(&dir.join("report.json"), pretty.as_bytes())
         .with_context(|| format!("cannot write in {}", dir.display()))?;
     write_atomic(&dir.join("report.md"), md.as_bytes())?;
-    if let Some(winner) = output::winner_scenario(&plan, &input) {
-        write_atomic(&dir.join("winner.json"), (serde_json::to_string_pretty(&winner)? + "\n").as_bytes())?;
+    if let Some(winner) = &winner {
+        write_atomic(&dir.join("winner.json"), (serde_json::to_string_pretty(winner)? + "\n").as_bytes())?;
     }
     if !quiet {
-        let headline =
-            md.lines().find(|l| l.starts_with("**Cheapest") || l.starts_with("**No configuration")).unwrap_or("");
+        let headline = md.lines().find(|l| l.starts_with("**")).unwrap_or("");
         println!("{}", headline.replace("**", ""));
         let s = &json["search"];
         println!(
-            "{} configurations: {} pruned, {} screened, {} verified; {} simulations of {} requests",
-            s["configurations"], s["pruned"], s["screened"], s["verified"], s["simulations"], s["simulated_requests"]
+            "{} configurations: {} pruned; {} simulations of {} requests",
+            s["configurations"], s["pruned"], s["simulations"], s["simulated_requests"]
         );
         println!("open {}", dir.join("report.md").display());
     }
-    Ok(if plan.winner.is_some() { EXIT_OK } else { EXIT_FAILED })
+    Ok(if json["winner"].is_null() { EXIT_FAILED } else { EXIT_OK })
 }

@@ -6,6 +6,7 @@
 //! on the full traffic, measuring the winners' headroom. `output` turns the result into
 //! report.json, report.md and the winner's scenario file.
 
+pub mod offline;
 pub mod output;
 pub mod search;
 pub mod slo;
@@ -119,8 +120,8 @@ impl Plan {
     }
 }
 
-/// Runs the whole search.
-pub fn plan(input: &PlanInput) -> Result<Plan, String> {
+/// Every point of the space: its row, and the candidates that can run.
+pub fn resolve_all(input: &PlanInput) -> Result<(Vec<Row>, Vec<Candidate>), String> {
     let configs = space::enumerate(&input.space);
     if configs.is_empty() {
         return Err("the search space is empty: every axis needs at least one value".into());
@@ -138,13 +139,27 @@ pub fn plan(input: &PlanInput) -> Result<Plan, String> {
             Err(why) => rows.push(Row { config, pruned: Some(why), candidate: None }),
         }
     }
-    let (workload, base_dir) = match candidates.first() {
-        Some(c) => (c.case.workload.clone(), c.case.base_dir.clone()),
-        None => {
-            let why = rows.first().and_then(|r| r.pruned.clone()).unwrap_or_default();
-            return Err(format!("no configuration of the space can run; the first was pruned because it is {why}"));
-        }
-    };
+    if candidates.is_empty() {
+        let why = rows.first().and_then(|r| r.pruned.clone()).unwrap_or_default();
+        return Err(format!("no configuration of the space can run; the first was pruned because it is {why}"));
+    }
+    Ok((rows, candidates))
+}
+
+/// Plans an offline batch job (the base case has `batch`).
+pub fn plan_job(
+    input: &PlanInput,
+    job: &offline::Job,
+) -> Result<(Vec<Row>, Vec<Candidate>, offline::OfflinePlan), String> {
+    let (rows, candidates) = resolve_all(input)?;
+    let planned = offline::plan_offline(&candidates, job, &input.settings)?;
+    Ok((rows, candidates, planned))
+}
+
+/// Runs the whole search.
+pub fn plan(input: &PlanInput) -> Result<Plan, String> {
+    let (rows, candidates) = resolve_all(input)?;
+    let (workload, base_dir) = (candidates[0].case.workload.clone(), candidates[0].case.base_dir.clone());
     let full_census = traffic::census(&workload, input.seed, &base_dir).map_err(|e| format!("the workload: {e}"))?;
     let target_rate = match input.rate {
         RateTarget::Native => full_census.rate,

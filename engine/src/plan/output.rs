@@ -373,7 +373,7 @@ pub fn winner_scenario(plan: &Plan, input: &PlanInput) -> Option<Value> {
     let w = plan.winner?;
     let c = &plan.candidates[w];
     let replicas = plan.verified[w].as_ref()?.run.as_ref()?.replicas;
-    let mut case = super::space::merged(&input.base, &c.config.overrides());
+    let mut case = super::space::merged(&input.base, &c.config.overrides(false));
     case["fleet"]["replicas"] = replicas.into();
     if let Some(trace) = case.pointer_mut("/workload/trace") {
         // Make the path independent of where the file is written.
@@ -407,5 +407,150 @@ pub fn winner_scenario(plan: &Plan, input: &PlanInput) -> Option<Value> {
         "slo": slo,
         "base": case,
         "cases": [{"name": "winner"}],
+    }))
+}
+
+/// report.json of an offline batch-job plan.
+pub fn offline_json(
+    rows: &[super::Row],
+    candidates: &[super::space::Candidate],
+    planned: &super::offline::OfflinePlan,
+    input: &PlanInput,
+    job: &super::offline::Job,
+) -> Value {
+    let configurations: Vec<Value> = rows
+        .iter()
+        .map(|r| match r.candidate {
+            Some(i) => {
+                let mut row = super::offline::row(&candidates[i], &planned.sizings[i]);
+                row["status"] = if planned.sizings[i].replicas.is_some() { "sized" } else { "cannot_meet_deadline" }.into();
+                row
+            }
+            None => json!({"gpu": r.config.gpu, "quant": r.config.quant, "tp": r.config.tp, "status": "pruned", "pruned": r.pruned}),
+        })
+        .collect();
+    let mut best_per_gpu: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for (i, c) in candidates.iter().enumerate() {
+        let Some(cost) = planned.sizings[i].cost_usd else { continue };
+        let better = best_per_gpu
+            .get(&c.case.gpu.name)
+            .is_none_or(|&b| cost < planned.sizings[b].cost_usd.unwrap_or(f64::INFINITY));
+        if better {
+            best_per_gpu.insert(c.case.gpu.name.clone(), i);
+        }
+    }
+    let points: Vec<(usize, f64, f64)> = (0..candidates.len())
+        .filter_map(|i| Some((i, planned.sizings[i].cost_usd?, planned.sizings[i].makespan_s?)))
+        .collect();
+    let winner = planned.winner.map(|w| {
+        let mut row = super::offline::row(&candidates[w], &planned.sizings[w]);
+        if let Some(v) = &planned.verification {
+            row["verified"] = json!({"replicas": v.replicas, "share_rows": v.share_rows, "rows_simulated": v.rows_simulated,
+                                     "makespan_h": v.makespan_s / 3600.0, "meets_deadline": v.meets_deadline,
+                                     "job_cost_usd": v.replicas as f64 * candidates[w].case.tp as f64 * candidates[w].usd_per_gpu_hour * v.makespan_s / 3600.0});
+        }
+        row["error_band"] = band(candidates[w].calibrated()).into();
+        row
+    });
+    json!({
+        "format": FORMAT,
+        "mode": "offline",
+        "job": {"rows": job.rows, "deadline_h": job.deadline_s / 3600.0, "objective": format!("{:?}", job.objective).to_lowercase(),
+                "model": input.base.get("model").cloned().unwrap_or(Value::Null), "seed": job.seed, "label": input.workload_label},
+        "search": {"configurations": rows.len(), "pruned": rows.iter().filter(|r| r.pruned.is_some()).count(),
+                   "sized": candidates.len(), "sample_rows": job.sample_rows.min(job.rows), "verify_rows": job.verify_rows,
+                   "simulations": planned.work.simulations, "simulated_requests": planned.work.requests,
+                   "max_replicas": input.settings.max_replicas,
+                   "method": "one replica per configuration runs a sample of rows without start-up for its steady throughput; the fleet for the deadline and the job's makespan and cost are extrapolated; the winner's per-replica share is simulated with its start-up"},
+        "winner": winner,
+        "best_per_gpu": best_per_gpu.values().map(|&i| super::offline::row(&candidates[i], &planned.sizings[i])).collect::<Vec<_>>(),
+        "pareto_cost_vs_makespan": frontier(points, false).into_iter().map(|i| Value::from(candidates[i].label())).collect::<Vec<_>>(),
+        "configurations": configurations,
+    })
+}
+
+/// report.md of an offline batch-job plan.
+pub fn offline_markdown(
+    json: &Value,
+    candidates: &[super::space::Candidate],
+    planned: &super::offline::OfflinePlan,
+) -> String {
+    let j = &json["job"];
+    let mut md = format!(
+        "# Plan: {} (Ray Data batch job)\n\n{} rows of `{}`, deadline {} h, objective: {}.\n\n",
+        crate::report::markdown::md_text(j["label"].as_str().unwrap_or("")),
+        j["rows"],
+        j["model"].as_str().unwrap_or("?"),
+        j["deadline_h"],
+        j["objective"].as_str().unwrap_or("")
+    );
+    match (planned.winner, &json["winner"]) {
+        (Some(w), row) => {
+            let c = &candidates[w];
+            let v = &row["verified"];
+            md.push_str(&format!(
+                "**Winner: {} x {}** ({} GPUs): {:.2} h, **${:.2}** for the job ({:.0} rows/s per replica, start-up {:.0} s).\n\n",
+                v["replicas"], row["label"].as_str().unwrap_or(""), v["replicas"].as_u64().unwrap_or(0) * c.case.tp,
+                v["makespan_h"].as_f64().unwrap_or(0.0), v["job_cost_usd"].as_f64().unwrap_or(0.0),
+                row["rows_per_s_per_replica"].as_f64().unwrap_or(0.0), row["startup_s"].as_f64().unwrap_or(0.0)
+            ));
+            md.push_str(&format!(
+                "Verified: one replica's share of {} rows, {} of them simulated{}; it {} the deadline.\n\n",
+                v["share_rows"],
+                v["rows_simulated"],
+                if v["share_rows"] == v["rows_simulated"] {
+                    ""
+                } else {
+                    " (the rest extrapolated at the simulated rate)"
+                },
+                if v["meets_deadline"] == true { "meets" } else { "**misses**" }
+            ));
+            md.push_str(&if c.calibrated() {
+                format!("{} is calibrated to measured vLLM runs (error band {:.0}%).\n\n", c.case.gpu.name, CALIBRATED_BAND * 100.0)
+            } else {
+                format!("**{} is uncalibrated**: throughput may be off by up to {:.0}%; leave that much slack in the deadline.\n\n", c.case.gpu.name, UNCALIBRATED_BAND * 100.0)
+            });
+        }
+        _ => md.push_str("**No configuration finishes within the deadline** with the replicas allowed.\n\n"),
+    }
+    md.push_str("## Cheapest per GPU type\n\n| configuration | rows/s per replica | replicas | GPUs | hours | job $ | calibrated |\n|---|---:|---:|---:|---:|---:|---|\n");
+    for row in json["best_per_gpu"].as_array().into_iter().flatten() {
+        md.push_str(&format!(
+            "| {} | {:.1} | {} | {} | {:.2} | {:.2} | {} |\n",
+            crate::report::markdown::md_text(row["label"].as_str().unwrap_or("")),
+            row["rows_per_s_per_replica"].as_f64().unwrap_or(0.0),
+            row["replicas"],
+            row["gpus"],
+            row["makespan_h"].as_f64().unwrap_or(0.0),
+            row["job_cost_usd"].as_f64().unwrap_or(0.0),
+            if row["calibrated"] == true { "yes" } else { "no (uncalibrated)" }
+        ));
+    }
+    let s = &json["search"];
+    md.push_str(&format!(
+        "\n## How it was searched\n\n{} configurations: {} pruned, {} sized on {} sample rows each; {} simulations, {} simulated rows.\n",
+        s["configurations"], s["pruned"], s["sized"], s["sample_rows"], s["simulations"], s["simulated_requests"]
+    ));
+    md
+}
+
+/// winner.json of an offline plan: the batch job with the winning fleet.
+pub fn offline_winner(
+    input: &PlanInput,
+    candidates: &[super::space::Candidate],
+    planned: &super::offline::OfflinePlan,
+    job: &super::offline::Job,
+) -> Option<Value> {
+    let w = planned.winner?;
+    let replicas = planned.verification.as_ref()?.replicas;
+    let mut case = super::space::merged(&input.base, &candidates[w].config.overrides(true));
+    case["batch"]["concurrency"] = replicas.into();
+    case["batch"]["rows"] = job.rows.into();
+    Some(json!({
+        "name": "plan_winner",
+        "description": format!("The deployment `symbiote plan` chose for {} rows within {} h: {} replicas of {}.", job.rows, job.deadline_s / 3600.0, replicas, candidates[w].label()),
+        "seeds": [job.seed],
+        "base": case,
+        "cases": [{"name": "winner", "expect": {"outcome": "completed"}}],
     }))
 }

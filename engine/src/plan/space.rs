@@ -52,8 +52,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The fields a case JSON gets for this point (on top of the base case).
-    pub fn overrides(&self) -> Value {
+    /// The fields a case JSON gets for this point (on top of the base case): one replica
+    /// behind the router, or one Ray Data actor for an `offline` batch job.
+    pub fn overrides(&self, offline: bool) -> Value {
         let mut engine = serde_json::Map::new();
         if let Some(v) = self.max_num_seqs {
             engine.insert("max_num_seqs".into(), v.into());
@@ -64,8 +65,13 @@ impl Config {
         if let Some(v) = self.chunked_prefill {
             engine.insert("enable_chunked_prefill".into(), v.into());
         }
-        json!({"gpu": self.gpu, "quant": self.quant, "tp": self.tp, "engine": engine,
-               "fleet": {"replicas": 1, "router": self.router}})
+        let mut out = json!({"gpu": self.gpu, "quant": self.quant, "tp": self.tp, "engine": engine});
+        if offline {
+            out["batch"] = json!({"concurrency": 1});
+        } else {
+            out["fleet"] = json!({"replicas": 1, "router": self.router});
+        }
+        out
     }
 }
 
@@ -164,7 +170,8 @@ pub fn resolve(
     config: &Config,
     prices: &BTreeMap<String, (f64, String)>,
 ) -> Result<Candidate, String> {
-    let case_json = merged(base, &config.overrides());
+    let offline = base.get("batch").is_some_and(|b| !b.is_null());
+    let case_json = merged(base, &config.overrides(offline));
     let scenario = json!({"name": "plan", "base": case_json});
     let mut parsed =
         crate::scenario::parse_in(&scenario.to_string(), "the plan's base case", base_dir).map_err(|problems| {

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
+use symbiote::plan::offline::{Job, Objective};
 use symbiote::plan::search::Settings;
 use symbiote::plan::slo::Slo;
 use symbiote::plan::space::Space;
-use symbiote::plan::{output, plan, traffic, Plan, PlanInput, RateTarget};
+use symbiote::plan::{output, plan, plan_job, traffic, Plan, PlanInput, RateTarget};
 use symbiote::report::metrics::Capture;
 use symbiote::serving::router::RouterPolicy;
 use symbiote::sim::run::run_case;
@@ -193,4 +194,49 @@ fn issue_13_the_command_writes_a_report_and_a_winner_that_reruns() {
     assert_eq!(code, 2);
     assert!(stderr.contains("--trace"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn batch_input() -> PlanInput {
+    let mut input = input(RateTarget::Native);
+    input.base = json!({"model": "llama-3.1-8b",
+                        "workload": {"prompt": {"dist": "uniform", "min": 200, "max": 1200},
+                                     "output": {"dist": "uniform", "min": 8, "max": 64}},
+                        "batch": {"rows": 200_000, "batch_size": 32, "max_concurrent_batches": 4, "startup_s": 30}});
+    input.space.routers = vec![RouterPolicy::RoundRobin];
+    input.settings.max_replicas = 32;
+    input
+}
+
+fn job(deadline_h: f64, objective: Objective) -> Job {
+    Job { rows: 200_000, deadline_s: deadline_h * 3600.0, objective, sample_rows: 1000, verify_rows: 5000, seed: 1 }
+}
+
+#[test]
+fn issue_13_a_batch_job_is_sized_by_hand_arithmetic_and_a_tighter_deadline_never_costs_less() {
+    let input = batch_input();
+    let (_, candidates, planned) = plan_job(&input, &job(1.0, Objective::Cost)).unwrap();
+    let w = planned.winner.expect("some fleet finishes 200k rows in an hour");
+    let (c, s) = (&candidates[w], &planned.sizings[w]);
+    let (rate, r) = (s.rows_per_s.unwrap(), s.replicas.unwrap());
+    // The fleet is the smallest whose share fits in the deadline after start-up.
+    let makespan = |r: u64| 30.0 + 200_000u64.div_ceil(r) as f64 / rate;
+    assert!(makespan(r as u64) <= 3600.0 && (r == 1 || makespan(r as u64 - 1) > 3600.0), "{r} replicas");
+    assert!((s.makespan_s.unwrap() - makespan(r as u64)).abs() < 1e-6);
+    let cost = r as f64 * c.case.tp as f64 * c.usd_per_gpu_hour * makespan(r as u64) / 3600.0;
+    assert!((s.cost_usd.unwrap() - cost).abs() < 1e-9, "{} vs {cost}", s.cost_usd.unwrap());
+    // The winner is the cheapest sized candidate.
+    assert!(planned.sizings.iter().filter_map(|s| s.cost_usd).all(|other| other >= cost - 1e-9));
+    let verification = planned.verification.as_ref().unwrap();
+    assert_eq!(verification.rows_simulated, 5000, "the share is capped at --verify-rows");
+
+    let mut last = 0.0;
+    for deadline_h in [4.0, 1.0, 0.5] {
+        let (_, _, planned) = plan_job(&input, &job(deadline_h, Objective::Cost)).unwrap();
+        let cost = planned.winner.and_then(|w| planned.sizings[w].cost_usd).unwrap_or(f64::INFINITY);
+        assert!(cost >= last - 1e-9, "a {deadline_h} h deadline costs {cost}, less than {last}");
+        last = cost;
+    }
+    // Minimising the makespan takes every replica allowed.
+    let (_, _, fastest) = plan_job(&input, &job(1.0, Objective::Makespan)).unwrap();
+    assert_eq!(fastest.winner.and_then(|w| fastest.sizings[w].replicas), Some(32));
 }

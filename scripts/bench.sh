@@ -25,6 +25,7 @@ benches=(
   "200k, fleet of 8|200000|run scenarios/bench/fleet_8x_llama2_7b_a100_200k.json"
   "200k, fleet of 64|200000|run scenarios/bench/fleet_64x_llama2_7b_a100_200k.json"
   "six phases|0|run scenarios/"
+  "plan: 1,152 configurations, 100k requests|0|plan scenarios/bench/plan_llama31_8b_100k.json --gpus a100-80gb,h100-80gb,l40s,h200,a10g,l4 --quants fp16,fp8 --tp 1,2,4,8 --max-num-seqs 64,128,256,512 --max-num-batched-tokens 2048,4096,8192 --routers least_outstanding,round_robin --slo p99_ttft_ms=2000,p99_itl_ms=100"
 )
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

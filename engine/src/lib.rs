@@ -17,6 +17,10 @@
 //!              runner (rayon over (case, seed), resume, shards) ─► cli (commands) ─► main
 //! ```
 //!
+//! Above the runner: `plan` searches deployments (GPU, quantization, TP, batch limits, router,
+//! replicas) for the cheapest that meets an SLO, running many short simulations through
+//! `sim::run` with SLO attainment watched so that failing runs stop early.
+//!
 //! Beside the main flow: `report::phases` turns the six phase scenarios' runs into findings,
 //! `report::check` compares a report with a baseline, `report::fidelity` compares simulated with
 //! measured runs (`scenario::measurements`) and calibrates a GPU's step-time parameters.

@@ -263,7 +263,6 @@ pub fn cmd_plan(args: &PlanArgs, quiet: bool) -> Result<u8> {
             max_replicas: args.max_replicas,
             precision: args.precision,
             verify_per_gpu: args.verify_per_gpu.max(1),
-            verify_margin: output::CALIBRATED_BAND.max(0.25),
         },
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;

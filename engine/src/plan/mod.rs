@@ -186,19 +186,14 @@ pub fn plan(input: &PlanInput) -> Result<Plan, String> {
     let estimates: Vec<Option<u32>> =
         screens.iter().map(|s| search::estimated_replicas(s, target_rate, settings.max_replicas)).collect();
 
-    // Each GPU type's candidates by estimated cost; at equal cost the one with the most spare
-    // capacity first (the likeliest to need fewer replicas than estimated), then by place.
+    // Each GPU type's candidates with their estimates and spare capacity (knee x replicas).
     let mut by_gpu: BTreeMap<String, Vec<(usize, u32, f64)>> = BTreeMap::new();
     for (i, c) in candidates.iter().enumerate() {
         if let Some(estimate) = estimates[i] {
-            let cost = search::cost_per_hour(c, estimate);
-            by_gpu.entry(c.case.gpu.name.clone()).or_default().push((i, estimate, cost));
+            let spare = screens[i].knee.unwrap_or(0.0) * estimate as f64;
+            by_gpu.entry(c.case.gpu.name.clone()).or_default().push((i, estimate, spare));
         }
     }
-    let spare = |i: usize, estimate: u32| screens[i].knee.unwrap_or(0.0) * estimate as f64;
-    by_gpu.values_mut().for_each(|v| {
-        v.sort_by(|a, b| a.2.total_cmp(&b.2).then(spare(b.0, b.1).total_cmp(&spare(a.0, a.1))).then(a.0.cmp(&b.0)))
-    });
     let orders: Vec<&Vec<(usize, u32, f64)>> = by_gpu.values().collect();
     let checked: Vec<Result<Vec<(usize, Verified)>, String>> =
         orders.par_iter().map(|order| search::verify_gpu(&candidates, order, &traffic, &settings)).collect();

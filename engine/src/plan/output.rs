@@ -198,7 +198,7 @@ pub fn report_json(plan: &Plan, input: &PlanInput) -> Value {
                          "headroom": {"simulations": plan.work.headroom.simulations, "requests": plan.work.headroom.requests}},
             "screen_sample_requests": plan.sample_census.requests, "knee_precision": input.settings.precision,
             "max_replicas": input.settings.max_replicas, "verify_per_gpu": input.settings.verify_per_gpu,
-            "verify_margin": input.settings.verify_margin,
+            "prior_fleet_ratio": super::search::PRIOR_FLEET_RATIO,
             "method": "screen every configuration on one replica with a thinned sample (knee by geometric bisection), verify the cheapest per GPU type on the full traffic (smallest replica count meeting the SLO), measure the winner's headroom on the full traffic",
         },
         "winner": winner,

@@ -43,7 +43,7 @@ fn input(rate: RateTarget) -> PlanInput {
             .collect::<BTreeMap<_, _>>(),
         seed: 1,
         screen_requests: 300,
-        settings: Settings { max_replicas: 12, precision: 0.04, verify_per_gpu: 3, verify_margin: 0.25 },
+        settings: Settings { max_replicas: 12, precision: 0.04, verify_per_gpu: 3 },
     }
 }
 

@@ -298,6 +298,7 @@ pub fn cmd_plan(args: &PlanArgs, quiet: bool) -> Result<u8> {
     write_atomic(&dir.join("report.json"), pretty.as_bytes())
         .with_context(|| format!("cannot write in {}", dir.display()))?;
     write_atomic(&dir.join("report.md"), md.as_bytes())?;
+    write_atomic(&dir.join("report.html"), output::report_html(&json, &md).as_bytes())?;
     if let Some(winner) = &winner {
         write_atomic(&dir.join("winner.json"), (serde_json::to_string_pretty(winner)? + "\n").as_bytes())?;
     }
@@ -309,7 +310,7 @@ pub fn cmd_plan(args: &PlanArgs, quiet: bool) -> Result<u8> {
             "{} configurations: {} pruned; {} simulations of {} requests",
             s["configurations"], s["pruned"], s["simulations"], s["simulated_requests"]
         );
-        println!("open {}", dir.join("report.md").display());
+        println!("open {}", dir.join("report.html").display());
     }
     Ok(if json["winner"].is_null() { EXIT_FAILED } else { EXIT_OK })
 }

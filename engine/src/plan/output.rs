@@ -554,3 +554,55 @@ pub fn offline_winner(
         "cases": [{"name": "winner", "expect": {"outcome": "completed"}}],
     }))
 }
+
+/// report.html: report.md as a page, with bar charts of each GPU type's cheapest fleet and of
+/// what the screen measured.
+pub fn report_html(json: &Value, md: &str) -> String {
+    use crate::report::html::{render_page, PageChart};
+    let offline = json["mode"] == "offline";
+    let best: Vec<&Value> = json["best_per_gpu"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    let label = |row: &Value| row["label"].as_str().unwrap_or("").to_string();
+    let (cost_key, cost_unit, cost_title) = if offline {
+        ("job_cost_usd", "$", "Cheapest job per GPU type, US dollars")
+    } else {
+        ("cost_usd_per_hour", "$/hour", "Cheapest fleet per GPU type, US dollars per hour")
+    };
+    let mut charts = vec![PageChart {
+        id: "cost".into(),
+        title: cost_title.into(),
+        unit: cost_unit,
+        bars: best.iter().map(|r| (label(r), r[cost_key].as_f64())).collect(),
+    }];
+    let configurations: Vec<&Value> = json["configurations"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    if offline {
+        let rows: Vec<(String, Option<f64>)> = configurations
+            .iter()
+            .filter(|r| r["status"] != "pruned")
+            .take(40)
+            .map(|r| (label(r), r["rows_per_s_per_replica"].as_f64()))
+            .collect();
+        charts.push(PageChart {
+            id: "throughput".into(),
+            title: "Rows per second of one replica (first 40 configurations)".into(),
+            unit: "rows/s",
+            bars: rows,
+        });
+    } else {
+        let mut screened: Vec<&&Value> = configurations.iter().filter(|r| r["status"] != "pruned").collect();
+        screened.sort_by(|a, b| {
+            let cost = |r: &Value| r["estimated_usd_per_hour"].as_f64().unwrap_or(f64::INFINITY);
+            cost(a).total_cmp(&cost(b))
+        });
+        let rows: Vec<(String, Option<f64>)> =
+            screened.iter().take(40).map(|r| (label(r), r["knee_rps_per_replica"].as_f64())).collect();
+        charts.push(PageChart {
+            id: "knee".into(),
+            title: "Knee: the largest rate per replica meeting the SLO on the screening sample (cheapest 40 estimates)"
+                .into(),
+            unit: "req/s",
+            bars: rows,
+        });
+    }
+    let title = md.lines().next().unwrap_or("# Plan").trim_start_matches("# ").to_string();
+    render_page(&title, md, &charts)
+}

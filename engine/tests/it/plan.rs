@@ -166,6 +166,8 @@ fn issue_13_the_command_writes_a_report_and_a_winner_that_reruns() {
     let report: Value = serde_json::from_slice(&std::fs::read(folder.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["format"], json!(output::FORMAT));
     assert!(std::fs::read_to_string(folder.join("report.md")).unwrap().contains("Margin to the SLO"));
+    let html = std::fs::read_to_string(folder.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("Margin to the SLO") && !html.contains("**"), "report.html");
     // The winner reruns with `symbiote run` and meets the percentile SLO it carries.
     let (code, stdout, stderr) =
         symbiote(&["run", folder.join("winner.json").to_str().unwrap(), "--out", dir.join("rerun").to_str().unwrap()]);

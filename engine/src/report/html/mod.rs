@@ -335,3 +335,43 @@ fn runs_table(report: &Report) -> String {
     out.push_str("</table>\n");
     out
 }
+
+/// A bar chart for [`render_page`]: `(label, value)` pairs, `None` drawn as the marker `n/a`.
+pub struct PageChart {
+    pub id: String,
+    pub title: String,
+    /// The values' unit name (`$/hour`, `req/s`).
+    pub unit: &'static str,
+    pub bars: Vec<(String, Option<f64>)>,
+}
+
+/// A self-contained page from a markdown report (the subset the findings use) and bar charts
+/// placed after its first section: how `symbiote plan` writes report.html.
+pub fn render_page(title: &str, markdown: &str, charts: &[PageChart]) -> String {
+    let mut out = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n<title>{t}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{t}</h1>\n",
+        t = escape(title)
+    );
+    // The markdown's own title is the page's <h1>.
+    let body: String = markdown.lines().skip_while(|l| l.starts_with("# ")).collect::<Vec<_>>().join("\n");
+    let (first, rest) = body.split_once("\n## ").map_or((body.as_str(), ""), |(a, b)| (a, b));
+    out.push_str(&findings::to_html(first));
+    for chart in charts {
+        let bars: Vec<Bar> = chart
+            .bars
+            .iter()
+            .map(|(label, value)| Bar {
+                label: label.clone(),
+                datum: value.map_or(Datum::Marker("n/a".into()), Datum::Value),
+                spread: None,
+            })
+            .collect();
+        out.extend(svg::bars(&chart.id, &chart.title, Unit::Count(chart.unit), &bars));
+    }
+    if !rest.is_empty() {
+        out.push_str(&findings::to_html(&format!("## {rest}")));
+    }
+    out.push_str(CHECK);
+    out.push_str("</body>\n</html>\n");
+    out
+}

@@ -109,6 +109,11 @@ impl KvCache {
         self.block_size
     }
 
+    /// Whether full blocks are registered by hash for later requests to hit.
+    pub fn prefix_caching(&self) -> bool {
+        self.prefix_caching
+    }
+
     pub fn usable_blocks(&self) -> u32 {
         self.num_blocks - 1
     }

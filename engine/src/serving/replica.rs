@@ -9,7 +9,11 @@
 //! next has been planned; when the planned step would be empty (nothing else to run), vLLM
 //! would not have queued it, and the held requests are scheduled at once.
 
+mod decode_run;
+
 use std::sync::Arc;
+
+use decode_run::DecodeRun;
 
 use super::admission::{check_length, FrontDoor};
 use super::kv_cache::KvCache;
@@ -55,6 +59,10 @@ pub struct Replica {
     pub finished: u64,
     /// Which front door's length checks apply (`admission`).
     pub door: FrontDoor,
+    /// Runs of pure-decode steps take the fast path (`decode_run`); off, every step is
+    /// planned by the scheduler (`Limits::step_by_step`). The results are the same.
+    pub fast_path: bool,
+    run: DecodeRun,
 }
 
 impl Replica {
@@ -73,6 +81,8 @@ impl Replica {
             accepted: 0,
             finished: 0,
             door: FrontDoor::default(),
+            fast_path: true,
+            run: DecodeRun::default(),
         }
     }
 
@@ -103,11 +113,13 @@ impl Replica {
     /// Plans and prices the next step; `None` when there is nothing to run.
     pub fn start_step(&mut self, now: SimTime, metrics: &mut Metrics) -> Option<Nanos> {
         debug_assert!(!self.busy, "step started while one is running");
+        self.settle();
         self.scheduler.schedule(&mut self.requests, &mut self.kv, &mut self.plan);
         if self.plan.scheduled.is_empty() && !self.held.is_empty() {
             self.release_held();
             self.scheduler.schedule(&mut self.requests, &mut self.kv, &mut self.plan);
         }
+        let waiting_head = self.scheduler.waiting.front().copied();
         // Requests held during the previous step become visible to the next plan.
         self.release_held();
         metrics.preemptions += self.plan.preempted as u64;
@@ -115,11 +127,25 @@ impl Replica {
             return None;
         }
         self.work.clear();
+        let (mut cached, mut sampled_now) = (0u64, true);
         for s in &self.plan.scheduled {
             self.work.push(SeqWork { query_tokens: s.tokens, cached_tokens: s.computed_before });
+            cached += s.computed_before as u64;
             let request = self.requests.get_mut(s.id);
             request.first_scheduled.get_or_insert(now);
+            sampled_now &= request.last_token == Some(now);
         }
+        // Whether the next steps can take the fast path (`decode_run`): every running request
+        // decodes one token here, and nothing was admitted or preempted.
+        let batch = self.plan.scheduled.len();
+        self.run.anchored = self.fast_path
+            && sampled_now
+            && self.plan.preempted == 0
+            && self.plan.admitted == 0
+            && batch == self.scheduler.running.len()
+            && self.plan.total_tokens() as usize == batch;
+        self.run.anchor_cached = cached;
+        self.run.blocked_head = waiting_head;
         let duration = self.step_time.step_time(&self.work);
         self.busy = true;
         self.step_started = now;
@@ -146,6 +172,7 @@ impl Replica {
     /// sample a token; those that hit their output length or `max_model_len` finish.
     pub fn finish_step(&mut self, now: SimTime, metrics: &mut Metrics, finished: &mut Vec<Finished>) {
         debug_assert!(self.busy, "finishing a step that was not started");
+        self.settle();
         self.busy = false;
         let max_model_len = self.scheduler.config.max_model_len;
         let mut any_finished = false;

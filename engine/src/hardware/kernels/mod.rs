@@ -285,7 +285,12 @@ impl KernelStepTime {
                 kv_tokens += cached + q;
             }
         }
-        let seqs = batch.len() as f64;
+        self.breakdown_of(BatchSums { tokens, seqs: batch.len() as f64, prefills, pairs, decodes, kv_tokens })
+    }
+
+    /// The breakdown from the batch's sums (the model depends on the batch only through them).
+    fn breakdown_of(&self, sums: BatchSums) -> [f64; 4] {
+        let BatchSums { tokens, seqs, prefills, pairs, decodes, kv_tokens } = sums;
         let mut linear = interp(&self.m, &self.dense, tokens, 1.0) + interp(&self.m, &self.lm_head, seqs, 1.0);
         if self.num_experts > 0.0 {
             let touched = experts_touched_per_rank(self.num_experts, self.experts_per_token, self.expert_ranks, tokens);
@@ -318,6 +323,26 @@ impl StepTimeModel for KernelStepTime {
     fn step_time(&self, batch: &[SeqWork]) -> Nanos {
         Nanos::from_secs_f64(self.breakdown_secs(batch).iter().sum())
     }
+
+    fn decode_step_time(&self, seqs: u32, cached_tokens: u64) -> Nanos {
+        let n = seqs as f64;
+        // Each decode reads its cached tokens plus itself.
+        let kv_tokens = (cached_tokens + seqs as u64) as f64;
+        let sums = BatchSums { tokens: n, seqs: n, prefills: 0.0, pairs: 0.0, decodes: n, kv_tokens };
+        Nanos::from_secs_f64(self.breakdown_of(sums).iter().sum())
+    }
+}
+
+/// What a step's price depends on: scheduled tokens, sequences, prefill sequences and their
+/// causal attention pairs, decode sequences and the KV tokens they read.
+#[derive(Clone, Copy, Debug)]
+struct BatchSums {
+    tokens: f64,
+    seqs: f64,
+    prefills: f64,
+    pairs: f64,
+    decodes: f64,
+    kv_tokens: f64,
 }
 
 /// The KV-head counts of a table's GQA rows (1, 2, 4, 8).

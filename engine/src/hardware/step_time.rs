@@ -28,12 +28,13 @@ pub struct SeqWork {
 pub trait StepTimeModel: Send + Sync {
     fn step_time(&self, batch: &[SeqWork]) -> Nanos;
 
-    /// The time of a step in which each of `seqs` sequences decodes one token, with
-    /// `cached_tokens` tokens in their KV caches together: bit for bit what [`Self::step_time`]
-    /// gives for such a batch, in O(1). The models depend on a pure-decode batch only through
-    /// these two sums, and their per-sequence sums add integer-valued `f64`s, which is exact
-    /// below 2^53 in any order; the replica's decode fast path relies on it (`decode_run`).
-    fn decode_step_time(&self, seqs: u32, cached_tokens: u64) -> Nanos;
+    /// The time of a step of `seqs` sequences that each decode one token, with
+    /// `cached_tokens` tokens in their KV caches together, followed by `others`: bit for bit
+    /// what [`Self::step_time`] gives for that batch, in O(`others`). The models depend on the
+    /// decodes only through these two sums, and their per-sequence sums add integer-valued
+    /// `f64`s, which is exact below 2^53 in any order; the replica's decode fast path relies on
+    /// it (`serving::replica::decode_run`).
+    fn decode_step_time(&self, seqs: u32, cached_tokens: u64, others: &[SeqWork]) -> Nanos;
 }
 
 /// Every step takes `per_step` plus `per_token` for each scheduled token; for tests with exact
@@ -50,8 +51,9 @@ impl StepTimeModel for ConstantStepTime {
         Nanos(self.per_step.0 + self.per_token.0 * tokens)
     }
 
-    fn decode_step_time(&self, seqs: u32, _cached_tokens: u64) -> Nanos {
-        Nanos(self.per_step.0 + self.per_token.0 * seqs as u64)
+    fn decode_step_time(&self, seqs: u32, _cached_tokens: u64, others: &[SeqWork]) -> Nanos {
+        let tokens = seqs as u64 + others.iter().map(|s| s.query_tokens as u64).sum::<u64>();
+        Nanos(self.per_step.0 + self.per_token.0 * tokens)
     }
 }
 
@@ -272,11 +274,20 @@ impl StepTimeModel for Roofline {
         Nanos::from_secs_f64(self.breakdown_secs(batch).iter().sum())
     }
 
-    fn decode_step_time(&self, seqs: u32, cached_tokens: u64) -> Nanos {
+    fn decode_step_time(&self, seqs: u32, cached_tokens: u64, others: &[SeqWork]) -> Nanos {
         // Each decode is one query over its cached tokens plus itself: one pair per context
         // token, and as many KV tokens read.
-        let (seqs, context) = (seqs as f64, (cached_tokens + seqs as u64) as f64);
-        Nanos::from_secs_f64(self.breakdown_of(seqs, seqs, context, context).iter().sum())
+        let context = (cached_tokens + seqs as u64) as f64;
+        let (mut tokens, mut pairs, mut kv_tokens) = (seqs as f64, context, context);
+        for seq in others {
+            let q = seq.query_tokens as f64;
+            let cached = seq.cached_tokens as f64;
+            tokens += q;
+            pairs += q * (cached + (q + 1.0) / 2.0);
+            kv_tokens += cached + q;
+        }
+        let all = (seqs as usize + others.len()) as f64;
+        Nanos::from_secs_f64(self.breakdown_of(tokens, all, pairs, kv_tokens).iter().sum())
     }
 }
 

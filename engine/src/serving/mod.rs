@@ -50,16 +50,6 @@ impl Engine {
         }
     }
 
-    /// The fast path for a step of a pure-decode run: ends the step that ended at `now` and
-    /// starts the next, with the effects of `finish_step` then `start_step`, when nothing in
-    /// the batch changes (`Replica::fold_step`); `None` when the full path must run.
-    pub fn fold_step(&mut self, now: SimTime, metrics: &mut Metrics) -> Option<Nanos> {
-        match self {
-            Engine::Vllm(r) => r.fold_step(now, metrics),
-            Engine::Static(_) => None,
-        }
-    }
-
     /// Brings the requests of a fast-path run up to date (at the end of a run).
     pub fn settle(&mut self) {
         if let Engine::Vllm(r) = self {

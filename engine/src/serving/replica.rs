@@ -113,13 +113,15 @@ impl Replica {
     /// Plans and prices the next step; `None` when there is nothing to run.
     pub fn start_step(&mut self, now: SimTime, metrics: &mut Metrics) -> Option<Nanos> {
         debug_assert!(!self.busy, "step started while one is running");
+        if let Some(duration) = self.start_decode_step(now, metrics) {
+            return Some(duration);
+        }
         self.settle();
         self.scheduler.schedule(&mut self.requests, &mut self.kv, &mut self.plan);
         if self.plan.scheduled.is_empty() && !self.held.is_empty() {
             self.release_held();
             self.scheduler.schedule(&mut self.requests, &mut self.kv, &mut self.plan);
         }
-        let waiting_head = self.scheduler.waiting.front().copied();
         // Requests held during the previous step become visible to the next plan.
         self.release_held();
         metrics.preemptions += self.plan.preempted as u64;
@@ -127,25 +129,11 @@ impl Replica {
             return None;
         }
         self.work.clear();
-        let (mut cached, mut sampled_now) = (0u64, true);
         for s in &self.plan.scheduled {
             self.work.push(SeqWork { query_tokens: s.tokens, cached_tokens: s.computed_before });
-            cached += s.computed_before as u64;
             let request = self.requests.get_mut(s.id);
             request.first_scheduled.get_or_insert(now);
-            sampled_now &= request.last_token == Some(now);
         }
-        // Whether the next steps can take the fast path (`decode_run`): every running request
-        // decodes one token here, and nothing was admitted or preempted.
-        let batch = self.plan.scheduled.len();
-        self.run.anchored = self.fast_path
-            && sampled_now
-            && self.plan.preempted == 0
-            && self.plan.admitted == 0
-            && batch == self.scheduler.running.len()
-            && self.plan.total_tokens() as usize == batch;
-        self.run.anchor_cached = cached;
-        self.run.blocked_head = waiting_head;
         let duration = self.step_time.step_time(&self.work);
         self.busy = true;
         self.step_started = now;
@@ -172,8 +160,22 @@ impl Replica {
     /// sample a token; those that hit their output length or `max_model_len` finish.
     pub fn finish_step(&mut self, now: SimTime, metrics: &mut Metrics, finished: &mut Vec<Finished>) {
         debug_assert!(self.busy, "finishing a step that was not started");
-        self.settle();
         self.busy = false;
+        let any_finished = if self.run.is_open() {
+            self.finish_decode_step(now, metrics)
+        } else {
+            self.sample_scheduled(now, metrics)
+        };
+        if any_finished {
+            self.retire_finished(now, metrics, finished);
+        }
+        self.check_invariants();
+    }
+
+    /// The requests of the plan whose computed tokens reached their end sample a token, and
+    /// those that reach their output length or `max_model_len` are marked finished; true when
+    /// any did.
+    fn sample_scheduled(&mut self, now: SimTime, metrics: &mut Metrics) -> bool {
         let max_model_len = self.scheduler.config.max_model_len;
         let mut any_finished = false;
         // Equal gaps in a row (every request that ran in the previous step too) are recorded
@@ -206,30 +208,33 @@ impl Replica {
             }
         }
         metrics.record_itl_n(gaps.0, gaps.1);
-        if any_finished {
-            let requests = &mut self.requests;
-            let kv = &mut self.kv;
-            let index = self.index;
-            let mut count = 0u64;
-            self.scheduler.running.retain(|&id| {
-                if requests.get(id).status != Status::Finished {
-                    return true;
-                }
-                let mut request = requests.remove(id);
-                kv.free(&mut request.kv);
-                metrics.record_request(RequestRecord::of(&request, now, index));
-                finished.push(Finished {
-                    index: request.seq_no,
-                    client: request.client,
-                    session: request.session,
-                    output: Segment { id: request.output_segment, len: request.output_tokens },
-                });
-                count += 1;
-                false
+        any_finished
+    }
+
+    /// Removes the finished requests from the running list, in its order: frees their blocks,
+    /// records them and lists them in `finished`.
+    fn retire_finished(&mut self, now: SimTime, metrics: &mut Metrics, finished: &mut Vec<Finished>) {
+        let requests = &mut self.requests;
+        let kv = &mut self.kv;
+        let index = self.index;
+        let mut count = 0u64;
+        self.scheduler.running.retain(|&id| {
+            if requests.get(id).status != Status::Finished {
+                return true;
+            }
+            let mut request = requests.remove(id);
+            kv.free(&mut request.kv);
+            metrics.record_request(RequestRecord::of(&request, now, index));
+            finished.push(Finished {
+                index: request.seq_no,
+                client: request.client,
+                session: request.session,
+                output: Segment { id: request.output_segment, len: request.output_tokens },
             });
-            self.finished += count;
-        }
-        self.check_invariants();
+            count += 1;
+            false
+        });
+        self.finished += count;
     }
 
     /// Conservation checks after every step in debug and test builds.

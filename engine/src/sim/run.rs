@@ -552,16 +552,6 @@ impl World {
     }
 
     fn on_step_done(&mut self, now: SimTime, replica: usize) {
-        if let Some(duration) = self.engines[replica].fold_step(now, &mut self.metrics) {
-            // A step of a pure-decode run: nothing finished and the next step runs the same
-            // batch, so this is what the full path below does in that case.
-            self.refresh(replica);
-            self.queue.push(now + duration, Event::StepDone { replica: replica as u32 });
-            if self.pipeline.is_some() {
-                self.dispatch_batches(now);
-            }
-            return;
-        }
         let mut finished = std::mem::take(&mut self.finished);
         finished.clear();
         self.engines[replica].finish_step(now, &mut self.metrics, &mut finished);

@@ -161,13 +161,14 @@ impl Replica {
     pub fn finish_step(&mut self, now: SimTime, metrics: &mut Metrics, finished: &mut Vec<Finished>) {
         debug_assert!(self.busy, "finishing a step that was not started");
         self.busy = false;
-        let any_finished = if self.run.is_open() {
-            self.finish_decode_step(now, metrics)
-        } else {
-            self.sample_scheduled(now, metrics)
-        };
-        if any_finished {
-            self.retire_finished(now, metrics, finished);
+        if self.run.is_open() {
+            if self.finish_decode_step(now, metrics) {
+                let finishing = self.run.take_finishing();
+                self.retire_finished(now, metrics, finished, |id, _| finishing.contains(&id));
+                self.run.put_finishing(finishing);
+            }
+        } else if self.sample_scheduled(now, metrics) {
+            self.retire_finished(now, metrics, finished, |id, requests| requests.get(id).status == Status::Finished);
         }
         self.check_invariants();
     }
@@ -211,15 +212,21 @@ impl Replica {
         any_finished
     }
 
-    /// Removes the finished requests from the running list, in its order: frees their blocks,
-    /// records them and lists them in `finished`.
-    fn retire_finished(&mut self, now: SimTime, metrics: &mut Metrics, finished: &mut Vec<Finished>) {
+    /// Removes the finished requests (those `is_finished` names) from the running list, in
+    /// its order: frees their blocks, records them and lists them in `finished`.
+    fn retire_finished(
+        &mut self,
+        now: SimTime,
+        metrics: &mut Metrics,
+        finished: &mut Vec<Finished>,
+        is_finished: impl Fn(u32, &RequestSlab) -> bool,
+    ) {
         let requests = &mut self.requests;
         let kv = &mut self.kv;
         let index = self.index;
         let mut count = 0u64;
         self.scheduler.running.retain(|&id| {
-            if requests.get(id).status != Status::Finished {
+            if !is_finished(id, requests) {
                 return true;
             }
             let mut request = requests.remove(id);

@@ -47,6 +47,8 @@ pub(super) struct DecodeRun {
     calendar: BinaryHeap<Reverse<(i64, u64, u32)>>,
     work: Vec<SeqWork>,
     boundary: Vec<(u64, u32)>,
+    /// The requests that finished in the last step the run ended.
+    finishing: Vec<u32>,
 }
 
 /// A request in the run: after step `t` was planned its computed tokens are `computed + t`;
@@ -63,6 +65,17 @@ struct Member {
 impl DecodeRun {
     pub(super) fn is_open(&self) -> bool {
         self.open
+    }
+
+    /// The requests that finished in the step that `finish_decode_step` ended (a handful, so
+    /// that retiring them need not look at every running request); give it back with
+    /// [`DecodeRun::put_finishing`].
+    pub(super) fn take_finishing(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.finishing)
+    }
+
+    pub(super) fn put_finishing(&mut self, finishing: Vec<u32>) {
+        self.finishing = finishing;
     }
 }
 
@@ -129,9 +142,9 @@ impl Replica {
     /// requests admitted in the step sample as the full path has them. True when any finished.
     pub(super) fn finish_decode_step(&mut self, now: SimTime, metrics: &mut Metrics) -> bool {
         let step = self.run.tick;
+        self.run.finishing.clear();
         (self.run.ended, self.run.last_end) = (step, now);
         metrics.record_itl_n(now.since(self.step_started), self.run.count as u64);
-        let mut any_finished = false;
         while let Some(&Reverse((end, _, id))) = self.run.calendar.peek() {
             if end != step {
                 debug_assert!(end > step, "a member outlived its last step");
@@ -143,9 +156,14 @@ impl Replica {
             request.status = Status::Finished;
             // vLLM's FINISHED_LENGTH_CAPPED by max_model_len: cut short of its max_tokens.
             metrics.length_capped += (request.output_tokens < request.max_output_tokens) as u64;
-            any_finished = true;
+            self.run.finishing.push(id);
         }
-        self.sample_scheduled(now, metrics) || any_finished
+        if self.sample_scheduled(now, metrics) {
+            let requests = &self.requests;
+            let admitted = self.plan.scheduled.iter().map(|s| s.id);
+            self.run.finishing.extend(admitted.filter(|&id| requests.get(id).status == Status::Finished));
+        }
+        !self.run.finishing.is_empty()
     }
 
     /// Writes every member's counters back and closes the run; the full path then sees the
@@ -237,11 +255,10 @@ impl Replica {
         let filling = (-step).rem_euclid(block_size) as usize;
         let mut boundary = std::mem::take(&mut self.run.boundary);
         boundary.clear();
-        boundary.extend_from_slice(&self.run.groups[allocating]);
         if self.kv.prefix_caching() && filling != allocating {
-            boundary.extend_from_slice(&self.run.groups[filling]);
-            // Both are in running order; merged, they are too.
-            boundary.sort_unstable();
+            merge(&self.run.groups[allocating], &self.run.groups[filling], &mut boundary);
+        } else {
+            boundary.extend_from_slice(&self.run.groups[allocating]);
         }
         let max_model_len = self.scheduler.config.max_model_len;
         for &(_, id) in &boundary {
@@ -255,4 +272,20 @@ impl Replica {
         }
         self.run.boundary = boundary;
     }
+}
+
+/// Merges two lists in join order (running order) into `out`.
+fn merge(a: &[(u64, u32)], b: &[(u64, u32)], out: &mut Vec<(u64, u32)>) {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] < b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
 }

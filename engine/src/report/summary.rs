@@ -56,9 +56,7 @@ fn opt(x: Option<f64>) -> Value {
 /// Adds `mean_`, `median_`, `std_`, `p90_` and `p99_` keys for one latency, in ms.
 fn latency_keys(out: &mut Map<String, Value>, name: &str, samples_ns: impl Iterator<Item = f64>) {
     let mut ms: Vec<f64> = samples_ns.map(|ns| ns / 1e6).collect();
-    // Values equal under `total_cmp` have the same bits, so an unstable sort gives the same
-    // sequence as a stable one, faster.
-    ms.sort_unstable_by(f64::total_cmp);
+    ms.sort_by(f64::total_cmp);
     let stats = mean_std(&ms);
     out.insert(format!("mean_{name}_ms"), opt(stats.map(|s| s.0)));
     out.insert(format!("median_{name}_ms"), opt(percentile_sorted(&ms, 50.0)));
@@ -178,7 +176,7 @@ pub fn add_percentiles(out: &mut Map<String, Value>, m: &Metrics, percentiles: &
     }
     let sorted_ms = |samples: &mut dyn Iterator<Item = f64>| {
         let mut ms: Vec<f64> = samples.map(|ns| ns / 1e6).collect();
-        ms.sort_unstable_by(f64::total_cmp);
+        ms.sort_by(f64::total_cmp);
         ms
     };
     let ttft = sorted_ms(&mut m.ttft_ns.iter().map(|&x| x as f64));

@@ -1,6 +1,9 @@
 //! One engine instance: a scheduler, a KV cache and a step-time model. The loop asks it to
 //! start a step (it plans the batch and prices it) and to finish one (it emits tokens, retires
-//! finished requests and frees their blocks). One event per step, never per token.
+//! finished requests and frees their blocks). One event per step, never per token. While
+//! every running request decodes one token per step, both go through the decode run
+//! (`decode_run`), which does the same in O(requests that reach a block boundary, are
+//! admitted or finish) instead of O(running requests).
 //!
 //! With `async_scheduling` (vLLM's `step_with_batch_queue` with a queue of two), the engine
 //! plans step N+1 as soon as step N is launched, so a request that arrives while step N runs

@@ -27,6 +27,8 @@
 //!
 //! Invariant: time is `u64` nanoseconds; `f64` durations are rounded once, in `Nanos::from_secs_f64`.
 //! Invariant: events pop in `(time, seq)` order, ties FIFO; one event per replica step, never per token.
+//! Invariant: a replica's decode fast path (`serving::replica::decode_run`) changes no byte of any
+//! output against planning every step in full (`Limits::step_by_step`); `tests/it/fast_path.rs`.
 //! Invariant: every random draw comes from a per-purpose ChaCha stream derived from `(seed, stream)`.
 //! Invariant: no HashMap iteration reaches an output or a decision (BTreeMap / Vec only).
 //! Invariant: serving code never reads files; scenario code never touches time; report code never changes state.

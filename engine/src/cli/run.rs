@@ -502,6 +502,12 @@ pub fn load_all(files: &[PathBuf]) -> std::result::Result<Vec<Scenario>, Vec<Str
             ));
         }
     }
+    if std::env::var_os("SYMBIOTE_STEP_BY_STEP").is_some_and(|v| v == "1") {
+        // Turns off the decode fast path, to compare its results with the full path's.
+        for case in scenarios.iter_mut().flat_map(|s| s.cases.iter_mut()) {
+            case.limits.step_by_step = true;
+        }
+    }
     if problems.is_empty() {
         Ok(scenarios)
     } else {

@@ -27,6 +27,14 @@ pub struct SeqWork {
 /// Prices one scheduler step from the batch's composition.
 pub trait StepTimeModel: Send + Sync {
     fn step_time(&self, batch: &[SeqWork]) -> Nanos;
+
+    /// The time of a step of `seqs` sequences that each decode one token, with
+    /// `cached_tokens` tokens in their KV caches together, followed by `others`: bit for bit
+    /// what [`Self::step_time`] gives for that batch, in O(`others`). The models depend on the
+    /// decodes only through these two sums, and their per-sequence sums add integer-valued
+    /// `f64`s, which is exact below 2^53 in any order; the replica's decode fast path relies on
+    /// it (`serving::replica::decode_run`).
+    fn decode_step_time(&self, seqs: u32, cached_tokens: u64, others: &[SeqWork]) -> Nanos;
 }
 
 /// Every step takes `per_step` plus `per_token` for each scheduled token; for tests with exact
@@ -40,6 +48,11 @@ pub struct ConstantStepTime {
 impl StepTimeModel for ConstantStepTime {
     fn step_time(&self, batch: &[SeqWork]) -> Nanos {
         let tokens: u64 = batch.iter().map(|s| s.query_tokens as u64).sum();
+        Nanos(self.per_step.0 + self.per_token.0 * tokens)
+    }
+
+    fn decode_step_time(&self, seqs: u32, _cached_tokens: u64, others: &[SeqWork]) -> Nanos {
+        let tokens = seqs as u64 + others.iter().map(|s| s.query_tokens as u64).sum::<u64>();
         Nanos(self.per_step.0 + self.per_token.0 * tokens)
     }
 }
@@ -172,16 +185,8 @@ impl Roofline {
         experts_touched_per_rank(self.num_experts, self.experts_per_token, self.expert_ranks, tokens)
     }
 
-    fn attention_secs(&self, batch: &[SeqWork]) -> f64 {
-        let mut pairs = 0.0;
-        let mut kv_tokens = 0.0;
-        for seq in batch {
-            let q = seq.query_tokens as f64;
-            let cached = seq.cached_tokens as f64;
-            // Causal attention: query i sees cached + i + 1 tokens.
-            pairs += q * (cached + (q + 1.0) / 2.0);
-            kv_tokens += cached + q;
-        }
+    /// Seconds of attention from the batch's causal (query, context) pairs and KV tokens read.
+    fn attention_secs(&self, pairs: f64, kv_tokens: f64) -> f64 {
         let p = &self.params;
         let compute = pairs * self.attention_flops_per_pair / (self.attention_peak * p.attention_efficiency);
         let kv_efficiency = p.kv_bandwidth_efficiency.unwrap_or(p.bandwidth_efficiency);
@@ -205,11 +210,25 @@ impl Roofline {
     /// Seconds of one all-reduce-free breakdown, for reports and tests.
     pub fn breakdown_secs(&self, batch: &[SeqWork]) -> [f64; 4] {
         let tokens: f64 = batch.iter().map(|s| s.query_tokens as f64).sum();
-        let seqs = batch.len() as f64;
+        let mut pairs = 0.0;
+        let mut kv_tokens = 0.0;
+        for seq in batch {
+            let q = seq.query_tokens as f64;
+            let cached = seq.cached_tokens as f64;
+            // Causal attention: query i sees cached + i + 1 tokens.
+            pairs += q * (cached + (q + 1.0) / 2.0);
+            kv_tokens += cached + q;
+        }
+        self.breakdown_of(tokens, batch.len() as f64, pairs, kv_tokens)
+    }
+
+    /// The breakdown from the batch's sums: scheduled tokens, sequences, causal attention
+    /// pairs and KV tokens read.
+    fn breakdown_of(&self, tokens: f64, seqs: f64, pairs: f64, kv_tokens: f64) -> [f64; 4] {
         let p = &self.params;
         [
             self.linear_secs(tokens, seqs),
-            self.attention_secs(batch),
+            self.attention_secs(pairs, kv_tokens),
             self.allreduce_secs(tokens),
             (p.step_overhead_us + p.per_sequence_overhead_us * seqs) * 1e-6 + self.sampling_secs_per_seq * seqs,
         ]
@@ -253,6 +272,22 @@ fn expected_max_of_binomials(n: u32, p: f64, ranks: u32) -> f64 {
 impl StepTimeModel for Roofline {
     fn step_time(&self, batch: &[SeqWork]) -> Nanos {
         Nanos::from_secs_f64(self.breakdown_secs(batch).iter().sum())
+    }
+
+    fn decode_step_time(&self, seqs: u32, cached_tokens: u64, others: &[SeqWork]) -> Nanos {
+        // Each decode is one query over its cached tokens plus itself: one pair per context
+        // token, and as many KV tokens read.
+        let context = (cached_tokens + seqs as u64) as f64;
+        let (mut tokens, mut pairs, mut kv_tokens) = (seqs as f64, context, context);
+        for seq in others {
+            let q = seq.query_tokens as f64;
+            let cached = seq.cached_tokens as f64;
+            tokens += q;
+            pairs += q * (cached + (q + 1.0) / 2.0);
+            kv_tokens += cached + q;
+        }
+        let all = (seqs as usize + others.len()) as f64;
+        Nanos::from_secs_f64(self.breakdown_of(tokens, all, pairs, kv_tokens).iter().sum())
     }
 }
 

@@ -374,6 +374,7 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
             None => SimTime::MAX,
         },
         max_events: f.limits.max_events.unwrap_or(DEFAULT_MAX_EVENTS),
+        step_by_step: false,
     };
     let expect = expect.unwrap_or_default();
     for outcome in expect.outcome.iter().flat_map(|o| o.names()) {

@@ -70,6 +70,9 @@ pub struct KvCache {
     fresh: u32,
     ref_cnt: Vec<u32>,
     hash: Vec<Option<u64>>,
+    /// Whether the block is the one `cached` maps its hash to, so that evicting a block
+    /// probes the map only when there is an entry to remove.
+    mapped: Vec<bool>,
     /// Doubly linked list of the free queue's blocks that were handed out before, after the
     /// fresh range.
     prev: Vec<u32>,
@@ -94,6 +97,7 @@ impl KvCache {
             // Block 0, the null block, is never free.
             ref_cnt: vec![1],
             hash: vec![None],
+            mapped: vec![false],
             prev: vec![NONE],
             next: vec![NONE],
             head: NONE,
@@ -107,6 +111,11 @@ impl KvCache {
 
     pub fn block_size(&self) -> u32 {
         self.block_size
+    }
+
+    /// Whether full blocks are registered by hash for later requests to hit.
+    pub fn prefix_caching(&self) -> bool {
+        self.prefix_caching
     }
 
     pub fn usable_blocks(&self) -> u32 {
@@ -161,6 +170,7 @@ impl KvCache {
             self.num_free -= 1;
             self.ref_cnt.push(1);
             self.hash.push(None);
+            self.mapped.push(false);
             self.prev.push(NONE);
             self.next.push(NONE);
             return block;
@@ -169,7 +179,7 @@ impl KvCache {
         assert!(block != NONE, "allocating from an empty free queue");
         self.unlink(block);
         if let Some(hash) = self.hash[block as usize].take() {
-            if self.cached.get(&hash) == Some(&block) {
+            if std::mem::take(&mut self.mapped[block as usize]) {
                 self.cached.remove(&hash);
             }
         }
@@ -242,6 +252,11 @@ impl KvCache {
             debug_assert_eq!(held, hits.len());
             request.kv.num_cached_blocks = hits.len();
         }
+        if request.kv.blocks.capacity() == 0 {
+            // Room for the request's whole life at once (bounded, against huge output limits).
+            let lifetime = (request.prompt_tokens as u64 + request.max_output_tokens as u64).min(max_model_len as u64);
+            request.kv.blocks.reserve_exact(lifetime.div_ceil(self.block_size as u64).min(4096) as usize);
+        }
         for _ in 0..new_blocks {
             let block = self.pop_free();
             request.kv.blocks.push(block);
@@ -266,7 +281,10 @@ impl KvCache {
             if self.hash[block as usize].is_none() {
                 self.hash[block as usize] = Some(hash);
                 // Duplicates are not merged: an existing entry keeps serving lookups.
-                self.cached.entry(hash).or_insert(block);
+                if let std::collections::hash_map::Entry::Vacant(slot) = self.cached.entry(hash) {
+                    slot.insert(block);
+                    self.mapped[block as usize] = true;
+                }
             }
         }
         request.kv.num_cached_blocks = full;
@@ -343,6 +361,11 @@ impl KvCache {
             block = self.next[block as usize];
         }
         assert_eq!(walked + untouched, self.num_free, "free queue length");
+        let mapped = self.mapped.iter().filter(|&&m| m).count();
+        assert_eq!(mapped, self.cached.len(), "blocks marked as mapped != prefix-cache entries");
+        for (block, &m) in self.mapped.iter().enumerate() {
+            assert!(!m || self.hash[block].is_some_and(|h| self.cached.get(&h) == Some(&(block as u32))));
+        }
     }
 }
 

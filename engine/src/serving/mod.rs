@@ -50,6 +50,13 @@ impl Engine {
         }
     }
 
+    /// Brings the requests of a fast-path run up to date (at the end of a run).
+    pub fn settle(&mut self) {
+        if let Engine::Vllm(r) = self {
+            r.settle();
+        }
+    }
+
     pub fn is_busy(&self) -> bool {
         match self {
             Engine::Vllm(r) => r.is_busy(),

@@ -1,6 +1,9 @@
 //! One engine instance: a scheduler, a KV cache and a step-time model. The loop asks it to
 //! start a step (it plans the batch and prices it) and to finish one (it emits tokens, retires
-//! finished requests and frees their blocks). One event per step, never per token.
+//! finished requests and frees their blocks). One event per step, never per token. While
+//! every running request decodes one token per step, both go through the decode run
+//! (`decode_run`), which does the same in O(requests that reach a block boundary, are
+//! admitted or finish) instead of O(running requests).
 //!
 //! With `async_scheduling` (vLLM's `step_with_batch_queue` with a queue of two), the engine
 //! plans step N+1 as soon as step N is launched, so a request that arrives while step N runs
@@ -9,7 +12,11 @@
 //! next has been planned; when the planned step would be empty (nothing else to run), vLLM
 //! would not have queued it, and the held requests are scheduled at once.
 
+mod decode_run;
+
 use std::sync::Arc;
+
+use decode_run::DecodeRun;
 
 use super::admission::{check_length, FrontDoor};
 use super::kv_cache::KvCache;
@@ -55,6 +62,10 @@ pub struct Replica {
     pub finished: u64,
     /// Which front door's length checks apply (`admission`).
     pub door: FrontDoor,
+    /// Runs of pure-decode steps take the fast path (`decode_run`); off, every step is
+    /// planned by the scheduler (`Limits::step_by_step`). The results are the same.
+    pub fast_path: bool,
+    run: DecodeRun,
 }
 
 impl Replica {
@@ -73,6 +84,8 @@ impl Replica {
             accepted: 0,
             finished: 0,
             door: FrontDoor::default(),
+            fast_path: true,
+            run: DecodeRun::default(),
         }
     }
 
@@ -103,6 +116,10 @@ impl Replica {
     /// Plans and prices the next step; `None` when there is nothing to run.
     pub fn start_step(&mut self, now: SimTime, metrics: &mut Metrics) -> Option<Nanos> {
         debug_assert!(!self.busy, "step started while one is running");
+        if let Some(duration) = self.start_decode_step(now, metrics) {
+            return Some(duration);
+        }
+        self.settle();
         self.scheduler.schedule(&mut self.requests, &mut self.kv, &mut self.plan);
         if self.plan.scheduled.is_empty() && !self.held.is_empty() {
             self.release_held();
@@ -147,6 +164,22 @@ impl Replica {
     pub fn finish_step(&mut self, now: SimTime, metrics: &mut Metrics, finished: &mut Vec<Finished>) {
         debug_assert!(self.busy, "finishing a step that was not started");
         self.busy = false;
+        if self.run.is_open() {
+            if self.finish_decode_step(now, metrics) {
+                let finishing = self.run.take_finishing();
+                self.retire_finished(now, metrics, finished, |id, _| finishing.contains(&id));
+                self.run.put_finishing(finishing);
+            }
+        } else if self.sample_scheduled(now, metrics) {
+            self.retire_finished(now, metrics, finished, |id, requests| requests.get(id).status == Status::Finished);
+        }
+        self.check_invariants();
+    }
+
+    /// The requests of the plan whose computed tokens reached their end sample a token, and
+    /// those that reach their output length or `max_model_len` are marked finished; true when
+    /// any did.
+    fn sample_scheduled(&mut self, now: SimTime, metrics: &mut Metrics) -> bool {
         let max_model_len = self.scheduler.config.max_model_len;
         let mut any_finished = false;
         // Equal gaps in a row (every request that ran in the previous step too) are recorded
@@ -179,30 +212,39 @@ impl Replica {
             }
         }
         metrics.record_itl_n(gaps.0, gaps.1);
-        if any_finished {
-            let requests = &mut self.requests;
-            let kv = &mut self.kv;
-            let index = self.index;
-            let mut count = 0u64;
-            self.scheduler.running.retain(|&id| {
-                if requests.get(id).status != Status::Finished {
-                    return true;
-                }
-                let mut request = requests.remove(id);
-                kv.free(&mut request.kv);
-                metrics.record_request(RequestRecord::of(&request, now, index));
-                finished.push(Finished {
-                    index: request.seq_no,
-                    client: request.client,
-                    session: request.session,
-                    output: Segment { id: request.output_segment, len: request.output_tokens },
-                });
-                count += 1;
-                false
+        any_finished
+    }
+
+    /// Removes the finished requests (those `is_finished` names) from the running list, in
+    /// its order: frees their blocks, records them and lists them in `finished`.
+    fn retire_finished(
+        &mut self,
+        now: SimTime,
+        metrics: &mut Metrics,
+        finished: &mut Vec<Finished>,
+        is_finished: impl Fn(u32, &RequestSlab) -> bool,
+    ) {
+        let requests = &mut self.requests;
+        let kv = &mut self.kv;
+        let index = self.index;
+        let mut count = 0u64;
+        self.scheduler.running.retain(|&id| {
+            if !is_finished(id, requests) {
+                return true;
+            }
+            let mut request = requests.remove(id);
+            kv.free(&mut request.kv);
+            metrics.record_request(RequestRecord::of(&request, now, index));
+            finished.push(Finished {
+                index: request.seq_no,
+                client: request.client,
+                session: request.session,
+                output: Segment { id: request.output_segment, len: request.output_tokens },
             });
-            self.finished += count;
-        }
-        self.check_invariants();
+            count += 1;
+            false
+        });
+        self.finished += count;
     }
 
     /// Conservation checks after every step in debug and test builds.

@@ -92,6 +92,11 @@ impl Request {
         if have >= want {
             return;
         }
+        if self.kv.block_hashes.capacity() == 0 {
+            // Room for the request's whole life at once (bounded, against huge output limits).
+            let lifetime = (self.prompt_tokens as u64 + self.max_output_tokens as u64) / block_size as u64;
+            self.kv.block_hashes.reserve_exact((lifetime as usize).clamp(want, want.max(4096)));
+        }
         // Prompt segments, then the generated tokens as one open-ended segment.
         let segment = |i: usize| -> Segment {
             self.segments

@@ -90,6 +90,27 @@ impl Scheduler {
         debug_assert!(self.running.len() <= self.config.max_num_seqs as usize, "max_num_seqs exceeded");
     }
 
+    /// The admission pass alone, for a step whose running requests the replica's decode fast
+    /// path plans itself (one token each, `budget` tokens left): `schedule` without
+    /// `schedule_running`, `plan` holding only the admitted requests.
+    pub fn schedule_admissions(
+        &mut self,
+        requests: &mut RequestSlab,
+        kv: &mut KvCache,
+        plan: &mut StepPlan,
+        mut budget: u32,
+    ) {
+        plan.scheduled.clear();
+        plan.preempted = 0;
+        plan.admitted = 0;
+        self.schedule_waiting(requests, kv, plan, &mut budget);
+        for s in &plan.scheduled {
+            let request = requests.get_mut(s.id);
+            request.num_computed += s.tokens;
+            request.scheduled_this_step = false;
+        }
+    }
+
     fn capped(&self, wanted: u32, computed: u32, budget: u32) -> u32 {
         let mut tokens = wanted;
         if self.config.long_prefill_token_threshold > 0 {

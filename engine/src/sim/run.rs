@@ -55,11 +55,15 @@ enum Event {
 pub struct Limits {
     pub max_sim_time: SimTime,
     pub max_events: u64,
+    /// Plan every step with the full scheduler, turning off the replicas' fast path for runs of
+    /// pure-decode steps (`serving::decode_run`). Results are the same either way; this is for
+    /// the tests that show it (and `SYMBIOTE_STEP_BY_STEP=1` on the command line).
+    pub step_by_step: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_sim_time: SimTime(u64::MAX), max_events: u64::MAX }
+        Limits { max_sim_time: SimTime(u64::MAX), max_events: u64::MAX, step_by_step: false }
     }
 }
 
@@ -214,6 +218,7 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
     };
     world.start(case);
     let (outcome, events) = world.run(&case.limits);
+    world.engines.iter_mut().for_each(Engine::settle);
     (world.metrics.trace_rows_skipped, world.metrics.trace_failed_skipped) = world.workload.trace_skips();
     if let Some(error) = world.workload.trace_error.clone() {
         // Listed last among the run's requests: it has no place in the workload's order.
@@ -265,6 +270,7 @@ fn build_engines(case: &Case, memory: &MemoryBreakdown) -> Vec<Engine> {
                     case.engine.enable_prefix_caching,
                 );
                 let mut replica = Replica::new(i, scheduler, kv, step_time.clone());
+                replica.fast_path = !case.limits.step_by_step;
                 replica.door = match case.engine.entrypoint {
                     Entrypoint::Server => FrontDoor::ApiServer,
                     Entrypoint::Offline => FrontDoor::Offline,

@@ -5,6 +5,7 @@ mod cli;
 mod determinism;
 mod docs;
 mod engine;
+mod fast_path;
 mod fidelity;
 mod fleet;
 mod hf_config;

@@ -273,19 +273,17 @@ impl KernelStepTime {
 
     /// Seconds of the linear layers (with MoE experts), attention, all-reduce and host work.
     pub fn breakdown_secs(&self, batch: &[SeqWork]) -> [f64; 4] {
-        let (mut tokens, mut prefills, mut pairs, mut decodes, mut kv_tokens) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        let mut sums = BatchSums { tokens: 0.0, seqs: 0.0, prefills: 0.0, pairs: 0.0, decodes: 0.0, kv_tokens: 0.0 };
         for seq in batch {
-            let (q, cached) = (seq.query_tokens as f64, seq.cached_tokens as f64);
-            tokens += q;
-            if seq.query_tokens > 1 {
-                prefills += 1.0;
-                pairs += q * (cached + (q + 1.0) / 2.0);
-            } else {
-                decodes += 1.0;
-                kv_tokens += cached + q;
-            }
+            sums.add(seq);
         }
-        let seqs = batch.len() as f64;
+        sums.seqs = batch.len() as f64;
+        self.breakdown_of(sums)
+    }
+
+    /// The breakdown from the batch's sums (the model depends on the batch only through them).
+    fn breakdown_of(&self, sums: BatchSums) -> [f64; 4] {
+        let BatchSums { tokens, seqs, prefills, pairs, decodes, kv_tokens } = sums;
         let mut linear = interp(&self.m, &self.dense, tokens, 1.0) + interp(&self.m, &self.lm_head, seqs, 1.0);
         if self.num_experts > 0.0 {
             let touched = experts_touched_per_rank(self.num_experts, self.experts_per_token, self.expert_ranks, tokens);
@@ -317,6 +315,44 @@ impl KernelStepTime {
 impl StepTimeModel for KernelStepTime {
     fn step_time(&self, batch: &[SeqWork]) -> Nanos {
         Nanos::from_secs_f64(self.breakdown_secs(batch).iter().sum())
+    }
+
+    fn decode_step_time(&self, seqs: u32, cached_tokens: u64, others: &[SeqWork]) -> Nanos {
+        let n = seqs as f64;
+        // Each decode reads its cached tokens plus itself.
+        let kv_tokens = (cached_tokens + seqs as u64) as f64;
+        let mut sums = BatchSums { tokens: n, seqs: 0.0, prefills: 0.0, pairs: 0.0, decodes: n, kv_tokens };
+        for seq in others {
+            sums.add(seq);
+        }
+        sums.seqs = (seqs as usize + others.len()) as f64;
+        Nanos::from_secs_f64(self.breakdown_of(sums).iter().sum())
+    }
+}
+
+/// What a step's price depends on: scheduled tokens, sequences, prefill sequences and their
+/// causal attention pairs, decode sequences and the KV tokens they read.
+#[derive(Clone, Copy, Debug)]
+struct BatchSums {
+    tokens: f64,
+    seqs: f64,
+    prefills: f64,
+    pairs: f64,
+    decodes: f64,
+    kv_tokens: f64,
+}
+
+impl BatchSums {
+    fn add(&mut self, seq: &SeqWork) {
+        let (q, cached) = (seq.query_tokens as f64, seq.cached_tokens as f64);
+        self.tokens += q;
+        if seq.query_tokens > 1 {
+            self.prefills += 1.0;
+            self.pairs += q * (cached + (q + 1.0) / 2.0);
+        } else {
+            self.decodes += 1.0;
+            self.kv_tokens += cached + q;
+        }
     }
 }
 

@@ -95,6 +95,9 @@ enum Command {
         /// Rewrite the baseline with this run instead of comparing.
         #[arg(long)]
         update: bool,
+        /// Print the comparison as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Assemble the report of a sharded sweep from its shards' output folders.
     Merge {
@@ -162,7 +165,12 @@ enum Command {
     /// Print the start-up memory split of a model on a GPU, as vLLM computes it.
     Memory(MemoryArgs),
     /// List the catalog: `models` or `gpus`.
-    List { what: String },
+    List {
+        what: String,
+        /// Print the catalog entries as JSON (every field, sources and prices included).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -197,8 +205,8 @@ fn run(args: Args) -> Result<u8> {
     match args.command {
         Command::Run { paths, opts } => cli::cmd_run(&paths, &run_args(opts, quiet)),
         Command::Replay { replay, opts } => cli::cmd_replay(&replay, &run_args(opts, quiet)),
-        Command::Check { scenario, baseline, tolerance, metrics, update } => {
-            cli::cmd_check(&CheckArgs { scenario, baseline, tolerance, metrics, update })
+        Command::Check { scenario, baseline, tolerance, metrics, update, json } => {
+            cli::cmd_check(&CheckArgs { scenario, baseline, tolerance, metrics, update, json })
         }
         Command::Merge { scenario, dirs, out, seeds, scale, percentiles } => {
             cli::cmd_merge(&scenario, &dirs, &out, &cli::MergeArgs { seeds, scale, percentiles, quiet })
@@ -221,8 +229,8 @@ fn run(args: Args) -> Result<u8> {
             print!("{text}");
             Ok(if fits { EXIT_OK } else { cli::EXIT_FAILED })
         }
-        Command::List { what } => {
-            print!("{}", cli::list(&what)?);
+        Command::List { what, json } => {
+            print!("{}", cli::list(&what, json)?);
             Ok(EXIT_OK)
         }
     }

@@ -85,6 +85,10 @@ pub struct MemoryArgs {
     pub prompt_len: Option<u64>,
     #[arg(long)]
     pub output_len: Option<u64>,
+    /// Print the result as JSON: the configuration, the itemised split (bytes), whether it fits,
+    /// vLLM's start-up error and the largest batches.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The memory breakdown and vLLM's start-up lines, or its start-up error; `Err` for unknown
@@ -117,6 +121,27 @@ pub fn memory_report(args: &MemoryArgs) -> Result<(String, bool)> {
         config.max_num_seqs
     );
     let plan = memory::plan(model, gpu, &config);
+    if args.json {
+        let largest = match (args.prompt_len, args.output_len) {
+            (Some(prompt), Some(output)) => serde_json::json!({
+                "prompt_len": prompt, "output_len": output,
+                "static_rows": memory::largest_static_batch(model, gpu, &config, prompt, output),
+                "vllm_sequences": plan.as_ref().map_or(0, |p| memory::largest_vllm_batch(p, prompt, output)),
+            }),
+            _ => serde_json::Value::Null,
+        };
+        let (breakdown, error) = match &plan {
+            Ok(p) => (p.clone(), None),
+            Err(f) => (f.breakdown.clone(), Some(f.message.clone())),
+        };
+        let out = serde_json::json!({
+            "model": model.name, "gpu": gpu.name, "quant": args.quant, "kv_cache_dtype": args.kv_cache_dtype, "tp": args.tp,
+            "max_num_batched_tokens": config.max_num_batched_tokens, "max_num_seqs": config.max_num_seqs,
+            "max_model_len": config.max_model_len, "gpu_memory_utilization": config.gpu_memory_utilization,
+            "fits": plan.is_ok(), "startup_error": error, "memory": breakdown, "largest_batch": largest,
+        });
+        return Ok((serde_json::to_string_pretty(&out)? + "\n", plan.is_ok()));
+    }
     if let (Some(prompt), Some(output)) = (args.prompt_len, args.output_len) {
         let static_rows = memory::largest_static_batch(model, gpu, &config, prompt, output);
         let vllm_rows = plan.as_ref().map_or(0, |p| memory::largest_vllm_batch(p, prompt, output));
@@ -143,8 +168,17 @@ pub fn memory_report(args: &MemoryArgs) -> Result<(String, bool)> {
 }
 
 /// `symbiote list models|gpus`.
-pub fn list(what: &str) -> Result<String> {
+pub fn list(what: &str, json: bool) -> Result<String> {
     let catalog = Catalog::builtin();
+    if json {
+        // The catalog entries as they are stored, sources and prices included.
+        let value = match what {
+            "models" => serde_json::to_value(&catalog.models)?,
+            "gpus" => serde_json::to_value(&catalog.gpus)?,
+            other => bail!("unknown list `{other}`; use `symbiote list models` or `symbiote list gpus`"),
+        };
+        return Ok(serde_json::to_string_pretty(&value)? + "\n");
+    }
     let mut out = String::new();
     match what {
         "models" => {

@@ -349,6 +349,8 @@ pub struct CheckArgs {
     pub tolerance: String,
     pub metrics: Option<String>,
     pub update: bool,
+    /// Print the comparison as JSON (`{"scenario", "tolerance", "rows", "regressed"}`).
+    pub json: bool,
 }
 
 /// `symbiote check`: 0 when no metric got worse beyond the tolerance, 1 when one did, 2 on
@@ -419,11 +421,17 @@ pub fn cmd_check(args: &CheckArgs) -> Result<u8> {
         );
     }
     let rows = crate::report::check::compare(&baseline, &now, &metrics, tolerance);
-    print!("{}", crate::report::check::table(&rows));
     let bad = rows
         .iter()
         .filter(|r| matches!(r.status, crate::report::check::Status::Regressed | crate::report::check::Status::Missing))
         .count();
+    if args.json {
+        let out = serde_json::json!({"scenario": scenario.name, "tolerance": tolerance, "comparisons": rows.len(),
+                                     "regressed_or_missing": bad, "rows": rows});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(if bad == 0 { EXIT_OK } else { EXIT_FAILED });
+    }
+    print!("{}", crate::report::check::table(&rows));
     println!(
         "\n{}: {} comparisons, {bad} regressed or missing (tolerance {:.2}%)",
         scenario.name,

@@ -23,7 +23,8 @@ pub fn higher_is_better(metric: &str) -> bool {
         || metric == "completed"
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     Ok,
     Improved,
@@ -32,7 +33,7 @@ pub enum Status {
     Missing,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Row {
     pub case: String,
     pub metric: String,

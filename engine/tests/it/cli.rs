@@ -106,6 +106,32 @@ fn memory_prints_vllms_startup_lines() {
     assert!(stderr.contains("unknown model `llama-9`; known: "), "{stderr}");
 }
 
+// See: issue 16 (`--json` on memory, list and check)
+#[test]
+fn memory_and_list_print_json_on_request() {
+    let args = ["memory", "--model", "llama-2-7b", "--gpu", "a100-80gb", "--max-num-batched-tokens", "8192"];
+    let (code, stdout, _) = symbiote(&[&args[..], &["--prompt-len", "512", "--output-len", "128", "--json"]].concat());
+    assert_eq!(code, 0, "{stdout}");
+    let out: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    // The same figure the text form prints as "GPU KV cache size: 118,464 tokens".
+    assert_eq!(out["memory"]["kv_cache_tokens"], serde_json::json!(118_464));
+    assert_eq!(out["fits"], serde_json::json!(true));
+    assert!(out["largest_batch"]["vllm_sequences"].as_u64().unwrap() > 0);
+    let (code, stdout, _) = symbiote(&["memory", "--model", "llama-2-13b", "--gpu", "rtx-3090", "--json"]);
+    assert_eq!(code, 1);
+    let out: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(out["startup_error"].as_str().unwrap().contains("No available memory for the cache blocks"));
+    let (code, stdout, _) = symbiote(&["list", "gpus", "--json"]);
+    assert_eq!(code, 0);
+    let gpus: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let h100 = gpus.as_array().unwrap().iter().find(|g| g["name"] == "h100-80gb").unwrap();
+    assert!(!h100["prices"].as_array().unwrap().is_empty(), "prices travel with the entry");
+    let (code, stdout, _) = symbiote(&["list", "models", "--json"]);
+    assert_eq!(code, 0);
+    assert!(serde_json::from_str::<serde_json::Value>(&stdout).unwrap().as_array().unwrap().len() >= 14);
+    assert_eq!(symbiote(&["list", "tpus", "--json"]).0, 2);
+}
+
 // 300 blocks of 16 tokens hold one 4,096-token request, as vLLM's start-up check demands (200
 // made every run an `oom`).
 const SWEEP: &str = r#"{"name": "cli_sweep", "seeds": [1, 2, 3],

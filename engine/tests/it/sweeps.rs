@@ -110,6 +110,14 @@ fn check_exit_codes() {
     let (code, stdout, _) = symbiote(&["check", s, "--baseline", b, "--tolerance", "10%"]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("REGRESSED"));
+    // The same comparison for machines (issue 16): same exit code, rows as JSON.
+    let (code, stdout, _) = symbiote(&["check", s, "--baseline", b, "--tolerance", "10%", "--json"]);
+    assert_eq!(code, 1, "{stdout}");
+    let out: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let rows = out["rows"].as_array().unwrap();
+    assert_eq!(out["comparisons"].as_u64(), Some(rows.len() as u64));
+    assert!(rows.iter().any(|r| r["metric"] == "p99_ttft_ms" && r["status"] == "regressed"), "{stdout}");
+    assert!(out["regressed_or_missing"].as_u64().unwrap() >= 1);
     // Within a wide tolerance it passes.
     assert_eq!(symbiote(&["check", s, "--baseline", b, "--tolerance", "30%"]).0, 0);
     // Bad input: no such baseline, an unknown metric, a bad tolerance.

@@ -327,6 +327,12 @@ fn case_config(case: &Case) -> Map<String, Value> {
     m.insert("async_scheduling".into(), e.async_scheduling.into());
     m.insert("enable_expert_parallel".into(), e.enable_expert_parallel.into());
     m.insert("generation_config".into(), serde_json::to_value(e.generation_config).expect("enum serializes"));
+    // How sure the latencies are: the GPU's step-time calibration and its error band (a
+    // constant step time is a hand-set experiment, with no band).
+    if matches!(case.step_time, crate::scenario::StepTimeChoice::Roofline | crate::scenario::StepTimeChoice::Kernels) {
+        m.insert("step_time_calibrated".into(), case.gpu.calibrated().into());
+        m.insert("error_band".into(), serde_json::json!(case.gpu.error_band()));
+    }
     if let Some(price) = &case.price {
         m.insert("usd_per_gpu_hour".into(), serde_json::json!(price.usd_per_gpu_hour));
         m.insert("price_basis".into(), price.basis.clone().into());

@@ -152,6 +152,9 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
                 println!("{}\n", findings.headline);
             }
             println!("{}", markdown::summary_line(&report));
+            if let Some(line) = markdown::sureness_line(&report) {
+                println!("{line}");
+            }
             let dir = args.out.join(scenario.folder());
             println!(
                 "wrote {}: open {} (charts), report.md (tables) or report.json (every number)\n",

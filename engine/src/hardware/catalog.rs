@@ -88,6 +88,31 @@ pub struct GpuSpec {
     pub step_time: StepTimeParams,
 }
 
+/// How far a calibrated GPU's simulated latencies may be from vLLM's: the largest of the
+/// held-out (leave-one-model-out) median errors of the shipped H100 parameters on
+/// sim2real_trainval.json, 3.5% (E2E), 5.9% (TTFT) and 3.4% (ITL) (README, "Fidelity").
+pub const CALIBRATED_ERROR_BAND: f64 = 0.06;
+/// How far an uncalibrated GPU's may be: on real vLLM runs held out from the developers,
+/// simulated A100-80GB E2E and ITL were about 25% and TTFT 40% too fast, L40S 11% and 42%
+/// (issue 12).
+pub const UNCALIBRATED_ERROR_BAND: f64 = 0.40;
+
+impl GpuSpec {
+    /// Whether the step-time parameters were fitted to measured vLLM runs (`symbiote calibrate`).
+    pub fn calibrated(&self) -> bool {
+        self.step_time.provenance.starts_with("calibrated")
+    }
+
+    /// The relative error band that goes with this GPU's simulated latencies.
+    pub fn error_band(&self) -> f64 {
+        if self.calibrated() {
+            CALIBRATED_ERROR_BAND
+        } else {
+            UNCALIBRATED_ERROR_BAND
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MoeSpec {

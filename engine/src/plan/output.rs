@@ -13,14 +13,9 @@ use super::slo::Slo;
 use super::space::router_name;
 use super::{Plan, PlanInput};
 
-/// The error band of a calibrated GPU: the largest of the held-out (leave-one-model-out)
-/// median errors of the shipped H100 parameters on sim2real_trainval.json, 3.5% (E2E), 5.9%
-/// (TTFT) and 3.4% (ITL) (README, "Fidelity"; `symbiote fidelity ... --cross-validate`).
-pub const CALIBRATED_BAND: f64 = 0.06;
-/// The error band of an uncalibrated GPU: real A100-80GB runs were about 25% faster in E2E
-/// and ITL and 40% in TTFT than simulated, L40S 11% and 42% (issue 12, measured on real vLLM
-/// runs held out from the developers).
-pub const UNCALIBRATED_BAND: f64 = 0.40;
+pub use crate::hardware::catalog::{
+    CALIBRATED_ERROR_BAND as CALIBRATED_BAND, UNCALIBRATED_ERROR_BAND as UNCALIBRATED_BAND,
+};
 
 /// The format tag of a plan's report.json.
 pub const FORMAT: &str = "symbiote-plan/1";

@@ -111,7 +111,7 @@ impl Candidate {
 }
 
 pub fn calibrated(gpu: &GpuSpec) -> bool {
-    gpu.step_time.provenance.starts_with("calibrated")
+    gpu.calibrated()
 }
 
 pub fn router_name(router: RouterPolicy) -> String {

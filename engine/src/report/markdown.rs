@@ -63,6 +63,39 @@ pub fn table(report: &Report) -> String {
     out
 }
 
+/// How sure the report's latencies are, from each case's GPU calibration: `None` when no case
+/// says (constant step times). Lists the GPUs on each side with their error bands.
+pub fn sureness_line(report: &Report) -> Option<String> {
+    let mut calibrated = std::collections::BTreeMap::new();
+    let mut uncalibrated = std::collections::BTreeMap::new();
+    for case in &report.cases {
+        let (Some(gpu), Some(sure), Some(band)) = (
+            case.config.get("gpu").and_then(Value::as_str),
+            case.config.get("step_time_calibrated").and_then(Value::as_bool),
+            case.config.get("error_band").and_then(Value::as_f64),
+        ) else {
+            continue;
+        };
+        if sure { &mut calibrated } else { &mut uncalibrated }.insert(gpu.to_string(), band);
+    }
+    let list = |m: &std::collections::BTreeMap<String, f64>| {
+        let band = m.values().fold(0.0f64, |a, &b| a.max(b));
+        (m.keys().cloned().collect::<Vec<_>>().join(", "), band * 100.0)
+    };
+    let mut parts = Vec::new();
+    if !calibrated.is_empty() {
+        let (gpus, band) = list(&calibrated);
+        parts.push(format!("step times calibrated to measured vLLM runs on {gpus} (error band {band:.0}%)"));
+    }
+    if !uncalibrated.is_empty() {
+        let (gpus, band) = list(&uncalibrated);
+        parts.push(format!(
+            "UNCALIBRATED on {gpus}: datasheet estimates, off by up to {band:.0}% on measured runs of uncalibrated GPUs"
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("How sure: {}", parts.join("; ")))
+}
+
 /// One line on where every request went and how the runs ended, over all runs of the report:
 /// `requests: 120 arrived = 100 completed + 15 rejected (15 prompt_too_long) + 5 unfinished;
 /// 0 cut at max_model_len; runs: 1 of 2 completed (big seed 2: stalled)`.
@@ -153,6 +186,9 @@ pub fn render(report: &Report) -> String {
         report.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
     ));
     out.push_str(&format!("{}.\n\n", summary_line(report)));
+    if let Some(line) = sureness_line(report) {
+        out.push_str(&format!("{line}.\n\n"));
+    }
     if let Some(findings) = &report.findings {
         out.push_str(&format!("## Findings\n\n{}\n\n", findings.markdown.trim_end()));
         out.push_str("## All cases\n\n");

@@ -296,3 +296,47 @@ fn kernel_step_time_falls_back_to_the_roofline_with_a_warning() {
     assert_eq!(row("none"), row("roofline"));
     assert_ne!(row("tables"), row("roofline"));
 }
+
+// See: issue 12 item 1 and the developers' guide ("a result from an uncalibrated GPU says so in
+// the report, not only in a warning").
+#[test]
+fn reports_say_which_gpus_are_uncalibrated() {
+    let dir = crate::temp_dir("sureness");
+    let file = dir.join("two_gpus.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "name": "two_gpus",
+            "base": {"model": "llama-3.1-8b", "gpu": "h100-80gb",
+                     "workload": {"arrival": {"rate": 2}, "num_requests": 20}},
+            "cases": [{"name": "h100"}, {"name": "a100", "gpu": "a100-80gb"},
+                      {"name": "constant", "step_time": {"model": "constant", "step_ms": 10}}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let (code, stdout, stderr) = symbiote(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("How sure: step times calibrated to measured vLLM runs on h100-80gb (error band 6%); UNCALIBRATED on a100-80gb"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("two_gpus/report.json")).unwrap()).unwrap();
+    let config = |i: usize| report["cases"][i]["config"].clone();
+    assert_eq!(
+        (config(0)["step_time_calibrated"].clone(), config(0)["error_band"].clone()),
+        (true.into(), 0.06.into())
+    );
+    assert_eq!(
+        (config(1)["step_time_calibrated"].clone(), config(1)["error_band"].clone()),
+        (false.into(), 0.4.into())
+    );
+    assert!(config(2).get("error_band").is_none(), "a constant step time has no band");
+    let md = std::fs::read_to_string(out.join("two_gpus/report.md")).unwrap();
+    assert!(md.contains("UNCALIBRATED on a100-80gb"), "{md}");
+    let html = std::fs::read_to_string(out.join("two_gpus/report.html")).unwrap();
+    assert!(html.contains("UNCALIBRATED on a100-80gb"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -78,6 +78,9 @@ pub fn render(report: &Report, series: &RunSeries) -> String {
         seeds = report.seeds.len(),
         summary = escape(&super::markdown::summary_line(report)),
     );
+    if let Some(line) = super::markdown::sureness_line(report) {
+        out.push_str(&format!("<p class=\"note\">{}.</p>\n", escape(&line)));
+    }
     if let Some(f) = &report.findings {
         out.push_str(&format!(
             "<h2>Findings</h2>\n<p><b>{}</b></p>\n{}",

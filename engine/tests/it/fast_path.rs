@@ -9,24 +9,6 @@ use symbiote::runner::{run_scenario, RunOptions};
 use symbiote::scenario::load;
 use symbiote::sim::Nanos;
 
-/// Every file under `dir` with its bytes, by path relative to `dir`, in sorted order.
-fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push((path.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Runs `file` scaled by `scale` with and without the fast path and compares everything the
 /// runs write, byte for byte.
 fn assert_same_both_ways(file: &Path, scale: f64) {
@@ -43,7 +25,7 @@ fn assert_scenario_same_both_ways(scenario: &symbiote::scenario::Scenario, name:
         let dir = tempfile::tempdir().unwrap();
         let options = RunOptions { dir: Some(dir.path().to_path_buf()), capture, ..RunOptions::default() };
         let report = run_scenario(&scenario, &options).unwrap();
-        (report.to_json(), files(dir.path()))
+        (report.to_json(), crate::files_under(dir.path()))
     };
     let (fast, fast_files) = run(false);
     let (slow, slow_files) = run(true);
@@ -59,7 +41,7 @@ fn assert_scenario_same_both_ways(scenario: &symbiote::scenario::Scenario, name:
     assert_eq!(fast_files.len(), slow_files.len(), "{name}: the runs wrote different files");
     for ((path, a), (other, b)) in fast_files.iter().zip(&slow_files) {
         assert_eq!(path, other, "{name}: the runs wrote different files");
-        assert!(a == b, "{name} at scale {scale}: {} differs between the fast path and step by step", path.display());
+        assert!(a == b, "{name} at scale {scale}: {path} differs between the fast path and step by step");
     }
 }
 

@@ -10,7 +10,6 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::hardware::memory;
-use crate::hardware::GpuSpec;
 use crate::scenario::Case;
 use crate::serving::router::RouterPolicy;
 
@@ -102,16 +101,12 @@ impl Candidate {
 
     /// Whether the GPU's step-time parameters were fitted to measured runs.
     pub fn calibrated(&self) -> bool {
-        calibrated(&self.case.gpu)
+        self.case.gpu.calibrated()
     }
 
     pub fn gpus_per_replica(&self) -> u64 {
         self.case.tp
     }
-}
-
-pub fn calibrated(gpu: &GpuSpec) -> bool {
-    gpu.calibrated()
 }
 
 pub fn router_name(router: RouterPolicy) -> String {

@@ -132,14 +132,19 @@ enum Command {
         #[arg(long)]
         multi_turn: bool,
         /// The step-time model to price steps with.
-        #[arg(long, value_enum, default_value = "roofline")]
+        #[arg(long, value_enum, default_value = "auto")]
         step_model: cli::StepModel,
     },
     /// Fit a GPU's step-time parameters to measured runs; --write stores them in the catalog.
     Calibrate {
         measurements: PathBuf,
+        /// The GPU whose roofline parameters to fit (models/gpu/<gpu>.json).
+        #[arg(long, required_unless_present = "host", conflicts_with = "host")]
+        gpu: Option<String>,
+        /// Fit the shared host profile (models/host.json) instead: every run on a GPU with
+        /// kernel tables, priced by them, with the host's step and front-end costs fitted.
         #[arg(long)]
-        gpu: String,
+        host: bool,
         #[arg(long, default_value_t = symbiote::report::fidelity::DEFAULT_EVALUATIONS)]
         max_evaluations: u32,
         /// The catalog folder to write into (e.g. models); nothing is written without it.
@@ -216,9 +221,10 @@ fn run(args: Args) -> Result<u8> {
         Command::Fidelity { measurements, out, cross_validate, max_evaluations, multi_turn, step_model } => {
             cli::cmd_fidelity(&measurements, &out, cross_validate, max_evaluations, multi_turn, step_model, quiet)
         }
-        Command::Calibrate { measurements, gpu, max_evaluations, write } => {
-            cli::cmd_calibrate(&measurements, &gpu, max_evaluations, write.as_deref(), quiet)
-        }
+        Command::Calibrate { measurements, gpu, host, max_evaluations, write } => match gpu {
+            Some(gpu) if !host => cli::cmd_calibrate(&measurements, &gpu, max_evaluations, write.as_deref(), quiet),
+            _ => cli::cmd_calibrate_host(&measurements, max_evaluations, write.as_deref(), quiet),
+        },
         Command::Schema => {
             print!("{}", symbiote::scenario::file::json_schema());
             Ok(EXIT_OK)

@@ -329,7 +329,7 @@ fn case_config(case: &Case) -> Map<String, Value> {
     m.insert("generation_config".into(), serde_json::to_value(e.generation_config).expect("enum serializes"));
     // How sure the latencies are: the GPU's step-time calibration and its error band (a
     // constant step time is a hand-set experiment, with no band).
-    if matches!(case.step_time, crate::scenario::StepTimeChoice::Roofline | crate::scenario::StepTimeChoice::Kernels) {
+    if !matches!(case.step_time, crate::scenario::StepTimeChoice::Constant { .. }) {
         m.insert("step_time_calibrated".into(), case.gpu.calibrated().into());
         m.insert("error_band".into(), serde_json::json!(case.gpu.error_band()));
     }

@@ -26,12 +26,14 @@ pub fn cmd_fidelity(
         Ok(x) => x,
         Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
     };
-    if step_model == StepModel::Kernels {
-        for e in &mut experiments {
-            e.case.step_time = crate::scenario::StepTimeChoice::Kernels;
-            if let Some(why) = e.case.kernel_fallback() {
-                e.warnings.push(format!("{why}; priced with the roofline"));
-            }
+    for e in &mut experiments {
+        e.case.step_time = match step_model {
+            StepModel::Auto => crate::scenario::StepTimeChoice::Auto,
+            StepModel::Roofline => crate::scenario::StepTimeChoice::Roofline,
+            StepModel::Kernels => crate::scenario::StepTimeChoice::Kernels,
+        };
+        if let Some(why) = e.case.kernel_fallback() {
+            e.warnings.push(format!("{why}; priced with the roofline"));
         }
     }
     let mut warnings: Vec<String> =
@@ -42,9 +44,10 @@ pub fn cmd_fidelity(
     }
     let rows = fidelity::simulate_all(&experiments, None);
     let model = match step_model {
+        StepModel::Auto => "each GPU's default step-time model (the kernel tables where the GPU has them, with the host profile of models/host.json; the roofline elsewhere)",
         StepModel::Roofline => "the roofline step-time model with its parameters as shipped in the GPU catalog",
         StepModel::Kernels => {
-            "the kernel-table step-time model (models/kernels) with the host overheads as shipped in the GPU catalog"
+            "the kernel-table step-time model (models/kernels) with the host profile of models/host.json"
         }
     };
     let mut text =
@@ -62,7 +65,11 @@ pub fn cmd_fidelity(
     print!("{text}");
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("fidelity");
     let stem = if multi_turn { format!("{stem}_multi_turn") } else { stem.to_string() };
-    let stem = if step_model == StepModel::Kernels { format!("{stem}_kernels") } else { stem };
+    let stem = match step_model {
+        StepModel::Auto => stem,
+        StepModel::Roofline => format!("{stem}_roofline"),
+        StepModel::Kernels => format!("{stem}_kernels"),
+    };
     let dir = out.join("fidelity");
     write_atomic(&dir.join(format!("{stem}.md")), text.as_bytes())?;
     let mut json_text = serde_json::to_string_pretty(&json).expect("json");
@@ -80,12 +87,13 @@ pub fn cmd_fidelity(
 /// The step-time model `symbiote fidelity` prices steps with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum StepModel {
-    /// The roofline with the GPU catalog's parameters (what scenarios use by default).
+    /// What scenarios use by default: the kernel tables where the GPU has them, the roofline
+    /// elsewhere.
     #[default]
+    Auto,
+    /// The roofline with the GPU catalog's parameters.
     Roofline,
-    /// The kernel tables (`"step_time": {"model": "kernels"}`); cross-validation then fits the
-    /// host overheads and, for MoE models, the expert-read efficiency this model borrows from
-    /// the roofline; the other fitted parameters have no effect on it.
+    /// The kernel tables (`"step_time": {"model": "kernels"}`), with the host profile.
     Kernels,
 }
 
@@ -133,6 +141,66 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
         ));
         value["step_time"] = params;
         let mut out = serde_json::to_string_pretty(&value).expect("json");
+        out.push('\n');
+        write_atomic(&path, out.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        if !quiet {
+            println!("wrote {} (rebuild to embed it)", path.display());
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+/// `symbiote calibrate --host`: fits the shared host profile to every experiment on a GPU with
+/// kernel tables, priced by the tables, and with `write_to` stores it in that catalog folder's
+/// host.json with its provenance.
+pub fn cmd_calibrate_host(file: &Path, max_evaluations: u32, write_to: Option<&Path>, quiet: bool) -> Result<u8> {
+    use crate::report::fidelity;
+    let (experiments, hash) = match crate::scenario::measurements::load(file, false) {
+        Ok(x) => x,
+        Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
+    };
+    let mut priced: Vec<_> = Vec::new();
+    for mut e in experiments {
+        e.case.step_time = crate::scenario::StepTimeChoice::Kernels;
+        match e.case.kernel_fallback() {
+            None => priced.push(e),
+            Some(why) => eprintln!("warning: {}: left out ({why})", e.key),
+        }
+    }
+    if priced.is_empty() {
+        bail!("{} has no experiment the kernel tables can price; nothing to fit", file.display());
+    }
+    // From the priors, whatever host.json holds now, so that the command reproduces its result.
+    let start = fidelity::uncalibrated_host(crate::hardware::HostParams::shipped());
+    let fit = fidelity::calibrate_host(&priced, &start, max_evaluations);
+    let mut gpus: Vec<&str> = priced.iter().map(|e| e.case.gpu.name.as_str()).collect();
+    gpus.sort();
+    gpus.dedup();
+    println!(
+        "host profile: {} experiments on {}, {} evaluations; objective (mean |ln(sim/measured)| of mean E2E, mean TTFT, ITL) {:.4} -> {:.4}",
+        priced.len(),
+        gpus.join(", "),
+        fit.evaluations,
+        fit.objective_before,
+        fit.objective_after
+    );
+    let h = &fit.host;
+    println!(
+        "step_overhead_us {}, per_sequence_overhead_us {}, frontend_overhead_us {}",
+        h.step_overhead_us, h.per_sequence_overhead_us, h.frontend_overhead_us
+    );
+    if let Some(dir) = write_to {
+        let path = dir.join("host.json");
+        let mut host = h.clone();
+        host.provenance = format!(
+            "calibrated by `symbiote calibrate {} --host` on {} experiments priced by the kernel tables (input FNV-1a {hash}, {}); objective {:.4} before, {:.4} after",
+            file.file_name().and_then(|f| f.to_str()).unwrap_or("?"),
+            priced.len(),
+            today(),
+            fit.objective_before,
+            fit.objective_after
+        );
+        let mut out = serde_json::to_string_pretty(&host).expect("host serializes");
         out.push('\n');
         write_atomic(&path, out.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
         if !quiet {

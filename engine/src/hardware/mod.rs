@@ -1,15 +1,19 @@
 //! What it costs: GPU and LLM specs (data under `models/`), quantization, the start-up memory
-//! model, the step-time model, and the price of a GPU-hour. Nothing here sees time or events.
+//! model, the step-time models, the host's share of a step, and the price of a GPU-hour.
+//! Nothing here sees time or events.
 
 pub mod catalog;
+pub mod host;
 pub mod kernels;
 pub mod memory;
 pub mod prices;
 pub mod quant;
 pub mod shape;
 pub mod step_time;
+pub mod transfer;
 
 pub use catalog::{Catalog, GenerationDefaults, GpuSpec, ModelSpec};
+pub use host::HostParams;
 pub use kernels::KernelStepTime;
 pub use memory::{MemoryBreakdown, MemoryConfig, StartupFailure};
 pub use prices::{Price, PriceBook, PriceQuote};

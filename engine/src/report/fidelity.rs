@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::metrics::Capture;
 use super::summary::{mean_std, percentile_sorted};
 use crate::hardware::catalog::StepTimeParams;
+use crate::hardware::HostParams;
 use crate::scenario::measurements::{Experiment, Measured};
 use crate::sim::run::run_case;
 
@@ -34,9 +35,17 @@ pub struct Row {
 /// Simulates one experiment with `params` as its GPU's step-time parameters (seed 1) and
 /// computes the metrics as the measurements file defines them.
 pub fn simulate(experiment: &Experiment, params: Option<&StepTimeParams>) -> Row {
+    simulate_with(experiment, params, None)
+}
+
+/// [`simulate`] with `host` as the host profile too (see [`calibrate_host`]).
+pub fn simulate_with(experiment: &Experiment, params: Option<&StepTimeParams>, host: Option<&HostParams>) -> Row {
     let mut case = experiment.case.clone();
     if let Some(p) = params {
         case.gpu.step_time = p.clone();
+    }
+    if let Some(h) = host {
+        case.host = h.clone();
     }
     let result = run_case(&case, 1, Capture::default());
     let m = &result.metrics;
@@ -77,11 +86,13 @@ pub fn simulate_all(experiments: &[Experiment], params: Option<&StepTimeParams>)
     experiments.par_iter().map(|e| simulate(e, params)).collect()
 }
 
-/// Leave-one-model-out cross-validation: for each GPU and each model run on it, fits that
-/// GPU's parameters to the other models' runs on it, from the same start as `symbiote
-/// calibrate` (starting from the shipped parameters would leak the held-out runs into their
-/// own prediction), and predicts the held-out model's runs. Rows grouped by model, in name
-/// order; a model alone on its GPU is predicted from the uncalibrated parameters.
+/// Leave-one-model-out cross-validation: for each GPU and each model run on it, fits to the
+/// other models' runs on it and predicts the held-out model's runs. What is fitted depends on
+/// what prices the held-out runs: the host profile ([`calibrate_host`]) under the kernel tables,
+/// the GPU's roofline parameters ([`calibrate`]) otherwise; either from the priors
+/// ([`uncalibrated_host`], [`uncalibrated`]), as the shipped fits were (starting from them
+/// would leak the held-out runs into their own prediction). Rows grouped by model, in name
+/// order; a model alone on its GPU is predicted from the priors.
 pub fn cross_validate(experiments: &[Experiment], max_evaluations: u32) -> Vec<Row> {
     let mut folds: Vec<(String, String)> =
         experiments.iter().map(|e| (e.case.gpu.name.clone(), e.model.clone())).collect();
@@ -92,11 +103,41 @@ pub fn cross_validate(experiments: &[Experiment], max_evaluations: u32) -> Vec<R
         let on_gpu = |e: &&Experiment| &e.case.gpu.name == gpu;
         let train: Vec<Experiment> = experiments.iter().filter(on_gpu).filter(|e| &e.model != model).cloned().collect();
         let test: Vec<Experiment> = experiments.iter().filter(on_gpu).filter(|e| &e.model == model).cloned().collect();
-        let start = uncalibrated(&test[0].case.gpu.step_time);
-        let params = if train.is_empty() { start } else { calibrate(&train, &start, max_evaluations).params };
-        rows.extend(simulate_all(&test, Some(&params)));
+        rows.extend(predict_held_out(&train, &test, max_evaluations));
     }
     rows
+}
+
+/// Leave-one-GPU-out cross-validation, what a planner relies on for a GPU without measured
+/// runs: for each GPU, the host profile is fitted to the runs on every other GPU (priced by
+/// their kernel tables) and the GPU's own runs are predicted with it. Only runs the kernel
+/// tables price take part (a roofline fit belongs to one GPU and cannot be carried to
+/// another). Rows grouped by GPU, in name order.
+pub fn cross_validate_gpus(experiments: &[Experiment], max_evaluations: u32) -> Vec<Row> {
+    let priced: Vec<&Experiment> = experiments.iter().filter(|e| e.case.kernel_model().is_some()).collect();
+    let mut gpus: Vec<&str> = priced.iter().map(|e| e.case.gpu.name.as_str()).collect();
+    gpus.sort();
+    gpus.dedup();
+    let mut rows = Vec::new();
+    for gpu in gpus {
+        let train: Vec<Experiment> = priced.iter().filter(|e| e.case.gpu.name != gpu).map(|e| (*e).clone()).collect();
+        let test: Vec<Experiment> = priced.iter().filter(|e| e.case.gpu.name == gpu).map(|e| (*e).clone()).collect();
+        rows.extend(predict_held_out(&train, &test, max_evaluations));
+    }
+    rows
+}
+
+/// Fits to `train` from the priors and predicts `test` (see [`cross_validate`]).
+fn predict_held_out(train: &[Experiment], test: &[Experiment], max_evaluations: u32) -> Vec<Row> {
+    if test[0].case.kernel_model().is_some() {
+        let start = uncalibrated_host(&test[0].case.host);
+        let host = if train.is_empty() { start } else { calibrate_host(train, &start, max_evaluations).host };
+        simulate_all_with(test, None, Some(&host))
+    } else {
+        let start = uncalibrated(&test[0].case.gpu.step_time);
+        let params = if train.is_empty() { start } else { calibrate(train, &start, max_evaluations).params };
+        simulate_all(test, Some(&params))
+    }
 }
 
 /// Median APE per metric over rows.
@@ -277,15 +318,70 @@ pub struct Fit {
     pub evaluations: u32,
 }
 
-/// Fits the step-time parameters to `experiments` by a compass search: each parameter in turn
-/// is moved up, then down, by its own step (rounded to 4 significant digits so the result is
-/// stable text); a move that lowers the objective is kept, and a parameter whose moves both
-/// fail halves its step, until every step is below its last step or the budget is spent.
-/// Deterministic: same inputs, same parameters.
+/// Fits the roofline's step-time parameters ([`FITTED`]) to `experiments` by [`compass`].
 pub fn calibrate(experiments: &[Experiment], start: &StepTimeParams, max_evaluations: u32) -> Fit {
-    // Fit on shortened runs (every stage a quarter as long): the means that the objective
-    // uses settle within minutes of simulated time, and the search runs four times faster.
-    let shortened: Vec<Experiment> = experiments
+    let shortened = shortened(experiments);
+    let evaluate = |v: &[f64]| {
+        let mut p = start.clone();
+        FITTED.iter().zip(v).for_each(|(f, &x)| set(&mut p, f.name, x));
+        objective(&simulate_all_with(&shortened, Some(&p), None))
+    };
+    let first: Vec<f64> = FITTED.iter().map(|f| get(start, f.name)).collect();
+    let (v, before, after, evaluations) = compass(&FITTED, first, evaluate, max_evaluations);
+    let mut params = start.clone();
+    FITTED.iter().zip(&v).for_each(|(f, &x)| set(&mut params, f.name, x));
+    Fit { params, objective_before: before, objective_after: after, evaluations }
+}
+
+/// The host profile's fitted parameters: the fixed CPU cost of a step and the front end's
+/// share of TTFT, as [`FITTED`] has them. The per-sequence cost keeps its prior (2 us), for the
+/// reason given there.
+const HOST_FITTED: [Fitted; 2] =
+    [log("step_overhead_us", 1.0, 20_000.0), log("frontend_overhead_us", 100.0, 100_000.0)];
+
+/// The starting point of every host fit: the priors (0.4 ms per step, as the roofline's
+/// uncalibrated defaults; 2 us per sequence; no front end), with `current`'s sources.
+pub fn uncalibrated_host(current: &HostParams) -> HostParams {
+    HostParams {
+        step_overhead_us: 400.0,
+        per_sequence_overhead_us: 2.0,
+        frontend_overhead_us: 0.0,
+        provenance: current.provenance.clone(),
+        sources: current.sources.clone(),
+    }
+}
+
+/// A host-profile fit.
+#[derive(Clone, Debug)]
+pub struct HostFit {
+    pub host: HostParams,
+    pub objective_before: f64,
+    pub objective_after: f64,
+    pub evaluations: u32,
+}
+
+/// Fits the shared host profile to `experiments` priced by the kernel tables (each case's
+/// step-time choice is left as given: set it to the kernel tables first), from `start`'s
+/// values, by [`compass`]. GPU time then comes from the kernels measured on each GPU and only
+/// the host's CPU work is fitted: what carries over to GPUs without measured runs.
+pub fn calibrate_host(experiments: &[Experiment], start: &HostParams, max_evaluations: u32) -> HostFit {
+    let shortened = shortened(experiments);
+    let host_with = |v: &[f64]| {
+        let mut h = start.clone();
+        h.step_overhead_us = v[0];
+        h.frontend_overhead_us = v[1];
+        h
+    };
+    let evaluate = |v: &[f64]| objective(&simulate_all_with(&shortened, None, Some(&host_with(v))));
+    let first = vec![start.step_overhead_us, start.frontend_overhead_us];
+    let (v, before, after, evaluations) = compass(&HOST_FITTED, first, evaluate, max_evaluations);
+    HostFit { host: host_with(&v), objective_before: before, objective_after: after, evaluations }
+}
+
+/// Every experiment with each stage a quarter as long ([`CALIBRATION_SCALE`]): the means the
+/// objective uses settle within minutes of simulated time, and the search runs four times faster.
+fn shortened(experiments: &[Experiment]) -> Vec<Experiment> {
+    experiments
         .iter()
         .map(|e| {
             let mut e = e.clone();
@@ -294,29 +390,46 @@ pub fn calibrate(experiments: &[Experiment], start: &StepTimeParams, max_evaluat
             }
             e
         })
-        .collect();
-    let evaluate = |p: &StepTimeParams| objective(&simulate_all(&shortened, Some(p)));
-    let mut best = start.clone();
-    for f in &FITTED {
-        let v = round4(get(&best, f.name).clamp(f.lo, f.hi));
-        set(&mut best, f.name, v);
-    }
+        .collect()
+}
+
+/// [`simulate_with`] over every experiment in parallel; rows in input order.
+fn simulate_all_with(
+    experiments: &[Experiment],
+    params: Option<&StepTimeParams>,
+    host: Option<&HostParams>,
+) -> Vec<Row> {
+    experiments.par_iter().map(|e| simulate_with(e, params, host)).collect()
+}
+
+/// A compass search from `first` (clamped to the bounds, rounded to 4 significant digits so
+/// the result is stable text): each parameter in turn is moved up, then down, by its own step;
+/// a move that lowers `evaluate` is kept, and a parameter whose moves both fail halves its
+/// step, until every step is below its last step or `max_evaluations` are spent. Returns the
+/// values, the objective before and after, and the evaluations used. Deterministic.
+fn compass(
+    fitted: &[Fitted],
+    first: Vec<f64>,
+    evaluate: impl Fn(&[f64]) -> f64,
+    max_evaluations: u32,
+) -> (Vec<f64>, f64, f64, u32) {
+    let mut best: Vec<f64> = first.iter().zip(fitted).map(|(&x, f)| round4(x.clamp(f.lo, f.hi))).collect();
     let mut best_value = evaluate(&best);
     let before = best_value;
     let mut evaluations = 1;
-    let mut steps: Vec<f64> = FITTED.iter().map(|f| f.axis.first_step()).collect();
+    let mut steps: Vec<f64> = fitted.iter().map(|f| f.axis.first_step()).collect();
     let mut round_start = best_value;
     'search: loop {
-        if steps.iter().zip(&FITTED).all(|(s, f)| *s < f.axis.last_step()) {
+        if steps.iter().zip(fitted).all(|(s, f)| *s < f.axis.last_step()) {
             // Converged: restart with the first steps, which can leave a shallow local
             // minimum; stop when a whole round improves by less than 0.1%.
             if round_start - best_value < 1e-3 * round_start {
                 break;
             }
             round_start = best_value;
-            steps = FITTED.iter().map(|f| f.axis.first_step()).collect();
+            steps = fitted.iter().map(|f| f.axis.first_step()).collect();
         }
-        for (f, step) in FITTED.iter().zip(steps.iter_mut()) {
+        for (i, (f, step)) in fitted.iter().zip(steps.iter_mut()).enumerate() {
             if *step < f.axis.last_step() {
                 continue;
             }
@@ -325,7 +438,7 @@ pub fn calibrate(experiments: &[Experiment], start: &StepTimeParams, max_evaluat
                 if evaluations >= max_evaluations {
                     break 'search;
                 }
-                let current = get(&best, f.name);
+                let current = best[i];
                 let candidate = match f.axis {
                     Axis::Linear => current + dir * *step,
                     Axis::Log => current * (dir * *step).exp(),
@@ -335,7 +448,7 @@ pub fn calibrate(experiments: &[Experiment], start: &StepTimeParams, max_evaluat
                     continue;
                 }
                 let mut trial = best.clone();
-                set(&mut trial, f.name, candidate);
+                trial[i] = candidate;
                 let value = evaluate(&trial);
                 evaluations += 1;
                 if value < best_value - 1e-12 {
@@ -350,7 +463,7 @@ pub fn calibrate(experiments: &[Experiment], start: &StepTimeParams, max_evaluat
             }
         }
     }
-    Fit { params: best, objective_before: before, objective_after: best_value, evaluations }
+    (best, before, best_value, evaluations)
 }
 
 /// Rounds to 4 significant digits.

@@ -115,11 +115,14 @@ pub struct BatchFile {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "model", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StepTimeFile {
-    /// The roofline model with the GPU catalog's efficiencies (the default).
+    /// The kernel tables where the GPU has them and they can price the case, the roofline
+    /// elsewhere (the default).
+    Auto,
+    /// The roofline model with the GPU catalog's efficiencies.
     Roofline,
     /// GPU kernel timings measured through vLLM (`models/kernels/`: A100-80GB, H100, H200,
-    /// L40S; 16-bit and FP8), with the GPU catalog's host overheads; the roofline, with a
-    /// warning, where the tables cannot price the case.
+    /// L40S; 16-bit and FP8), with the shared host profile (`models/host.json`); the roofline,
+    /// with a warning, where the tables cannot price the case.
     Kernels,
     /// Every step costs `step_ms` plus `token_us` per scheduled token.
     Constant {
@@ -167,6 +170,11 @@ pub struct CaseFile {
     pub workload: WorkloadSpec,
     #[serde(default)]
     pub step_time: Option<StepTimeFile>,
+    /// How much slower (above 1) or faster (below 1) this deployment's host CPU runs vLLM's
+    /// host work (scheduling, input preparation, API server) than the host profile's, which
+    /// was fitted on the H100 runs of sim2real_trainval.json; 1 by default.
+    #[serde(default)]
+    pub host_scale: Option<f64>,
     #[serde(default)]
     pub limits: LimitsFile,
     /// vLLM's engine arguments under vLLM's names (`{"tensor_parallel_size": 2, "dtype":

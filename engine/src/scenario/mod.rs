@@ -53,8 +53,14 @@ pub struct BatchConfig {
 /// The resolved step-time model.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum StepTimeChoice {
+    /// The best-validated model for the GPU (the default): the roofline where the GPU's own
+    /// parameters were fitted to measured vLLM runs (the H100), else the kernel tables where
+    /// the GPU has tables that can price the case, else the roofline with efficiencies read off
+    /// the tables of its generation (`hardware::transfer`).
+    Auto,
     Roofline,
-    /// The kernel-table model (`hardware::kernels`), or the roofline where it cannot price the case.
+    /// The kernel-table model (`hardware::kernels`), or the roofline where it cannot price the
+    /// case (with a warning: it was asked for by name).
     Kernels,
     Constant {
         per_step: Nanos,
@@ -80,6 +86,9 @@ pub struct Case {
     pub engine: EngineConfig,
     pub workload: WorkloadSpec,
     pub step_time: StepTimeChoice,
+    /// The host's CPU costs (the shared profile, scaled as the case asks); the kernel-table
+    /// model and the roofline of an uncalibrated GPU price host work with them.
+    pub host: crate::hardware::HostParams,
     pub limits: Limits,
     pub expect: ExpectFile,
     /// Per-request thresholds that make a request count toward goodput.
@@ -117,14 +126,52 @@ impl Case {
         }
     }
 
-    /// Why the kernel-table model chosen for this case cannot price it (the run uses the
+    /// Why the kernel-table model asked for by name cannot price this case (the run uses the
     /// roofline instead); `None` when it can, or when another model was chosen.
     pub fn kernel_fallback(&self) -> Option<String> {
         if self.step_time != StepTimeChoice::Kernels {
             return None;
         }
-        let options = crate::hardware::step_time::ServingOptions::default();
-        crate::hardware::KernelStepTime::new(&self.model, &self.gpu, self.quant, self.kv_dtype, self.tp, options).err()
+        self.try_kernel_model().err()
+    }
+
+    /// The kernel-table model that prices this case's steps, when its choice allows it and the
+    /// tables can price it.
+    pub fn kernel_model(&self) -> Option<crate::hardware::KernelStepTime> {
+        match self.step_time {
+            StepTimeChoice::Auto if self.gpu.calibrated() => None,
+            StepTimeChoice::Auto | StepTimeChoice::Kernels => self.try_kernel_model().ok(),
+            StepTimeChoice::Roofline | StepTimeChoice::Constant { .. } => None,
+        }
+    }
+
+    fn try_kernel_model(&self) -> Result<crate::hardware::KernelStepTime, String> {
+        crate::hardware::KernelStepTime::new(
+            &self.model,
+            &self.gpu,
+            self.quant,
+            self.kv_dtype,
+            self.tp,
+            self.serving_options(),
+            &self.host,
+        )
+    }
+
+    /// What of the engine's settings changes a step's cost beyond model, GPU, precision and TP.
+    pub fn serving_options(&self) -> crate::hardware::step_time::ServingOptions {
+        crate::hardware::step_time::ServingOptions {
+            expert_parallel: self.engine.enable_expert_parallel,
+            model_sampling_defaults: self.engine.generation_config == file::GenerationConfig::Auto,
+        }
+    }
+
+    /// The name of the model that prices the steps: `kernels`, `roofline` or `constant`.
+    pub fn step_model_name(&self) -> &'static str {
+        match self.step_time {
+            StepTimeChoice::Constant { .. } => "constant",
+            _ if self.kernel_model().is_some() => "kernels",
+            _ => "roofline",
+        }
     }
 }
 

@@ -344,7 +344,8 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
     }
     let (model, gpu) = (model?, gpu?);
     let engine = resolve_engine(&f, model, gpu, path, ctx)?;
-    let step_time = match f.step_time.unwrap_or(StepTimeFile::Roofline) {
+    let step_time = match f.step_time.unwrap_or(StepTimeFile::Auto) {
+        StepTimeFile::Auto => StepTimeChoice::Auto,
         StepTimeFile::Roofline => StepTimeChoice::Roofline,
         StepTimeFile::Kernels => StepTimeChoice::Kernels,
         StepTimeFile::Constant { step_ms, token_us } => {
@@ -361,6 +362,18 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
             }
         }
     };
+    let host_scale = match f.host_scale {
+        None => 1.0,
+        Some(x) if (0.1..=10.0).contains(&x) => x,
+        Some(x) => {
+            ctx.push(
+                format!("{path}.host_scale"),
+                format!("need a factor from 0.1 to 10 (1 is the shipped host profile), got {x}"),
+            );
+            1.0
+        }
+    };
+    let host = crate::hardware::HostParams::shipped().scaled(host_scale);
     let limits = Limits {
         max_sim_time: match f.limits.max_sim_time_s {
             Some(s) if s > 0.0 && s <= MAX_SECONDS => SimTime::from_secs_f64(s),
@@ -389,7 +402,9 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
     let case = Case {
         name,
         model: model.clone(),
-        gpu: gpu.clone(),
+        // The roofline of a GPU without a fit of its own: fractions of peak from kernel tables,
+        // host costs from the host profile (`hardware::transfer`).
+        gpu: crate::hardware::transfer::effective_gpu(gpu, &host),
         quant: f.quant.unwrap_or(Quant::Fp16),
         kv_dtype: f.kv_cache_dtype.unwrap_or(KvDtype::Auto),
         tp: tp as u64,
@@ -400,6 +415,7 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
         engine,
         workload: f.workload,
         step_time,
+        host,
         limits,
         expect,
         goodput: None,

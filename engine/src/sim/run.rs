@@ -13,11 +13,10 @@ use serde::Serialize;
 use super::{EventQueue, Nanos, SimTime, Stream, Streams};
 use crate::hardware::memory::{self, MemoryBreakdown, StartupFailure};
 use crate::hardware::shape::ParamBreakdown;
-use crate::hardware::step_time::ServingOptions;
 use crate::hardware::{ConstantStepTime, KernelStepTime, Roofline, StepTimeModel};
 use crate::report::attainment::SloWatch;
 use crate::report::metrics::{BatchRecord, Capture, Metrics};
-use crate::scenario::file::{EngineKind, GenerationConfig};
+use crate::scenario::file::EngineKind;
 use crate::scenario::Entrypoint;
 use crate::scenario::{BatchConfig, Case, StepTimeChoice};
 use crate::serving::admission::FrontDoor;
@@ -177,10 +176,11 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         };
     }
     let streams = Streams::new(seed);
+    let kernels = case.kernel_model();
     let mut world = World {
         queue: EventQueue::new(),
         workload: Workload::new(&case.workload, &streams, &case.base_dir),
-        engines: build_engines(case, &memory),
+        engines: build_engines(case, &memory, kernels.clone()),
         ready: vec![true; case.replicas as usize],
         wake_pending: vec![false; case.replicas as usize],
         router: Router::new(case.router, streams.get(Stream::Router)),
@@ -205,12 +205,12 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         now: SimTime::ZERO,
         oom: None,
         memory: memory.clone(),
-        // Part of the GPU's calibrated roofline parameters; a constant step-time model has none.
+        // The host profile's under the kernel tables, the roofline parameters' otherwise (an
+        // uncalibrated GPU's carry the host profile's too); a constant step-time model has none.
         frontend_overhead: match case.step_time {
-            StepTimeChoice::Roofline | StepTimeChoice::Kernels => {
-                Nanos::from_secs_f64(case.gpu.step_time.frontend_overhead_us * 1e-6)
-            }
             StepTimeChoice::Constant { .. } => Nanos::ZERO,
+            _ if kernels.is_some() => Nanos::from_secs_f64(case.host.frontend_overhead_us * 1e-6),
+            _ => Nanos::from_secs_f64(case.gpu.step_time.frontend_overhead_us * 1e-6),
         },
         in_frontend: 0,
         parked: 0,
@@ -236,22 +236,15 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
     RunResult { outcome, startup_failure: world.oom, memory, metrics: world.metrics, events, end_time, violations }
 }
 
-fn build_engines(case: &Case, memory: &MemoryBreakdown) -> Vec<Engine> {
-    let options = ServingOptions {
-        expert_parallel: case.engine.enable_expert_parallel,
-        model_sampling_defaults: case.engine.generation_config == GenerationConfig::Auto,
-    };
-    let roofline = || Arc::new(Roofline::new(&case.model, &case.gpu, case.quant, case.kv_dtype, case.tp, options));
-    let step_time: Arc<dyn StepTimeModel> = match case.step_time {
-        StepTimeChoice::Roofline => roofline(),
-        // The CLI warns about the fallback (`kernel_fallback`).
-        StepTimeChoice::Kernels => {
-            match KernelStepTime::new(&case.model, &case.gpu, case.quant, case.kv_dtype, case.tp, options) {
-                Ok(k) => Arc::new(k),
-                Err(_) => roofline(),
-            }
+fn build_engines(case: &Case, memory: &MemoryBreakdown, kernels: Option<KernelStepTime>) -> Vec<Engine> {
+    let step_time: Arc<dyn StepTimeModel> = match (case.step_time, kernels) {
+        (StepTimeChoice::Constant { per_step, per_token }, _) => Arc::new(ConstantStepTime { per_step, per_token }),
+        (_, Some(k)) => Arc::new(k),
+        // The CLI warns when the kernel tables asked for by name could not price the case
+        // (`kernel_fallback`).
+        _ => {
+            Arc::new(Roofline::new(&case.model, &case.gpu, case.quant, case.kv_dtype, case.tp, case.serving_options()))
         }
-        StepTimeChoice::Constant { per_step, per_token } => Arc::new(ConstantStepTime { per_step, per_token }),
     };
     let scheduler = SchedulerConfig {
         max_num_batched_tokens: case.engine.max_num_batched_tokens,

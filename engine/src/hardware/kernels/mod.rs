@@ -27,8 +27,9 @@
 //!   length 1) is taken off.
 //! - **All-reduce**: two per layer under tensor parallelism, of `T` x hidden 16-bit elements,
 //!   from vLLM's all-reduce table for the TP size.
-//! - **Host**: the step overhead, per-sequence overhead and logit sort of the GPU's
-//!   [`StepTimeParams`](super::catalog::StepTimeParams), as the roofline has them.
+//! - **Host**: the step and per-sequence overheads of the shared host profile
+//!   ([`HostParams`](super::host::HostParams), CPU work whatever the GPU), and the GPU's logit
+//!   sort ([`StepTimeParams`](super::catalog::StepTimeParams)), as the roofline has it.
 //!
 //! Heads: a layer's attention on one rank has `q` query and `kv` KV heads of width `d`; the
 //! tables measure width 128, so a width-`d` head counts as `d / 128` heads. Prefill (compute
@@ -48,6 +49,7 @@
 pub mod tables;
 
 use super::catalog::{GpuSpec, ModelSpec};
+use super::host::HostParams;
 use super::memory::kv_heads_per_rank;
 use super::quant::{KvDtype, Quant};
 use super::step_time::{experts_touched_per_rank, SeqWork, ServingOptions, StepTimeModel};
@@ -111,6 +113,7 @@ impl KernelStepTime {
         kv_dtype: KvDtype,
         tp: u64,
         options: ServingOptions,
+        host: &HostParams,
     ) -> Result<KernelStepTime, String> {
         let tables = tables::for_gpu(&gpu.name).ok_or_else(|| format!("no kernel tables for {}", gpu.name))?;
         let dir = tables.dir;
@@ -261,8 +264,8 @@ impl KernelStepTime {
             launch,
             allreduce,
             hidden: h,
-            step_overhead_secs: p.step_overhead_us * 1e-6,
-            per_sequence_secs: p.per_sequence_overhead_us * 1e-6,
+            step_overhead_secs: host.step_overhead_us * 1e-6,
+            per_sequence_secs: host.per_sequence_overhead_us * 1e-6,
             sampling_secs_per_seq: if options.model_sampling_defaults && model.generation_config.filters_logits() {
                 model.vocab_size as f64 * p.sampling_sort_ns_per_logit * 1e-9
             } else {
@@ -454,7 +457,7 @@ mod tests {
     fn model(spec: &ModelSpec, tp: u64) -> KernelStepTime {
         let gpu = Catalog::builtin().gpu("h100").unwrap();
         let options = ServingOptions { model_sampling_defaults: false, ..Default::default() };
-        KernelStepTime::new(spec, gpu, Quant::Bf16, KvDtype::Auto, tp, options).unwrap()
+        KernelStepTime::new(spec, gpu, Quant::Bf16, KvDtype::Auto, tp, options, HostParams::shipped()).unwrap()
     }
 
     /// 64 decodes of 4095-token contexts on one H100: 32 layers of QKV (6144 x 4096), O
@@ -471,8 +474,8 @@ mod tests {
         assert!((linear / ((32.0 * layer_gemms + lm_head) * 1e-3) - 1.0).abs() < 1e-12, "{linear}");
         assert!((attention / (32.0 * 0.3531839847564697e-3) - 1.0).abs() < 1e-12, "{attention}");
         assert_eq!(allreduce, 0.0);
-        let st = &Catalog::builtin().gpu("h100").unwrap().step_time;
-        assert!((host - (st.step_overhead_us + 64.0 * st.per_sequence_overhead_us) * 1e-6).abs() < 1e-15);
+        let h = HostParams::shipped();
+        assert!((host - (h.step_overhead_us + 64.0 * h.per_sequence_overhead_us) * 1e-6).abs() < 1e-15);
     }
 
     /// One uncached 1024-token prefill at TP 2: rank shapes QKV (3072 x 4096), O (4096 x 2048),
@@ -526,7 +529,8 @@ mod tests {
         let c = Catalog::builtin();
         let m = c.model("llama-3.1-8b").unwrap();
         let new = |gpu: &str, quant, kv, tp| {
-            KernelStepTime::new(m, c.gpu(gpu).unwrap(), quant, kv, tp, ServingOptions::default()).err()
+            KernelStepTime::new(m, c.gpu(gpu).unwrap(), quant, kv, tp, ServingOptions::default(), HostParams::shipped())
+                .err()
         };
         assert_eq!(new("a100-40gb", Quant::Bf16, KvDtype::Auto, 1).unwrap(), "no kernel tables for a100-40gb");
         assert!(new("a100-80gb", Quant::Fp8, KvDtype::Auto, 1).unwrap().contains("fp8 GEMM"));

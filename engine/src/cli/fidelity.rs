@@ -22,6 +22,11 @@ pub fn cmd_fidelity(
     quiet: bool,
 ) -> Result<u8> {
     use crate::report::fidelity;
+    match super::bench_fidelity::format_of(file) {
+        Ok(crate::scenario::bench_runs::Format::Sim2Real) => {}
+        Ok(_) => return super::bench_fidelity::cmd_fidelity_bench(file, out, cross_validate, step_model, quiet),
+        Err(code) => return Ok(code),
+    }
     let (mut experiments, hash) = match crate::scenario::measurements::load(file, multi_turn) {
         Ok(x) => x,
         Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
@@ -93,6 +98,11 @@ pub enum StepModel {
 /// with `write_to`, stores them in that catalog folder's GPU file with their provenance.
 pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Option<&Path>, quiet: bool) -> Result<u8> {
     use crate::report::fidelity;
+    match super::bench_fidelity::format_of(file) {
+        Ok(crate::scenario::bench_runs::Format::Sim2Real) => {}
+        Ok(_) => return super::bench_fidelity::cmd_calibrate_bench(file, gpu, max_evaluations, write_to, quiet),
+        Err(code) => return Ok(code),
+    }
     let (experiments, hash) = match crate::scenario::measurements::load(file, false) {
         Ok(x) => x,
         Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
@@ -103,14 +113,26 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
         bail!("{} has no experiment on {}; nothing to fit", file.display(), gpu_spec.name);
     }
     let fit = fidelity::calibrate(&mine, &fidelity::uncalibrated(&gpu_spec.step_time), max_evaluations);
+    let objective = "mean |ln(sim/measured)| of mean E2E, mean TTFT, ITL";
+    report_fit(file, gpu_spec, mine.len(), &fit, objective, &hash, write_to, quiet)
+}
+
+/// Prints a fit and, with `write_to`, stores it in that catalog folder's GPU file with its provenance.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn report_fit(
+    file: &Path,
+    gpu_spec: &crate::hardware::GpuSpec,
+    experiments: usize,
+    fit: &crate::report::fidelity::Fit,
+    objective: &str,
+    hash: &str,
+    write_to: Option<&Path>,
+    quiet: bool,
+) -> Result<u8> {
     let p = &fit.params;
     println!(
-        "{}: {} experiments, {} evaluations; objective (mean |ln(sim/measured)| of mean E2E, mean TTFT, ITL) {:.4} -> {:.4}",
-        gpu_spec.name,
-        mine.len(),
-        fit.evaluations,
-        fit.objective_before,
-        fit.objective_after
+        "{}: {} experiments, {} evaluations; objective ({objective}) {:.4} -> {:.4}",
+        gpu_spec.name, experiments, fit.evaluations, fit.objective_before, fit.objective_after
     );
     println!(
         "matmul_efficiency {}, bandwidth_efficiency {}, kv_bandwidth_efficiency {:?}, moe_bandwidth_efficiency {:?}, step_overhead_us {}, per_sequence_overhead_us {}, allreduce_efficiency {}, allreduce_latency_us {}, frontend_overhead_us {}",
@@ -126,7 +148,7 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
             "calibrated by `symbiote calibrate {} --gpu {}` on {} experiments (input FNV-1a {hash}, {}); objective {:.4} before, {:.4} after",
             file.file_name().and_then(|f| f.to_str()).unwrap_or("?"),
             gpu_spec.name,
-            mine.len(),
+            experiments,
             today(),
             fit.objective_before,
             fit.objective_after

@@ -295,7 +295,12 @@ pub fn calibrate(experiments: &[Experiment], start: &StepTimeParams, max_evaluat
             e
         })
         .collect();
-    let evaluate = |p: &StepTimeParams| objective(&simulate_all(&shortened, Some(p)));
+    search(start, max_evaluations, |p| objective(&simulate_all(&shortened, Some(p))))
+}
+
+/// The compass search of [`calibrate`] over any objective of the step-time parameters (lower
+/// is better), so other kinds of measurements (`report::bench_fidelity`) fit the same way.
+pub fn search(start: &StepTimeParams, max_evaluations: u32, evaluate: impl Fn(&StepTimeParams) -> f64) -> Fit {
     let mut best = start.clone();
     for f in &FITTED {
         let v = round4(get(&best, f.name).clamp(f.lo, f.hi));

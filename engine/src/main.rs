@@ -115,12 +115,13 @@ enum Command {
         #[arg(long)]
         percentiles: Option<String>,
     },
-    /// Simulate measured vLLM runs (sim2real format) and report the error per metric.
+    /// Simulate measured vLLM runs (sim2real files or vllm bench serve runs) and report the error per metric.
     Fidelity {
         measurements: PathBuf,
         #[arg(long, default_value = "outputs")]
         out: PathBuf,
-        /// Also leave-one-model-out cross-validation (fits once per model).
+        /// Also cross-validation: leave one model out (sim2real files), leave one GPU out (vllm
+        /// bench serve runs: the host profile fitted on the other GPUs).
         #[arg(long)]
         cross_validate: bool,
         /// Evaluation budget of each cross-validation fit; the default is `symbiote calibrate`'s,
@@ -137,7 +138,9 @@ enum Command {
     },
     /// Fit a GPU's step-time parameters to measured runs; --write stores them in the catalog.
     Calibrate {
-        measurements: PathBuf,
+        /// Measured runs: a sim2real file or `vllm bench serve` runs; with --host, several.
+        #[arg(required = true)]
+        measurements: Vec<PathBuf>,
         /// The GPU whose roofline parameters to fit (models/gpu/<gpu>.json).
         #[arg(long, required_unless_present = "host", conflicts_with = "host")]
         gpu: Option<String>,
@@ -221,8 +224,12 @@ fn run(args: Args) -> Result<u8> {
         Command::Fidelity { measurements, out, cross_validate, max_evaluations, multi_turn, step_model } => {
             cli::cmd_fidelity(&measurements, &out, cross_validate, max_evaluations, multi_turn, step_model, quiet)
         }
-        Command::Calibrate { measurements, gpu, host, max_evaluations, write } => match gpu {
-            Some(gpu) if !host => cli::cmd_calibrate(&measurements, &gpu, max_evaluations, write.as_deref(), quiet),
+        Command::Calibrate { measurements, gpu, host, max_evaluations, write } => match (gpu, &measurements[..]) {
+            (Some(gpu), [file]) if !host => cli::cmd_calibrate(file, &gpu, max_evaluations, write.as_deref(), quiet),
+            (Some(_), _) if !host => {
+                eprintln!("error: --gpu fits one measurements file; give one, or --host to fit the host profile to several");
+                Ok(cli::EXIT_BAD_INPUT)
+            }
             _ => cli::cmd_calibrate_host(&measurements, max_evaluations, write.as_deref(), quiet),
         },
         Command::Schema => {

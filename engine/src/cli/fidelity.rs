@@ -22,19 +22,19 @@ pub fn cmd_fidelity(
     quiet: bool,
 ) -> Result<u8> {
     use crate::report::fidelity;
+    match super::bench_fidelity::format_of(file) {
+        Ok(crate::scenario::bench_runs::Format::Sim2Real) => {}
+        Ok(_) => {
+            return super::bench_fidelity::cmd_fidelity_bench(file, out, cross_validate, max_evaluations, step_model, quiet)
+        }
+        Err(code) => return Ok(code),
+    }
     let (mut experiments, hash) = match crate::scenario::measurements::load(file, multi_turn) {
         Ok(x) => x,
         Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
     };
     for e in &mut experiments {
-        e.case.step_time = match step_model {
-            StepModel::Auto => crate::scenario::StepTimeChoice::Auto,
-            StepModel::Roofline => crate::scenario::StepTimeChoice::Roofline,
-            StepModel::Kernels => crate::scenario::StepTimeChoice::Kernels,
-        };
-        if let Some(why) = e.case.kernel_fallback() {
-            e.warnings.push(format!("{why}; priced with the roofline"));
-        }
+        step_model.apply(&mut e.case, &mut e.warnings);
     }
     let mut warnings: Vec<String> =
         experiments.iter().flat_map(|e| e.warnings.iter().map(move |w| format!("{}: {w}", e.key))).collect();
@@ -43,13 +43,7 @@ pub fn cmd_fidelity(
         eprintln!("warning: {w}");
     }
     let rows = fidelity::simulate_all(&experiments, None);
-    let model = match step_model {
-        StepModel::Auto => "each GPU's default step-time model (the kernel tables where the GPU has them, with the host profile of models/host.json; the roofline elsewhere)",
-        StepModel::Roofline => "the roofline step-time model with its parameters as shipped in the GPU catalog",
-        StepModel::Kernels => {
-            "the kernel-table step-time model (models/kernels) with the host profile of models/host.json"
-        }
-    };
+    let model = step_model.describe();
     let mut text =
         format!("# Fidelity: {}\n\nInput {} (FNV-1a {hash}); {model}.\n\n", file.display(), experiments.len());
     text.push_str(&fidelity::table(&rows));
@@ -65,11 +59,7 @@ pub fn cmd_fidelity(
     print!("{text}");
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("fidelity");
     let stem = if multi_turn { format!("{stem}_multi_turn") } else { stem.to_string() };
-    let stem = match step_model {
-        StepModel::Auto => stem,
-        StepModel::Roofline => format!("{stem}_roofline"),
-        StepModel::Kernels => format!("{stem}_kernels"),
-    };
+    let stem = step_model.stem(stem);
     let dir = out.join("fidelity");
     write_atomic(&dir.join(format!("{stem}.md")), text.as_bytes())?;
     let mut json_text = serde_json::to_string_pretty(&json).expect("json");
@@ -97,10 +87,48 @@ pub enum StepModel {
     Kernels,
 }
 
+impl StepModel {
+    /// Sets `case` to price its steps with this model, noting in `warnings` a fallback from
+    /// the kernel tables asked for by name.
+    pub(super) fn apply(self, case: &mut crate::scenario::Case, warnings: &mut Vec<String>) {
+        case.step_time = match self {
+            StepModel::Auto => crate::scenario::StepTimeChoice::Auto,
+            StepModel::Roofline => crate::scenario::StepTimeChoice::Roofline,
+            StepModel::Kernels => crate::scenario::StepTimeChoice::Kernels,
+        };
+        if let Some(why) = case.kernel_fallback() {
+            warnings.push(format!("{why}; priced with the roofline"));
+        }
+    }
+
+    /// The model in words, for the report's first lines.
+    pub(super) fn describe(self) -> &'static str {
+        match self {
+            StepModel::Auto => "each GPU's default step-time model (the roofline where the GPU's own parameters were calibrated, the kernel tables with the host profile of models/host.json where the GPU has tables, the roofline with efficiencies read off its generation's tables elsewhere)",
+            StepModel::Roofline => "the roofline step-time model with each GPU's parameters",
+            StepModel::Kernels => "the kernel-table step-time model (models/kernels) with the host profile of models/host.json",
+        }
+    }
+
+    /// The output file stem for a measurements file's stem.
+    pub(super) fn stem(self, stem: String) -> String {
+        match self {
+            StepModel::Auto => stem,
+            StepModel::Roofline => format!("{stem}_roofline"),
+            StepModel::Kernels => format!("{stem}_kernels"),
+        }
+    }
+}
+
 /// `symbiote calibrate`: fits `gpu`'s step-time parameters to the experiments run on it and,
 /// with `write_to`, stores them in that catalog folder's GPU file with their provenance.
 pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Option<&Path>, quiet: bool) -> Result<u8> {
     use crate::report::fidelity;
+    match super::bench_fidelity::format_of(file) {
+        Ok(crate::scenario::bench_runs::Format::Sim2Real) => {}
+        Ok(_) => return super::bench_fidelity::cmd_calibrate_bench(file, gpu, max_evaluations, write_to, quiet),
+        Err(code) => return Ok(code),
+    }
     let (experiments, hash) = match crate::scenario::measurements::load(file, false) {
         Ok(x) => x,
         Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
@@ -111,14 +139,26 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
         bail!("{} has no experiment on {}; nothing to fit", file.display(), gpu_spec.name);
     }
     let fit = fidelity::calibrate(&mine, &fidelity::uncalibrated(&gpu_spec.step_time), max_evaluations);
+    let objective = "mean |ln(sim/measured)| of mean E2E, mean TTFT, ITL";
+    report_fit(file, gpu_spec, mine.len(), &fit, objective, &hash, write_to, quiet)
+}
+
+/// Prints a fit and, with `write_to`, stores it in that catalog folder's GPU file with its provenance.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn report_fit(
+    file: &Path,
+    gpu_spec: &crate::hardware::GpuSpec,
+    experiments: usize,
+    fit: &crate::report::fidelity::Fit,
+    objective: &str,
+    hash: &str,
+    write_to: Option<&Path>,
+    quiet: bool,
+) -> Result<u8> {
     let p = &fit.params;
     println!(
-        "{}: {} experiments, {} evaluations; objective (mean |ln(sim/measured)| of mean E2E, mean TTFT, ITL) {:.4} -> {:.4}",
-        gpu_spec.name,
-        mine.len(),
-        fit.evaluations,
-        fit.objective_before,
-        fit.objective_after
+        "{}: {} experiments, {} evaluations; objective ({objective}) {:.4} -> {:.4}",
+        gpu_spec.name, experiments, fit.evaluations, fit.objective_before, fit.objective_after
     );
     println!(
         "matmul_efficiency {}, bandwidth_efficiency {}, kv_bandwidth_efficiency {:?}, moe_bandwidth_efficiency {:?}, step_overhead_us {}, per_sequence_overhead_us {}, allreduce_efficiency {}, allreduce_latency_us {}, frontend_overhead_us {}",
@@ -134,7 +174,7 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
             "calibrated by `symbiote calibrate {} --gpu {}` on {} experiments (input FNV-1a {hash}, {}); objective {:.4} before, {:.4} after",
             file.file_name().and_then(|f| f.to_str()).unwrap_or("?"),
             gpu_spec.name,
-            mine.len(),
+            experiments,
             today(),
             fit.objective_before,
             fit.objective_after
@@ -150,35 +190,78 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
     Ok(EXIT_OK)
 }
 
-/// `symbiote calibrate --host`: fits the shared host profile to every experiment on a GPU with
-/// kernel tables, priced by the tables, and with `write_to` stores it in that catalog folder's
-/// host.json with its provenance.
-pub fn cmd_calibrate_host(file: &Path, max_evaluations: u32, write_to: Option<&Path>, quiet: bool) -> Result<u8> {
-    use crate::report::fidelity;
-    let (experiments, hash) = match crate::scenario::measurements::load(file, false) {
-        Ok(x) => x,
-        Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
-    };
-    let mut priced: Vec<_> = Vec::new();
-    for mut e in experiments {
-        e.case.step_time = crate::scenario::StepTimeChoice::Kernels;
-        match e.case.kernel_fallback() {
-            None => priced.push(e),
-            Some(why) => eprintln!("warning: {}: left out ({why})", e.key),
+/// `symbiote calibrate --host`: fits the shared host profile to every run of `files` (sim2real
+/// files and `vllm bench serve` runs alike: light and saturated load) on a GPU with kernel
+/// tables, priced by the tables; the objective is each file's calibration objective, weighted
+/// by its runs. With `write_to`, stores the profile in that catalog folder's host.json with
+/// its provenance.
+pub fn cmd_calibrate_host(
+    files: &[std::path::PathBuf],
+    max_evaluations: u32,
+    write_to: Option<&Path>,
+    quiet: bool,
+) -> Result<u8> {
+    use crate::report::{bench_fidelity, fidelity};
+    let mut sim2real = Vec::new();
+    let mut bench = Vec::new();
+    let mut hashes = Vec::new();
+    let left_out = |key: &str, why: String| eprintln!("warning: {key}: left out ({why})");
+    for file in files {
+        match super::bench_fidelity::format_of(file) {
+            Ok(crate::scenario::bench_runs::Format::Sim2Real) => {
+                let (experiments, hash) = match crate::scenario::measurements::load(file, false) {
+                    Ok(x) => x,
+                    Err(p) => return Ok(print_problems(&p.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
+                };
+                hashes.push(hash);
+                for mut e in experiments {
+                    e.case.step_time = crate::scenario::StepTimeChoice::Kernels;
+                    match e.case.kernel_fallback() {
+                        None => sim2real.push(e),
+                        Some(why) => left_out(&e.key, why),
+                    }
+                }
+            }
+            Ok(_) => {
+                let (experiments, hash) = match crate::scenario::bench_runs::load(file) {
+                    Ok(x) => x,
+                    Err(p) => return Ok(print_problems(&p.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
+                };
+                hashes.push(hash);
+                for mut e in experiments {
+                    e.case.step_time = crate::scenario::StepTimeChoice::Kernels;
+                    match e.case.kernel_fallback() {
+                        None => bench.push(e),
+                        Some(why) => left_out(&e.key, why),
+                    }
+                }
+            }
+            Err(code) => return Ok(code),
         }
     }
-    if priced.is_empty() {
-        bail!("{} has no experiment the kernel tables can price; nothing to fit", file.display());
+    let runs = sim2real.len() + bench.len();
+    if runs == 0 {
+        bail!("no run the kernel tables can price; nothing to fit");
     }
+    let shortened = fidelity::for_calibration(&sim2real);
+    let evaluate = |h: &crate::hardware::HostParams| {
+        let a = if shortened.is_empty() { 0.0 } else { fidelity::host_objective(&shortened, h) };
+        let b = if bench.is_empty() {
+            0.0
+        } else {
+            bench_fidelity::objective(&bench_fidelity::simulate_all_with(&bench, None, Some(h)))
+        };
+        (a * shortened.len() as f64 + b * bench.len() as f64) / runs as f64
+    };
     // From the priors, whatever host.json holds now, so that the command reproduces its result.
     let start = fidelity::uncalibrated_host(crate::hardware::HostParams::shipped());
-    let fit = fidelity::calibrate_host(&priced, &start, max_evaluations);
-    let mut gpus: Vec<&str> = priced.iter().map(|e| e.case.gpu.name.as_str()).collect();
+    let fit = fidelity::search_host(&start, max_evaluations, evaluate);
+    let mut gpus: Vec<&str> =
+        sim2real.iter().map(|e| e.case.gpu.name.as_str()).chain(bench.iter().map(|e| e.case.gpu.name.as_str())).collect();
     gpus.sort();
     gpus.dedup();
     println!(
-        "host profile: {} experiments on {}, {} evaluations; objective (mean |ln(sim/measured)| of mean E2E, mean TTFT, ITL) {:.4} -> {:.4}",
-        priced.len(),
+        "host profile: {runs} runs on {}, {} evaluations; objective (per file's calibration objective, weighted by runs) {:.4} -> {:.4}",
         gpus.join(", "),
         fit.evaluations,
         fit.objective_before,
@@ -192,10 +275,12 @@ pub fn cmd_calibrate_host(file: &Path, max_evaluations: u32, write_to: Option<&P
     if let Some(dir) = write_to {
         let path = dir.join("host.json");
         let mut host = h.clone();
+        let names: Vec<&str> = files.iter().map(|f| f.file_name().and_then(|f| f.to_str()).unwrap_or("?")).collect();
         host.provenance = format!(
-            "calibrated by `symbiote calibrate {} --host` on {} experiments priced by the kernel tables (input FNV-1a {hash}, {}); objective {:.4} before, {:.4} after",
-            file.file_name().and_then(|f| f.to_str()).unwrap_or("?"),
-            priced.len(),
+            "calibrated by `symbiote calibrate {} --host` on {runs} runs on {} priced by the kernel tables (inputs FNV-1a {}, {}); objective {:.4} before, {:.4} after",
+            names.join(" "),
+            gpus.join(", "),
+            hashes.join(", "),
             today(),
             fit.objective_before,
             fit.objective_after

@@ -72,6 +72,7 @@ pub fn parse_shard(text: &str) -> Result<(usize, usize)> {
     Ok((k, n))
 }
 
+mod bench_fidelity;
 mod fidelity;
 mod info;
 mod plan;

@@ -256,6 +256,9 @@ const MODEL_FILES: &[(&str, &str)] = &[
     ("qwen2.5-0.5b.json", include_str!("../../../models/llm/qwen2.5-0.5b.json")),
     ("qwen2.5-1.5b.json", include_str!("../../../models/llm/qwen2.5-1.5b.json")),
     ("qwen2.5-7b.json", include_str!("../../../models/llm/qwen2.5-7b.json")),
+    ("qwen3-14b.json", include_str!("../../../models/llm/qwen3-14b.json")),
+    ("qwen3-32b.json", include_str!("../../../models/llm/qwen3-32b.json")),
+    ("qwen3-8b.json", include_str!("../../../models/llm/qwen3-8b.json")),
     ("yi-34b.json", include_str!("../../../models/llm/yi-34b.json")),
 ];
 
@@ -532,8 +535,8 @@ mod tests {
         assert_eq!(embedded(GPU_FILES), on_disk("gpu"), "add the new file to GPU_FILES");
         assert_eq!(embedded(MODEL_FILES), on_disk("llm"), "add the new file to MODEL_FILES");
         assert_eq!(catalog.gpus.len(), 13);
-        // 14 files, three of which (Qwen2.5 0.5B, 1.5B, 7B) add an instruct variant.
-        assert_eq!(catalog.models.len(), 17);
+        // 17 files, three of which (Qwen2.5 0.5B, 1.5B, 7B) add an instruct variant.
+        assert_eq!(catalog.models.len(), 20);
     }
 
     #[test]

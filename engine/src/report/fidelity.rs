@@ -321,23 +321,48 @@ pub struct Fit {
 /// Fits the roofline's step-time parameters ([`FITTED`]) to `experiments` by [`compass`].
 pub fn calibrate(experiments: &[Experiment], start: &StepTimeParams, max_evaluations: u32) -> Fit {
     let shortened = shortened(experiments);
-    let evaluate = |v: &[f64]| {
-        let mut p = start.clone();
-        FITTED.iter().zip(v).for_each(|(f, &x)| set(&mut p, f.name, x));
-        objective(&simulate_all_with(&shortened, Some(&p), None))
-    };
-    let first: Vec<f64> = FITTED.iter().map(|f| get(start, f.name)).collect();
-    let (v, before, after, evaluations) = compass(&FITTED, first, evaluate, max_evaluations);
-    let mut params = start.clone();
-    FITTED.iter().zip(&v).for_each(|(f, &x)| set(&mut params, f.name, x));
-    Fit { params, objective_before: before, objective_after: after, evaluations }
+    search(start, max_evaluations, |p| objective(&simulate_all(&shortened, Some(p))))
 }
 
-/// The host profile's fitted parameters: the fixed CPU cost of a step and the front end's
-/// share of TTFT, as [`FITTED`] has them. The per-sequence cost keeps its prior (2 us), for the
-/// reason given there.
-const HOST_FITTED: [Fitted; 2] =
-    [log("step_overhead_us", 1.0, 20_000.0), log("frontend_overhead_us", 100.0, 100_000.0)];
+/// The compass search of [`calibrate`] over any objective of the step-time parameters (lower
+/// is better), so other kinds of measurements (`report::bench_fidelity`) fit the same way.
+pub fn search(start: &StepTimeParams, max_evaluations: u32, evaluate: impl Fn(&StepTimeParams) -> f64) -> Fit {
+    let with = |v: &[f64]| {
+        let mut p = start.clone();
+        FITTED.iter().zip(v).for_each(|(f, &x)| set(&mut p, f.name, x));
+        p
+    };
+    let first: Vec<f64> = FITTED.iter().map(|f| get(start, f.name)).collect();
+    let (v, before, after, evaluations) = compass(&FITTED, first, |v| evaluate(&with(v)), max_evaluations);
+    Fit { params: with(&v), objective_before: before, objective_after: after, evaluations }
+}
+
+/// The host profile's fitted parameters: the fixed CPU cost of a step, the cost per scheduled
+/// sequence and the front end's share of TTFT. The per-sequence cost, which light load barely
+/// shows (a few sequences per step), is what a saturated run's steps of hundreds of sequences
+/// pay: fitted to both, it is the saturation knee's share of host work.
+const HOST_FITTED: [Fitted; 3] = [
+    log("step_overhead_us", 1.0, 20_000.0),
+    log("per_sequence_overhead_us", 0.1, 1_000.0),
+    log("frontend_overhead_us", 100.0, 100_000.0),
+];
+
+fn host_with(start: &HostParams, v: &[f64]) -> HostParams {
+    let mut h = start.clone();
+    h.step_overhead_us = v[0];
+    h.per_sequence_overhead_us = v[1];
+    h.frontend_overhead_us = v[2];
+    h
+}
+
+/// The compass search over the host profile ([`HOST_FITTED`]) for any objective (lower is
+/// better): what `symbiote calibrate --host` runs over one or more measurement files.
+pub fn search_host(start: &HostParams, max_evaluations: u32, evaluate: impl Fn(&HostParams) -> f64) -> HostFit {
+    let first = vec![start.step_overhead_us, start.per_sequence_overhead_us, start.frontend_overhead_us];
+    let (v, before, after, evaluations) =
+        compass(&HOST_FITTED, first, |v| evaluate(&host_with(start, v)), max_evaluations);
+    HostFit { host: host_with(start, &v), objective_before: before, objective_after: after, evaluations }
+}
 
 /// The starting point of every host fit: the priors (0.4 ms per step, as the roofline's
 /// uncalibrated defaults; 2 us per sequence; no front end), with `current`'s sources.
@@ -362,20 +387,21 @@ pub struct HostFit {
 
 /// Fits the shared host profile to `experiments` priced by the kernel tables (each case's
 /// step-time choice is left as given: set it to the kernel tables first), from `start`'s
-/// values, by [`compass`]. GPU time then comes from the kernels measured on each GPU and only
-/// the host's CPU work is fitted: what carries over to GPUs without measured runs.
+/// values, by [`search_host`]. GPU time then comes from the kernels measured on each GPU and
+/// only the host's CPU work is fitted: what carries over to GPUs without measured runs.
 pub fn calibrate_host(experiments: &[Experiment], start: &HostParams, max_evaluations: u32) -> HostFit {
     let shortened = shortened(experiments);
-    let host_with = |v: &[f64]| {
-        let mut h = start.clone();
-        h.step_overhead_us = v[0];
-        h.frontend_overhead_us = v[1];
-        h
-    };
-    let evaluate = |v: &[f64]| objective(&simulate_all_with(&shortened, None, Some(&host_with(v))));
-    let first = vec![start.step_overhead_us, start.frontend_overhead_us];
-    let (v, before, after, evaluations) = compass(&HOST_FITTED, first, evaluate, max_evaluations);
-    HostFit { host: host_with(&v), objective_before: before, objective_after: after, evaluations }
+    search_host(start, max_evaluations, |h| host_objective(&shortened, h))
+}
+
+/// The calibration objective of `experiments` (shortened by the caller) under host profile `host`.
+pub fn host_objective(experiments: &[Experiment], host: &HostParams) -> f64 {
+    objective(&simulate_all_with(experiments, None, Some(host)))
+}
+
+/// The experiments of a measurements file shortened as calibration runs them.
+pub fn for_calibration(experiments: &[Experiment]) -> Vec<Experiment> {
+    shortened(experiments)
 }
 
 /// Every experiment with each stage a quarter as long ([`CALIBRATION_SCALE`]): the means the

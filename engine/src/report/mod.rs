@@ -2,6 +2,7 @@
 //! (JSON, Markdown), and atomic writes. Report code never changes simulation state.
 
 pub mod attainment;
+pub mod bench_fidelity;
 pub mod check;
 pub mod csv;
 pub mod expect;

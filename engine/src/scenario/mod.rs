@@ -2,6 +2,7 @@
 //! The engine only ever sees the validated types below: every default resolved, every unit
 //! converted, no `Option` where a value is required. Nothing here touches simulated time.
 
+pub mod bench_runs;
 mod expand;
 pub mod file;
 mod hints;

@@ -1,0 +1,114 @@
+//! `fidelity` and `calibrate` on measured `vllm bench serve` runs (a bench-runs file such as
+//! scenarios/validation/gpustack_perf_lab.json, or one `--save-result` file): the commands in
+//! `cli/fidelity.rs` hand such files here after telling the formats apart.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use super::*;
+use crate::hardware::Catalog;
+use crate::report::bench_fidelity;
+use crate::report::write::write_atomic;
+use crate::scenario::bench_runs::{self, BenchExperiment, Format};
+
+/// The format of a measurements file, or the exit code after printing why it has none.
+pub(super) fn format_of(file: &Path) -> std::result::Result<Format, u8> {
+    bench_runs::read(file)
+        .map(|(_, format, _)| format)
+        .map_err(|problems| print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()))
+}
+
+fn load(file: &Path, step_model: StepModel) -> std::result::Result<(Vec<BenchExperiment>, String), u8> {
+    let (mut experiments, hash) = bench_runs::load(file)
+        .map_err(|problems| print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()))?;
+    for e in &mut experiments {
+        step_model.apply(&mut e.case, &mut e.warnings);
+    }
+    Ok((experiments, hash))
+}
+
+/// `symbiote fidelity` on `vllm bench serve` runs: every run simulated, its capacity and
+/// latency errors, and the median errors per GPU.
+pub(super) fn cmd_fidelity_bench(
+    file: &Path,
+    out: &Path,
+    cross_validate: bool,
+    max_evaluations: u32,
+    step_model: StepModel,
+    quiet: bool,
+) -> Result<u8> {
+    let (experiments, hash) = match load(file, step_model) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    for e in &experiments {
+        for w in &e.warnings {
+            eprintln!("warning: {}: {w}", e.key);
+        }
+    }
+    let rows = bench_fidelity::simulate_all(&experiments, None);
+    let model = step_model.describe();
+    let mut text = format!(
+        "# Fidelity: {}\n\nInput {} vllm bench serve runs (FNV-1a {hash}); {model}; seed 1.\n\n",
+        file.display(),
+        experiments.len()
+    );
+    text.push_str(&bench_fidelity::table(&rows));
+    let medians: Vec<serde_json::Value> = bench_fidelity::medians_by_gpu(&rows)
+        .into_iter()
+        .map(|(gpu, m)| serde_json::json!({"gpu": gpu, "median_ape": m}))
+        .collect();
+    let mut json = serde_json::json!({"input_hash": hash, "rows": rows, "median_ape_by_gpu": medians});
+    if cross_validate {
+        let held_out = bench_fidelity::cross_validate_gpus(&experiments, max_evaluations);
+        text.push_str("\n## Leave-one-GPU-out cross-validation\n\nEach GPU's runs priced by its kernel tables, with the host profile fitted (from the priors) to the runs on the other GPUs only: what a GPU without measured runs gets.\n\n");
+        text.push_str(&bench_fidelity::table(&held_out));
+        let by_gpu: Vec<serde_json::Value> = bench_fidelity::medians_by_gpu(&held_out)
+            .into_iter()
+            .map(|(gpu, m)| serde_json::json!({"gpu": gpu, "median_ape": m}))
+            .collect();
+        json["cross_validated_rows"] = serde_json::to_value(&held_out).expect("rows serialize");
+        json["cross_validated_median_ape_by_gpu"] = serde_json::Value::Array(by_gpu);
+    }
+    print!("{text}");
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("fidelity");
+    let stem = step_model.stem(stem.to_string());
+    let dir = out.join("fidelity");
+    write_atomic(&dir.join(format!("{stem}.md")), text.as_bytes())?;
+    let mut json_text = serde_json::to_string_pretty(&json).expect("json");
+    json_text.push('\n');
+    write_atomic(&dir.join(format!("{stem}.json")), json_text.as_bytes())?;
+    if !quiet {
+        println!(
+            "wrote {}: open it for the tables; {stem}.json has the numbers",
+            dir.join(format!("{stem}.md")).display()
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// `symbiote calibrate` on `vllm bench serve` runs: fits `gpu`'s step-time parameters to the
+/// runs on it (objective: duration, mean TTFT, mean TPOT) and prints them; with `write_to`,
+/// stores them like the sim2real path does.
+pub(super) fn cmd_calibrate_bench(
+    file: &Path,
+    gpu: &str,
+    max_evaluations: u32,
+    write_to: Option<&Path>,
+    quiet: bool,
+) -> Result<u8> {
+    let (experiments, hash) = match load(file, StepModel::Roofline) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let gpu_spec = Catalog::builtin().gpu(gpu)?;
+    let mine: Vec<_> = experiments.into_iter().filter(|e| e.case.gpu.name == gpu_spec.name).collect();
+    if mine.is_empty() {
+        bail!("{} has no run on {}; nothing to fit", file.display(), gpu_spec.name);
+    }
+    let start = crate::report::fidelity::uncalibrated(&gpu_spec.step_time);
+    let fit = bench_fidelity::calibrate(&mine, &start, max_evaluations);
+    let objective = "mean |ln(sim/measured)| of duration, mean TTFT, mean TPOT";
+    super::fidelity::report_fit(file, gpu_spec, mine.len(), &fit, objective, &hash, write_to, quiet)
+}

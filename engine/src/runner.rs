@@ -337,6 +337,14 @@ fn case_config(case: &Case) -> Map<String, Value> {
         m.insert("usd_per_gpu_hour".into(), serde_json::json!(price.usd_per_gpu_hour));
         m.insert("price_basis".into(), price.basis.clone().into());
     }
+    // Where a model or GPU read at run time came from (--catalog, a Hugging Face config.json),
+    // with the hash of the file, so the result can be reproduced; absent for built-in entries.
+    if let Some(origin) = &case.model.origin {
+        m.insert("model_file".into(), origin.to_json());
+    }
+    if let Some(origin) = &case.gpu.origin {
+        m.insert("gpu_file".into(), origin.to_json());
+    }
     m
 }
 

@@ -4,7 +4,6 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::hardware::Catalog;
 use crate::report::write::write_atomic;
 
 use super::*;
@@ -97,7 +96,7 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
         Ok(x) => x,
         Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
     };
-    let gpu_spec = Catalog::builtin().gpu(gpu)?;
+    let gpu_spec = crate::hardware::active_catalog().gpu(gpu)?;
     let mine: Vec<_> = experiments.into_iter().filter(|e| e.case.gpu.name == gpu_spec.name).collect();
     if mine.is_empty() {
         bail!("{} has no experiment on {}; nothing to fit", file.display(), gpu_spec.name);
@@ -136,7 +135,7 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
         out.push('\n');
         write_atomic(&path, out.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
         if !quiet {
-            println!("wrote {} (rebuild to embed it)", path.display());
+            println!("wrote {} (rebuild to embed it, or pass --catalog {})", path.display(), dir.display());
         }
     }
     Ok(EXIT_OK)

@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary, one module per concern.
 
 mod broken;
+mod catalog;
 mod cli;
 mod determinism;
 mod docs;

@@ -44,7 +44,10 @@
 //! `hardware::prices` (a `--prices` file) and the runner (finished runs, for `--resume` and
 //! `merge`, and their timeline and request CSVs for report.html's charts); written by
 //! `report::write` and, for
-//! `symbiote calibrate --write`, by `cli`. The GPU and LLM catalogs are embedded at build time.
+//! `symbiote calibrate --write`, by `cli`. The GPU and LLM catalogs are embedded at build time;
+//! `hardware::user_catalog` reads `--catalog` folders and `hardware::hf_model` Hugging Face model
+//! folders at run time.
+//! Invariant: the catalog is installed once, before any run, and never changes under one.
 
 pub mod cli;
 pub mod hardware;

@@ -17,6 +17,10 @@ struct Args {
     /// Print nothing but errors and results (no tables, no "open ..." lines).
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Catalog folders whose gpu/*.json and llm/*.json add to or replace built-in entries
+    /// (`:`-separated, the first wins); default: the SYMBIOTE_CATALOG variable.
+    #[arg(long, global = true, value_name = "DIR[:DIR...]")]
+    catalog: Option<std::ffi::OsString>,
 }
 
 #[derive(ClapArgs)]
@@ -210,6 +214,9 @@ fn run_args(o: RunOpts, quiet: bool) -> RunArgs {
 
 fn run(args: Args) -> Result<u8> {
     let quiet = args.quiet;
+    if let Some(code) = cli::install_catalog(args.catalog.as_deref()) {
+        return Ok(code);
+    }
     match args.command {
         Command::Run { paths, opts } => cli::cmd_run(&paths, &run_args(opts, quiet)),
         Command::Replay { replay, opts } => cli::cmd_replay(&replay, &run_args(opts, quiet)),
@@ -227,7 +234,9 @@ fn run(args: Args) -> Result<u8> {
         Command::Calibrate { measurements, gpu, host, max_evaluations, write } => match (gpu, &measurements[..]) {
             (Some(gpu), [file]) if !host => cli::cmd_calibrate(file, &gpu, max_evaluations, write.as_deref(), quiet),
             (Some(_), _) if !host => {
-                eprintln!("error: --gpu fits one measurements file; give one, or --host to fit the host profile to several");
+                eprintln!(
+                    "error: --gpu fits one measurements file; give one, or --host to fit the host profile to several"
+                );
                 Ok(cli::EXIT_BAD_INPUT)
             }
             _ => cli::cmd_calibrate_host(&measurements, max_evaluations, write.as_deref(), quiet),

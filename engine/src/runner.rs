@@ -327,15 +327,24 @@ fn case_config(case: &Case) -> Map<String, Value> {
     m.insert("async_scheduling".into(), e.async_scheduling.into());
     m.insert("enable_expert_parallel".into(), e.enable_expert_parallel.into());
     m.insert("generation_config".into(), serde_json::to_value(e.generation_config).expect("enum serializes"));
-    // How sure the latencies are: the GPU's step-time calibration and its error band (a
-    // constant step time is a hand-set experiment, with no band).
-    if !matches!(case.step_time, crate::scenario::StepTimeChoice::Constant { .. }) {
-        m.insert("step_time_calibrated".into(), case.gpu.calibrated().into());
-        m.insert("error_band".into(), serde_json::json!(case.gpu.error_band()));
+    // How sure the latencies are: the model that priced the steps, whether it rests on
+    // measurements of this GPU, and its error band (a constant step time has none).
+    m.insert("step_time_model".into(), case.step_model_name().into());
+    if let Some(band) = case.error_band() {
+        m.insert("step_time_calibrated".into(), case.step_time_calibrated().into());
+        m.insert("error_band".into(), serde_json::json!(band));
     }
     if let Some(price) = &case.price {
         m.insert("usd_per_gpu_hour".into(), serde_json::json!(price.usd_per_gpu_hour));
         m.insert("price_basis".into(), price.basis.clone().into());
+    }
+    // Where a model or GPU read at run time came from (--catalog, a Hugging Face config.json),
+    // with the hash of the file, so the result can be reproduced; absent for built-in entries.
+    if let Some(origin) = &case.model.origin {
+        m.insert("model_file".into(), origin.to_json());
+    }
+    if let Some(origin) = &case.gpu.origin {
+        m.insert("gpu_file".into(), origin.to_json());
     }
     m
 }

@@ -7,7 +7,6 @@ use std::path::Path;
 use anyhow::{bail, Result};
 
 use super::*;
-use crate::hardware::Catalog;
 use crate::report::bench_fidelity;
 use crate::report::write::write_atomic;
 use crate::scenario::bench_runs::{self, BenchExperiment, Format};
@@ -102,7 +101,7 @@ pub(super) fn cmd_calibrate_bench(
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    let gpu_spec = Catalog::builtin().gpu(gpu)?;
+    let gpu_spec = crate::hardware::active_catalog().gpu(gpu)?;
     let mine: Vec<_> = experiments.into_iter().filter(|e| e.case.gpu.name == gpu_spec.name).collect();
     if mine.is_empty() {
         bail!("{} has no run on {}; nothing to fit", file.display(), gpu_spec.name);

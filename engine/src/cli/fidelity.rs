@@ -4,7 +4,6 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::hardware::Catalog;
 use crate::report::write::write_atomic;
 
 use super::*;
@@ -25,7 +24,14 @@ pub fn cmd_fidelity(
     match super::bench_fidelity::format_of(file) {
         Ok(crate::scenario::bench_runs::Format::Sim2Real) => {}
         Ok(_) => {
-            return super::bench_fidelity::cmd_fidelity_bench(file, out, cross_validate, max_evaluations, step_model, quiet)
+            return super::bench_fidelity::cmd_fidelity_bench(
+                file,
+                out,
+                cross_validate,
+                max_evaluations,
+                step_model,
+                quiet,
+            )
         }
         Err(code) => return Ok(code),
     }
@@ -133,7 +139,7 @@ pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Opt
         Ok(x) => x,
         Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
     };
-    let gpu_spec = Catalog::builtin().gpu(gpu)?;
+    let gpu_spec = crate::hardware::active_catalog().gpu(gpu)?;
     let mine: Vec<_> = experiments.into_iter().filter(|e| e.case.gpu.name == gpu_spec.name).collect();
     if mine.is_empty() {
         bail!("{} has no experiment on {}; nothing to fit", file.display(), gpu_spec.name);
@@ -184,7 +190,7 @@ pub(super) fn report_fit(
         out.push('\n');
         write_atomic(&path, out.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
         if !quiet {
-            println!("wrote {} (rebuild to embed it)", path.display());
+            println!("wrote {} (rebuild to embed it, or pass --catalog {})", path.display(), dir.display());
         }
     }
     Ok(EXIT_OK)
@@ -256,8 +262,11 @@ pub fn cmd_calibrate_host(
     // From the priors, whatever host.json holds now, so that the command reproduces its result.
     let start = fidelity::uncalibrated_host(crate::hardware::HostParams::shipped());
     let fit = fidelity::search_host(&start, max_evaluations, evaluate);
-    let mut gpus: Vec<&str> =
-        sim2real.iter().map(|e| e.case.gpu.name.as_str()).chain(bench.iter().map(|e| e.case.gpu.name.as_str())).collect();
+    let mut gpus: Vec<&str> = sim2real
+        .iter()
+        .map(|e| e.case.gpu.name.as_str())
+        .chain(bench.iter().map(|e| e.case.gpu.name.as_str()))
+        .collect();
     gpus.sort();
     gpus.dedup();
     println!(

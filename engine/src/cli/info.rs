@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::hardware::memory::{self, MemoryConfig};
-use crate::hardware::{Catalog, KvDtype, Quant};
+use crate::hardware::{KvDtype, Quant};
 
 use super::*;
 
@@ -94,8 +94,9 @@ pub struct MemoryArgs {
 /// The memory breakdown and vLLM's start-up lines, or its start-up error; `Err` for unknown
 /// names. Returns the text and whether the model fits.
 pub fn memory_report(args: &MemoryArgs) -> Result<(String, bool)> {
-    let catalog = Catalog::builtin();
-    let model = catalog.model(&args.model)?;
+    let catalog = crate::hardware::active_catalog();
+    let model =
+        &crate::hardware::resolve_model(&args.model, std::path::Path::new("."), catalog).map_err(anyhow::Error::msg)?;
     let gpu = catalog.gpu(&args.gpu)?;
     let big = gpu.memory_gib >= 70.0 && !gpu.name.contains("a100");
     let batched = args.max_num_batched_tokens.unwrap_or(if big { 8192 } else { 2048 });
@@ -169,7 +170,7 @@ pub fn memory_report(args: &MemoryArgs) -> Result<(String, bool)> {
 
 /// `symbiote list models|gpus`.
 pub fn list(what: &str, json: bool) -> Result<String> {
-    let catalog = Catalog::builtin();
+    let catalog = crate::hardware::active_catalog();
     if json {
         // The catalog entries as they are stored, sources and prices included.
         let value = match what {

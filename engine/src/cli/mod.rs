@@ -14,6 +14,42 @@ fn print_problems(problems: &[String]) -> u8 {
     EXIT_BAD_INPUT
 }
 
+/// Reads the catalog folders of `--catalog` (or, without it, `SYMBIOTE_CATALOG`) and makes
+/// them the catalog of this process, announcing on stderr each built-in entry they replace.
+/// Returns the exit code when a file is bad, after printing every problem.
+pub fn install_catalog(flag: Option<&std::ffi::OsStr>) -> Option<u8> {
+    use crate::hardware::user_catalog;
+    let env = std::env::var_os(user_catalog::ENV_VAR);
+    let folders = user_catalog::folders(flag, env.as_deref());
+    if folders.is_empty() {
+        return None;
+    }
+    match user_catalog::load(&folders) {
+        Ok(loaded) => {
+            loaded.overrides.iter().for_each(|line| eprintln!("{line}"));
+            user_catalog::install(loaded.catalog);
+            None
+        }
+        Err(problems) => {
+            let from = if flag.is_some() { "--catalog" } else { user_catalog::ENV_VAR };
+            let lines: Vec<String> =
+                problems.iter().map(|p| format!("{p} (a catalog folder named by {from})")).collect();
+            Some(print_problems(&lines))
+        }
+    }
+}
+
+/// A `--model` as the scenario built from it must name it: a path that exists from the current
+/// folder (a Hugging Face folder or config.json) made absolute, since the scenario's relative
+/// paths start at the trace's or scenario's folder; a catalog name unchanged.
+fn model_arg(model: &str) -> String {
+    let path = std::path::Path::new(model);
+    match std::path::absolute(path) {
+        Ok(absolute) if path.is_relative() && path.exists() => absolute.display().to_string(),
+        _ => model.to_string(),
+    }
+}
+
 /// The UTC (year, month, day) of a Unix time (Howard Hinnant's `civil_from_days`).
 fn civil_date(unix_seconds: u64) -> (i64, i64, i64) {
     let z = (unix_seconds / 86_400) as i64 + 719_468;

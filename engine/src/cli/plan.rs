@@ -10,7 +10,6 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::{EXIT_FAILED, EXIT_OK};
-use crate::hardware::Catalog;
 use crate::plan::offline::Job;
 use crate::plan::search::Settings;
 use crate::plan::slo::Slo;
@@ -128,7 +127,11 @@ fn or_default<T: Clone>(values: &[T]) -> Vec<Option<T>> {
 /// The base case, its folder and a label for the traffic.
 fn base_case(args: &PlanArgs) -> Result<(Value, PathBuf, String)> {
     if let Some(trace) = &args.trace {
-        let model = args.model.clone().context("--trace needs --model (a catalog name, HF id or config.json path)")?;
+        let model = args
+            .model
+            .as_deref()
+            .context("--trace needs --model (a catalog name, HF id, or a Hugging Face model folder or config.json)")?;
+        let model = super::model_arg(model);
         let dir = trace.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let file = trace.file_name().and_then(|f| f.to_str()).context("the trace path has no file name")?;
         if !trace.is_file() {
@@ -164,7 +167,7 @@ fn base_case(args: &PlanArgs) -> Result<(Value, PathBuf, String)> {
         }
     }
     if let Some(model) = &args.model {
-        base["model"] = model.clone().into();
+        base["model"] = super::model_arg(model).into();
     }
     let label = file.get("name").and_then(Value::as_str).unwrap_or("scenario").to_string();
     Ok((base, dir, label))
@@ -177,7 +180,7 @@ fn prices(path: Option<&Path>) -> Result<BTreeMap<String, (f64, String)>> {
         Some(path) => crate::hardware::PriceBook::with_file(path)?,
         None => crate::hardware::PriceBook::builtin(),
     };
-    Ok(Catalog::builtin()
+    Ok(crate::hardware::active_catalog()
         .gpus
         .iter()
         .filter_map(|g| book.price(g).map(|p| (g.name.clone(), (p.usd_per_gpu_hour, p.basis))))
@@ -208,7 +211,7 @@ pub fn cmd_plan(args: &PlanArgs, quiet: bool) -> Result<u8> {
         base["batch"]["rows"] = rows.into();
     }
     let prices = prices(args.prices.as_deref())?;
-    let catalog = Catalog::builtin();
+    let catalog = crate::hardware::active_catalog();
     let gpus: Vec<String> = if args.gpus.is_empty() {
         catalog.gpus.iter().filter(|g| prices.contains_key(&g.name)).map(|g| g.name.clone()).collect()
     } else {

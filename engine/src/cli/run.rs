@@ -299,7 +299,7 @@ pub fn cmd_replay(replay: &ReplayArgs, args: &RunArgs) -> Result<u8> {
         "name": format!("replay_{stem}"),
         "description": format!("Replay of {file} on {} x {} ({} on {}, tp {}, router {:?}).", replay.replicas, replay.gpu, replay.model, replay.gpu, replay.tp, replay.router),
         "base": {
-            "model": replay.model, "gpu": replay.gpu, "quant": replay.quant, "tp": replay.tp,
+            "model": super::model_arg(&replay.model), "gpu": replay.gpu, "quant": replay.quant, "tp": replay.tp,
             "fleet": {"replicas": replay.replicas, "router": replay.router},
             "engine": engine,
             "workload": {"trace": trace}

@@ -86,12 +86,22 @@ pub struct GpuSpec {
     pub sources: BTreeMap<String, String>,
     pub verification: String,
     pub step_time: StepTimeParams,
+    /// The file this entry was read from at run time (`--catalog`); `None` when built in.
+    #[serde(skip)]
+    pub origin: Option<super::user_catalog::Origin>,
 }
 
 /// How far a calibrated GPU's simulated latencies may be from vLLM's: the largest of the
 /// held-out (leave-one-model-out) median errors of the shipped H100 parameters on
 /// sim2real_trainval.json, 3.5% (E2E), 5.9% (TTFT) and 3.4% (ITL) (README, "Fidelity").
 pub const CALIBRATED_ERROR_BAND: f64 = 0.06;
+/// How far a GPU priced by its kernel tables (with the shared host profile) may be: the
+/// leave-one-GPU-out check on GPUStack's saturated A100-80GB runs (host profile fitted on the
+/// H100 runs only; `symbiote fidelity scenarios/validation/gpustack_perf_lab.json --step-model
+/// kernels --cross-validate`) put the median errors at 18-22% for capacity (duration, request
+/// and output throughput) and 13-20% for latency (TTFT, TPOT, ITL). The same check predicting
+/// the H100 from the A100 was off by 58% in capacity: saturated H100 runs stay optimistic.
+pub const KERNEL_TABLES_ERROR_BAND: f64 = 0.25;
 /// How far an uncalibrated GPU's may be: on real vLLM runs held out from the developers,
 /// simulated A100-80GB E2E and ITL were about 25% and TTFT 40% too fast, L40S 11% and 42%
 /// (issue 12).
@@ -187,6 +197,10 @@ pub struct ModelSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<ModelVariant>,
     pub sources: BTreeMap<String, String>,
+    /// The file this entry was read from at run time (`--catalog`, a Hugging Face config.json);
+    /// `None` when built in.
+    #[serde(skip)]
+    pub origin: Option<super::user_catalog::Origin>,
 }
 
 /// A repository that shares a catalog entry's architecture: what differs, with its source.
@@ -207,7 +221,7 @@ pub struct ModelVariant {
 
 impl ModelSpec {
     /// This entry followed by one entry per variant.
-    fn with_variants(mut self) -> Vec<ModelSpec> {
+    pub(crate) fn with_variants(mut self) -> Vec<ModelSpec> {
         let variants = std::mem::take(&mut self.variants);
         let mut out = vec![self];
         for v in variants {
@@ -317,6 +331,7 @@ impl ModelSpec {
             num_params_published: String::new(),
             generation_config: GenerationDefaults::default(),
             variants: Vec::new(),
+            origin: None,
             sources: BTreeMap::from([("config".to_string(), format!("Hugging Face config.json given as {name}"))]),
         })
     }
@@ -383,20 +398,21 @@ impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
 /// zero, a zero hidden size would make the KV cache infinite, and sizes far beyond any published
 /// model would make start-up allocate without bound. The upper limits sit well above the largest
 /// open models (hidden 16,384 and 126 layers for Llama-3.1-405B, vocabularies of 262,144).
+pub(crate) const HF_FIELD_LIMITS: [(&str, u64, u64); 10] = [
+    ("hidden_size", 1, 1 << 20),
+    ("intermediate_size", 1, 1 << 22),
+    ("num_hidden_layers", 1, 1024),
+    ("num_attention_heads", 1, 16_384),
+    ("num_key_value_heads", 1, 16_384),
+    ("head_dim", 1, 65_536),
+    ("vocab_size", 1, 1 << 24),
+    ("max_position_embeddings", 2, 1 << 30),
+    ("num_local_experts", 1, 65_536),
+    ("num_experts_per_tok", 1, 65_536),
+];
+
 fn check_hf_shape(c: &serde_json::Value) -> Result<(), String> {
-    const FIELDS: [(&str, u64, u64); 10] = [
-        ("hidden_size", 1, 1 << 20),
-        ("intermediate_size", 1, 1 << 22),
-        ("num_hidden_layers", 1, 1024),
-        ("num_attention_heads", 1, 16_384),
-        ("num_key_value_heads", 1, 16_384),
-        ("head_dim", 1, 65_536),
-        ("vocab_size", 1, 1 << 24),
-        ("max_position_embeddings", 2, 1 << 30),
-        ("num_local_experts", 1, 65_536),
-        ("num_experts_per_tok", 1, 65_536),
-    ];
-    for (key, min, max) in FIELDS {
+    for (key, min, max) in HF_FIELD_LIMITS {
         let Some(value) = c.get(key) else { continue };
         match value.as_u64() {
             Some(v) if (min..=max).contains(&v) => {}
@@ -479,7 +495,11 @@ impl Catalog {
         self.gpus.iter().find(|g| g.name == wanted || g.aliases.contains(&wanted)).ok_or_else(|| UnknownName {
             kind: "gpu",
             name: name.to_string(),
-            known: self.gpus.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(", "),
+            known: format!(
+                "{}; or add DIR/gpu/NAME.json (the format of models/gpu/) and pass --catalog DIR or set \
+                 SYMBIOTE_CATALOG=DIR (docs/catalog.md)",
+                self.gpus.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
         })
     }
 
@@ -499,7 +519,8 @@ impl Catalog {
                 kind: "model",
                 name: name.to_string(),
                 known: format!(
-                    "{}; or give the path of a Hugging Face config.json, or add a file under models/llm/ (see models/README.md)",
+                    "{}; or give a Hugging Face model folder or its config.json, or add DIR/llm/NAME.json \
+                     (the format of models/llm/) and pass --catalog DIR or set SYMBIOTE_CATALOG=DIR (docs/catalog.md)",
                     self.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
                 ),
             })

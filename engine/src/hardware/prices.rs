@@ -17,7 +17,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{Catalog, GpuSpec};
+use super::catalog::GpuSpec;
 
 /// The highest price per GPU-hour accepted: list prices sit below $15 (Azure's H100 is about
 /// $12.29), so a figure beyond this is a unit mistake (per instance-month, in cents).
@@ -128,7 +128,7 @@ impl PriceBook {
     pub fn parse(text: &str, file: &str, label: &str, csv: bool) -> Result<PriceBook, PriceError> {
         let error = |at: String, message: String| PriceError { file: file.to_string(), at, message };
         let rows = if csv { csv_rows(text) } else { json_rows(text) }.map_err(|(at, m)| error(at, m))?;
-        let catalog = Catalog::builtin();
+        let catalog = crate::hardware::active_catalog();
         let mut overrides = BTreeMap::new();
         for row in rows {
             let gpu = catalog.gpu(&row.gpu).map_err(|e| error(row.at.clone(), format!("{e}; use a catalog name")))?;
@@ -275,6 +275,7 @@ fn csv_rows(text: &str) -> Result<Vec<Row>, (String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hardware::Catalog;
 
     fn quote(usd: f64, provider: &str, kind: PriceKind) -> PriceQuote {
         PriceQuote {

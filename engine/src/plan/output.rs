@@ -44,7 +44,7 @@ fn candidate_json(plan: &Plan, slo: &Slo, i: usize) -> Map<String, Value> {
     row.insert("enable_chunked_prefill".into(), e.enable_chunked_prefill.into());
     row.insert("router".into(), router_name(c.config.router).into());
     row.insert("calibrated".into(), c.calibrated().into());
-    row.insert("error_band".into(), c.case.gpu.error_band().into());
+    row.insert("error_band".into(), c.error_band().into());
     row.insert("usd_per_gpu_hour".into(), c.usd_per_gpu_hour.into());
     row.insert("price_basis".into(), c.price_basis.clone().into());
     row.insert("knee_rps_per_replica".into(), screen.knee.map(|k| round(k, 4)).into());
@@ -117,7 +117,7 @@ pub fn ties(plan: &Plan) -> Vec<usize> {
         .filter(|&i| i != w)
         .filter_map(|i| plan.verified_cost(i).map(|c| (i, c)))
         .filter(|&(i, c)| {
-            let b = plan.candidates[i].case.gpu.error_band().max(plan.candidates[w].case.gpu.error_band());
+            let b = plan.candidates[i].error_band().max(plan.candidates[w].error_band());
             c <= cost * (1.0 + b)
         })
         .map(|(i, _)| i)
@@ -247,15 +247,15 @@ pub fn report_markdown(plan: &Plan, input: &PlanInput, json: &Value) -> String {
             }
             let how_sure = if c.calibrated() {
                 format!(
-                    "{}'s step-time model is calibrated to measured vLLM runs (error band {:.0}%).",
+                    "{}'s step times rest on measurements of it (vLLM runs or kernel timings; error band {:.0}%).",
                     c.case.gpu.name,
-                    c.case.gpu.error_band() * 100.0
+                    c.error_band() * 100.0
                 )
             } else {
                 format!(
                     "**{} is uncalibrated**: its step times are datasheet estimates, off by up to {:.0}% on measured runs of uncalibrated GPUs; treat the replica count as a first estimate.",
                     c.case.gpu.name,
-                    c.case.gpu.error_band() * 100.0
+                    c.error_band() * 100.0
                 )
             };
             md.push_str(&format!(
@@ -432,7 +432,7 @@ pub fn offline_json(
                                      "makespan_h": v.makespan_s / 3600.0, "meets_deadline": v.meets_deadline,
                                      "job_cost_usd": v.replicas as f64 * candidates[w].case.tp as f64 * candidates[w].usd_per_gpu_hour * v.makespan_s / 3600.0});
         }
-        row["error_band"] = candidates[w].case.gpu.error_band().into();
+        row["error_band"] = candidates[w].error_band().into();
         row
     });
     json!({
@@ -489,9 +489,9 @@ pub fn offline_markdown(
                 if v["meets_deadline"] == true { "meets" } else { "**misses**" }
             ));
             md.push_str(&if c.calibrated() {
-                format!("{} is calibrated to measured vLLM runs (error band {:.0}%).\n\n", c.case.gpu.name, c.case.gpu.error_band() * 100.0)
+                format!("{}'s step times rest on measurements of it (vLLM runs or kernel timings; error band {:.0}%).\n\n", c.case.gpu.name, c.error_band() * 100.0)
             } else {
-                format!("**{} is uncalibrated**: throughput may be off by up to {:.0}%; leave that much slack in the deadline.\n\n", c.case.gpu.name, c.case.gpu.error_band() * 100.0)
+                format!("**{} is uncalibrated**: throughput may be off by up to {:.0}%; leave that much slack in the deadline.\n\n", c.case.gpu.name, c.error_band() * 100.0)
             });
         }
         _ => md.push_str("**No configuration finishes within the deadline** with the replicas allowed.\n\n"),

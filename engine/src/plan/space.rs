@@ -99,9 +99,15 @@ impl Candidate {
         )
     }
 
-    /// Whether the GPU's step-time parameters were fitted to measured runs.
+    /// Whether the step times rest on measurements of this GPU (a fitted roofline or its
+    /// kernel timings).
     pub fn calibrated(&self) -> bool {
-        self.case.gpu.calibrated()
+        self.case.step_time_calibrated()
+    }
+
+    /// How far its simulated latencies may be from vLLM's (a fraction).
+    pub fn error_band(&self) -> f64 {
+        self.case.error_band().unwrap_or(self.case.gpu.error_band())
     }
 
     pub fn gpus_per_replica(&self) -> u64 {

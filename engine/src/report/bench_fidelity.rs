@@ -101,7 +101,8 @@ pub fn cross_validate_gpus(experiments: &[BenchExperiment], max_evaluations: u32
     for gpu in gpus {
         let train: Vec<BenchExperiment> =
             priced.iter().filter(|e| e.case.gpu.name != gpu).map(|e| (*e).clone()).collect();
-        let test: Vec<BenchExperiment> = priced.iter().filter(|e| e.case.gpu.name == gpu).map(|e| (*e).clone()).collect();
+        let test: Vec<BenchExperiment> =
+            priced.iter().filter(|e| e.case.gpu.name == gpu).map(|e| (*e).clone()).collect();
         let start = super::fidelity::uncalibrated_host(&test[0].case.host);
         let host = if train.is_empty() {
             start

@@ -66,8 +66,9 @@ pub fn table(report: &Report) -> String {
 /// How sure the report's latencies are, from each case's GPU calibration: `None` when no case
 /// says (constant step times). Lists the GPUs on each side with their error bands.
 pub fn sureness_line(report: &Report) -> Option<String> {
-    let mut calibrated = std::collections::BTreeMap::new();
-    let mut uncalibrated = std::collections::BTreeMap::new();
+    use std::collections::BTreeMap;
+    // (kernel tables, calibrated roofline, uncalibrated roofline): GPU -> band.
+    let mut groups: [BTreeMap<String, f64>; 3] = Default::default();
     for case in &report.cases {
         let (Some(gpu), Some(sure), Some(band)) = (
             case.config.get("gpu").and_then(Value::as_str),
@@ -76,22 +77,43 @@ pub fn sureness_line(report: &Report) -> Option<String> {
         ) else {
             continue;
         };
-        if sure { &mut calibrated } else { &mut uncalibrated }.insert(gpu.to_string(), band);
+        let kernels = case.config.get("step_time_model").and_then(Value::as_str) == Some("kernels");
+        let group = if kernels {
+            0
+        } else if sure {
+            1
+        } else {
+            2
+        };
+        groups[group].insert(gpu.to_string(), band);
     }
-    let list = |m: &std::collections::BTreeMap<String, f64>| {
+    let list = |m: &BTreeMap<String, f64>| {
         let band = m.values().fold(0.0f64, |a, &b| a.max(b));
         (m.keys().cloned().collect::<Vec<_>>().join(", "), band * 100.0)
     };
     let mut parts = Vec::new();
-    if !calibrated.is_empty() {
-        let (gpus, band) = list(&calibrated);
-        parts.push(format!("step times calibrated to measured vLLM runs on {gpus} (error band {band:.0}%)"));
-    }
-    if !uncalibrated.is_empty() {
-        let (gpus, band) = list(&uncalibrated);
+    if !groups[0].is_empty() {
+        let (gpus, band) = list(&groups[0]);
         parts.push(format!(
-            "UNCALIBRATED on {gpus}: datasheet estimates, off by up to {band:.0}% on measured runs of uncalibrated GPUs"
+            "step times from kernel timings measured on {gpus} plus the shared host profile (error band {band:.0}%, from predicting A100 runs with a host profile fitted on H100 runs)"
         ));
+    }
+    if !groups[1].is_empty() {
+        let (gpus, band) = list(&groups[1]);
+        parts.push(format!(
+            "step times calibrated to measured vLLM runs on {gpus} (error band {band:.0}% at light to moderate load)"
+        ));
+    }
+    if !groups[2].is_empty() {
+        let (gpus, band) = list(&groups[2]);
+        parts.push(format!(
+            "UNCALIBRATED on {gpus}: datasheet peaks with efficiencies borrowed from kernel tables, off by up to {band:.0}% on measured runs of uncalibrated GPUs"
+        ));
+    }
+    if !parts.is_empty() && !groups[..2].iter().all(BTreeMap::is_empty) {
+        parts.push(
+            "at saturation (every request at once) measured H100 capacity was up to 2x below the simulated".into(),
+        );
     }
     (!parts.is_empty()).then(|| format!("How sure: {}", parts.join("; ")))
 }

@@ -127,7 +127,13 @@ fn experiment(
         }
     }
     if s["max_model_len"].is_null() {
-        let model_max = crate::hardware::Catalog::builtin().model(model).map_or(32768, |m| m.max_position_embeddings);
+        // vLLM's default is the model's own limit (`_get_and_verify_max_len`), looked up the way
+        // the case will resolve the model (a --catalog entry, a Hugging Face folder), so a
+        // 16,384-token CodeLlama gets 16,384. Past 32,768 the run must have set a smaller one:
+        // vLLM would not have started with the KV cache unable to hold one 1M-token (Mistral-Nemo)
+        // or 10M-token (Llama 4 Scout) sequence, so 32,768 is assumed and said.
+        let model_max = crate::hardware::resolve_model(model, Path::new("."), crate::hardware::active_catalog())
+            .map_or(32768, |m| m.max_position_embeddings);
         let len = model_max.min(32768);
         engine["max_model_len"] = json!(len);
         warnings.push(format!("max_model_len not published: assumes {len} (the model's limit, capped at 32,768)"));

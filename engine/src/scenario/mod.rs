@@ -166,6 +166,26 @@ impl Case {
         }
     }
 
+    /// Whether the step times rest on measurements of this GPU: a roofline fitted to its
+    /// measured vLLM runs, or its measured kernel timings.
+    pub fn step_time_calibrated(&self) -> bool {
+        match self.step_model_name() {
+            "kernels" => true,
+            "roofline" => self.gpu.calibrated(),
+            _ => false,
+        }
+    }
+
+    /// How far the simulated latencies may be from vLLM's (a fraction); `None` for a constant
+    /// step time, a hand-set experiment.
+    pub fn error_band(&self) -> Option<f64> {
+        match self.step_model_name() {
+            "kernels" => Some(crate::hardware::catalog::KERNEL_TABLES_ERROR_BAND),
+            "roofline" => Some(self.gpu.error_band()),
+            _ => None,
+        }
+    }
+
     /// The name of the model that prices the steps: `kernels`, `roofline` or `constant`.
     pub fn step_model_name(&self) -> &'static str {
         match self.step_time {

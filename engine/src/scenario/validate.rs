@@ -12,7 +12,7 @@ use super::expand::expand;
 use super::file::{CaseFile, EngineKind, Entrypoint, ExpectFile, ScenarioFile, SeedsFile, StepTimeFile};
 use super::hints::{explain_serde, parent_for_unknown};
 use super::{BatchConfig, Case, EngineConfig, Scenario, StepTimeChoice};
-use crate::hardware::{Catalog, GenerationDefaults, GpuSpec, KvDtype, ModelSpec, Quant};
+use crate::hardware::{GpuSpec, KvDtype, ModelSpec, Quant};
 use crate::sim::bounds::{MAX_BLOCKS, MAX_SECONDS, MAX_SEQS, MAX_TOKENS};
 use crate::sim::run::Limits;
 use crate::sim::{Nanos, SimTime};
@@ -145,7 +145,13 @@ pub fn parse_in(text: &str, label: &str, base_dir: &Path) -> Result<Scenario, Ve
     }
     if ctx.problems.is_empty() {
         let canonical: Value = serde_json::from_str(text).expect("parsed above");
-        let content_hash = format!("{:016x}", super::fnv1a(canonical.to_string().as_bytes()));
+        // Results also rest on the catalog files read at run time (--catalog, a Hugging Face
+        // config.json): their hashes join the file's, so --resume and merge never mix catalogs.
+        let mut identity = canonical.to_string();
+        let origins: std::collections::BTreeSet<&str> =
+            cases.iter().flat_map(|c| [&c.model.origin, &c.gpu.origin]).flatten().map(|o| o.fnv1a.as_str()).collect();
+        origins.iter().for_each(|hash| identity.push_str(hash));
+        let content_hash = format!("{:016x}", super::fnv1a(identity.as_bytes()));
         Ok(Scenario {
             name: file.name,
             description: file.description,
@@ -284,26 +290,10 @@ fn is_big_gpu(gpu: &GpuSpec) -> bool {
 
 fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ctx: &mut Ctx<'_>) -> Option<Case> {
     let problems_before = ctx.problems.len();
-    let catalog = Catalog::builtin();
-    let model = if f.model.ends_with(".json") {
-        let file = ctx.base_dir.join(&f.model);
-        std::fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))
-            .and_then(|text| ModelSpec::from_hf_config(&text, &f.model))
-            .and_then(|mut model| {
-                // The sampling defaults live beside config.json in a Hugging Face repository.
-                let generation = file.with_file_name("generation_config.json");
-                if let Ok(text) = std::fs::read_to_string(&generation) {
-                    model.generation_config =
-                        GenerationDefaults::from_json(&text).map_err(|e| format!("{}: {e}", generation.display()))?;
-                }
-                Ok(model)
-            })
-            .map_err(|e| ctx.push(format!("{path}.model"), format!("{e}; give a Hugging Face config.json")))
-            .ok()
-    } else {
-        catalog.model(&f.model).map_err(|e| ctx.push(format!("{path}.model"), e.to_string())).ok().cloned()
-    };
+    let catalog = crate::hardware::active_catalog();
+    let model = crate::hardware::resolve_model(&f.model, ctx.base_dir, catalog)
+        .map_err(|e| ctx.push(format!("{path}.model"), e))
+        .ok();
     let model = model.as_ref();
     let gpu = catalog.gpu(&f.gpu).map_err(|e| ctx.push(format!("{path}.gpu"), e.to_string())).ok();
     for (p, m) in f.workload.problems(f.batch.is_some()) {

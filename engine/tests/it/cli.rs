@@ -310,7 +310,8 @@ fn reports_say_which_gpus_are_uncalibrated() {
             "base": {"model": "llama-3.1-8b", "gpu": "h100-80gb",
                      "workload": {"arrival": {"rate": 2}, "num_requests": 20}},
             "cases": [{"name": "h100"}, {"name": "a100", "gpu": "a100-80gb"},
-                      {"name": "constant", "step_time": {"model": "constant", "step_ms": 10}}]
+                      {"name": "constant", "step_time": {"model": "constant", "step_ms": 10}},
+                      {"name": "a100_40", "gpu": "a100-40gb"}]
         })
         .to_string(),
     )
@@ -318,25 +319,28 @@ fn reports_say_which_gpus_are_uncalibrated() {
     let out = dir.join("out");
     let (code, stdout, stderr) = symbiote(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stdout.contains("How sure: step times calibrated to measured vLLM runs on h100-80gb (error band 6%); UNCALIBRATED on a100-80gb"),
-        "{stdout}"
-    );
+    for part in [
+        "How sure: step times from kernel timings measured on a100-80gb plus the shared host profile (error band 25%",
+        "step times calibrated to measured vLLM runs on h100-80gb (error band 6% at light to moderate load)",
+        "UNCALIBRATED on a100-40gb",
+    ] {
+        assert!(stdout.contains(part), "{part}\n{stdout}");
+    }
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("two_gpus/report.json")).unwrap()).unwrap();
     let config = |i: usize| report["cases"][i]["config"].clone();
-    assert_eq!(
-        (config(0)["step_time_calibrated"].clone(), config(0)["error_band"].clone()),
-        (true.into(), 0.06.into())
-    );
-    assert_eq!(
-        (config(1)["step_time_calibrated"].clone(), config(1)["error_band"].clone()),
-        (false.into(), 0.4.into())
-    );
+    let sure = |i: usize| {
+        let c = config(i);
+        (c["step_time_model"].clone(), c["step_time_calibrated"].clone(), c["error_band"].clone())
+    };
+    assert_eq!(sure(0), ("roofline".into(), true.into(), 0.06.into()));
+    assert_eq!(sure(1), ("kernels".into(), true.into(), 0.25.into()));
+    assert_eq!(sure(3), ("roofline".into(), false.into(), 0.4.into()));
     assert!(config(2).get("error_band").is_none(), "a constant step time has no band");
+    assert_eq!(config(2)["step_time_model"], "constant");
     let md = std::fs::read_to_string(out.join("two_gpus/report.md")).unwrap();
-    assert!(md.contains("UNCALIBRATED on a100-80gb"), "{md}");
+    assert!(md.contains("UNCALIBRATED on a100-40gb") && md.contains("kernel timings measured on a100-80gb"), "{md}");
     let html = std::fs::read_to_string(out.join("two_gpus/report.html")).unwrap();
-    assert!(html.contains("UNCALIBRATED on a100-80gb"));
+    assert!(html.contains("UNCALIBRATED on a100-40gb"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -43,7 +43,15 @@ fn a_config_json_path_builds_the_same_model_as_the_catalog() {
     std::fs::remove_file(dir.join("generation_config.json")).unwrap();
     // A missing file and an unknown name both say what to do.
     let err = parse_in(&text("nope/config.json"), "t.json", &dir).unwrap_err();
-    assert!(err[0].message.contains("give a Hugging Face config.json"), "{}", err[0].message);
+    assert!(
+        err[0].message.contains("give a Hugging Face model folder or the path of its config.json"),
+        "{}",
+        err[0].message
+    );
     let err = parse_in(&text("llama-9"), "t.json", &dir).unwrap_err();
-    assert!(err[0].message.contains("or add a file under models/llm/"), "{}", err[0].message);
+    assert!(
+        err[0].message.contains("add DIR/llm/NAME.json") && err[0].message.contains("--catalog DIR"),
+        "{}",
+        err[0].message
+    );
 }

@@ -2,6 +2,7 @@
 
 mod bench_runs;
 mod broken;
+mod catalog;
 mod cli;
 mod determinism;
 mod docs;

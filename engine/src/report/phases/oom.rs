@@ -4,7 +4,6 @@ use serde_json::json;
 
 use super::*;
 use crate::hardware::memory;
-use crate::hardware::Catalog;
 use crate::report::Report;
 use crate::scenario::Scenario;
 
@@ -12,7 +11,7 @@ pub(super) fn oom(scenario: &Scenario, report: &Report) -> Findings {
     let case0 = &scenario.cases[0];
     let prompt = fixed_len(&case0.workload.prompt).unwrap_or(512);
     let output = fixed_len(&case0.workload.output).unwrap_or(128);
-    let catalog = Catalog::builtin();
+    let catalog = crate::hardware::active_catalog();
     let mut limits = Vec::new();
     let mut markdown = format!(
         "Largest safe batch of {prompt}-token prompts with {output} output tokens for {} ({}), found by binary search on the memory model: the static engine's batch must fit whole; vLLM's figure is how many such sequences stay resident without preemption (more only queue or preempt).\n\n| GPU | static engine | vLLM resident |\n|---|---:|---:|\n",

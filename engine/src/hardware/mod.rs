@@ -2,6 +2,8 @@
 //! model, the step-time model, and the price of a GPU-hour. Nothing here sees time or events.
 
 pub mod catalog;
+pub mod hf_memory;
+pub mod hf_step_time;
 pub mod kernels;
 pub mod memory;
 pub mod prices;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::hardware::hf_memory::CacheKind;
 use crate::hardware::memory::{self, MemoryConfig};
 use crate::hardware::{KvDtype, Quant};
 
@@ -124,11 +125,21 @@ pub fn memory_report(args: &MemoryArgs) -> Result<(String, bool)> {
     let plan = memory::plan(model, gpu, &config);
     if args.json {
         let largest = match (args.prompt_len, args.output_len) {
-            (Some(prompt), Some(output)) => serde_json::json!({
+            (Some(prompt), Some(output)) => {
+                let static_engine: Vec<serde_json::Value> = [CacheKind::Dynamic, CacheKind::Static]
+                    .into_iter()
+                    .map(|cache| {
+                        let rows = memory::largest_static_batch(model, gpu, &config, cache, prompt, output);
+                        serde_json::json!({"engine": "hf_generate", "cache": cache, "rows": rows})
+                    })
+                    .collect();
+                serde_json::json!({
                 "prompt_len": prompt, "output_len": output,
-                "static_rows": memory::largest_static_batch(model, gpu, &config, prompt, output),
+                "static_rows": memory::largest_static_batch(model, gpu, &config, CacheKind::Dynamic, prompt, output),
+                "static_engine": static_engine,
                 "vllm_sequences": plan.as_ref().map_or(0, |p| memory::largest_vllm_batch(p, prompt, output)),
-            }),
+                })
+            }
             _ => serde_json::Value::Null,
         };
         let (breakdown, error) = match &plan {
@@ -144,10 +155,11 @@ pub fn memory_report(args: &MemoryArgs) -> Result<(String, bool)> {
         return Ok((serde_json::to_string_pretty(&out)? + "\n", plan.is_ok()));
     }
     if let (Some(prompt), Some(output)) = (args.prompt_len, args.output_len) {
-        let static_rows = memory::largest_static_batch(model, gpu, &config, prompt, output);
+        let dynamic = memory::largest_static_batch(model, gpu, &config, CacheKind::Dynamic, prompt, output);
+        let fixed = memory::largest_static_batch(model, gpu, &config, CacheKind::Static, prompt, output);
         let vllm_rows = plan.as_ref().map_or(0, |p| memory::largest_vllm_batch(p, prompt, output));
         text.push_str(&format!(
-            "Largest batch of {prompt}-token prompts with {output} output tokens:\n  static engine (padded, KV reserved up front): {static_rows} rows\n  vLLM (all resident in paged KV, no preemption): {vllm_rows} sequences\n\n"
+            "Largest batch of {prompt}-token prompts with {output} output tokens:\n  static engine, HF generate with DynamicCache (default): {dynamic} rows (an upper bound: allocator fragmentation not modelled)\n  static engine, HF generate with cache_implementation=\"static\": {fixed} rows\n  vLLM (all resident in paged KV, no preemption): {vllm_rows} sequences\n\n"
         ));
     }
     match plan {

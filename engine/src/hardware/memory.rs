@@ -11,6 +11,7 @@
 use serde::Serialize;
 
 use super::catalog::{GpuSpec, ModelSpec};
+use super::hf_memory::{self, CacheKind};
 use super::quant::{KvDtype, Quant};
 use super::shape::ParamBreakdown;
 
@@ -207,22 +208,29 @@ pub fn plan(model: &ModelSpec, gpu: &GpuSpec, cfg: &MemoryConfig) -> Result<Memo
 }
 
 /// Memory of one static batch (a plain Hugging Face `generate` call): the whole batch is
-/// padded to its longest prompt and holds KV for prompt + output tokens of every row.
+/// padded to its longest prompt; the terms are `hf_memory`'s.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct StaticMemory {
     pub rows: u64,
     pub padded_prompt_tokens: u64,
     pub output_tokens: u64,
+    /// `generate`'s cache: `dynamic` (HF's default) or `static`.
+    pub cache: CacheKind,
     pub total_visible_bytes: u64,
     pub weights_bytes: u64,
+    /// KV at its largest (DynamicCache: plus one layer's tensor held twice during `torch.cat`).
     pub kv_cache_bytes: u64,
+    /// The prefill's activation peak over the padded batch, and the last position's logits.
     pub activation_peak_bytes: u64,
+    /// The CUDA context and the memory outside PyTorch's allocator.
     pub non_torch_bytes: u64,
+    /// The peak: every term that is live at once at the worst point of the run.
+    pub peak_bytes: u64,
 }
 
 impl StaticMemory {
     pub fn needed_bytes(&self) -> u64 {
-        self.weights_bytes + self.kv_cache_bytes + self.activation_peak_bytes + self.non_torch_bytes
+        self.peak_bytes
     }
 
     pub fn fits(&self) -> bool {
@@ -233,10 +241,11 @@ impl StaticMemory {
     pub fn oom_message(&self) -> String {
         let gib = |b: u64| b as f64 / GIB;
         format!(
-            "torch.OutOfMemoryError: CUDA out of memory. A static batch of {} rows padded to {} prompt tokens with {} output tokens needs {:.2} GiB (weights {:.2}, KV cache {:.2}, activations {:.2}, CUDA context {:.2}) but the GPU has {:.2} GiB in total; lower the batch size or use paged attention (vLLM)",
+            "torch.OutOfMemoryError: CUDA out of memory. A static batch of {} rows padded to {} prompt tokens with {} output tokens ({} cache) needs {:.2} GiB at its peak (weights {:.2}, KV cache {:.2}, prefill activations and logits {:.2}, CUDA context {:.2}) but the GPU has {:.2} GiB in total; lower the batch size or use paged attention (vLLM)",
             self.rows,
             self.padded_prompt_tokens,
             self.output_tokens,
+            self.cache.name(),
             gib(self.needed_bytes()),
             gib(self.weights_bytes),
             gib(self.kv_cache_bytes),
@@ -247,37 +256,42 @@ impl StaticMemory {
     }
 }
 
-/// The static engine's memory for `rows` rows of `prompt` (padded) and `output` tokens. The KV
-/// cache holds every row's full sequence; the activation peak is the prefill of all rows
-/// (the MLP stage, as for vLLM's profile run) plus fp32 logits and probabilities of the last
-/// position of each row (`generate` keeps only the last position's logits since transformers
-/// 4.45, `logits_to_keep`); attention uses SDPA, which does not materialise the score matrix.
+/// The static engine's memory for `rows` rows of `prompt` (padded) and `output` tokens under
+/// `generate`'s `cache` (see `hf_memory` for each term and its source).
 pub fn plan_static(
     model: &ModelSpec,
     gpu: &GpuSpec,
     cfg: &MemoryConfig,
+    cache: CacheKind,
     rows: u64,
     prompt: u64,
     output: u64,
 ) -> StaticMemory {
-    let params = ParamBreakdown::of(model);
-    let kv_per_token = kv_bytes_per_token(model, cfg.quant, cfg.kv_dtype, cfg.tp);
-    let profile = MemoryConfig { max_num_batched_tokens: rows * prompt, max_num_seqs: rows, ..cfg.clone() };
+    let (_, terms, peak) = hf_memory::fits(model, gpu, cfg, cache, rows, prompt, output);
     StaticMemory {
         rows,
         padded_prompt_tokens: prompt,
         output_tokens: output,
+        cache,
         total_visible_bytes: (gpu.memory_visible_gib * GIB) as u64,
-        weights_bytes: params.weight_bytes_per_rank(cfg.quant, cfg.tp) as u64,
-        kv_cache_bytes: rows * (prompt + output) * kv_per_token,
-        activation_peak_bytes: activation_peak_bytes(model, &profile) as u64,
-        non_torch_bytes: NON_TORCH_BYTES as u64,
+        weights_bytes: terms.weights_bytes,
+        kv_cache_bytes: terms.kv_cache_bytes + terms.kv_growth_bytes,
+        activation_peak_bytes: terms.prefill_activation_bytes + terms.logits_bytes,
+        non_torch_bytes: terms.context_bytes,
+        peak_bytes: peak,
     }
 }
 
 /// The largest static batch that fits (0 when not even one row fits).
-pub fn largest_static_batch(model: &ModelSpec, gpu: &GpuSpec, cfg: &MemoryConfig, prompt: u64, output: u64) -> u64 {
-    largest_where(|rows| plan_static(model, gpu, cfg, rows, prompt, output).fits(), 1 << 40)
+pub fn largest_static_batch(
+    model: &ModelSpec,
+    gpu: &GpuSpec,
+    cfg: &MemoryConfig,
+    cache: CacheKind,
+    prompt: u64,
+    output: u64,
+) -> u64 {
+    largest_where(|rows| plan_static(model, gpu, cfg, cache, rows, prompt, output).fits(), 1 << 40)
 }
 
 /// The largest `n` in `0..=limit` for which `ok(n)` holds, for a predicate that holds up to
@@ -424,10 +438,12 @@ mod tests {
         for (model, gpu) in [("llama-2-7b", "rtx-3090"), ("qwen2.5-0.5b", "a100-40gb")] {
             let (model, gpu) = (catalog.model(model).unwrap(), catalog.gpu(gpu).unwrap());
             let cfg = config(Quant::Fp16, 2048, 256, 4096);
-            let rows = largest_static_batch(model, gpu, &cfg, 512, 128);
-            assert!(rows > 0);
-            assert!(plan_static(model, gpu, &cfg, rows, 512, 128).fits());
-            assert!(!plan_static(model, gpu, &cfg, rows + 1, 512, 128).fits());
+            for cache in [CacheKind::Dynamic, CacheKind::Static] {
+                let rows = largest_static_batch(model, gpu, &cfg, cache, 512, 128);
+                assert!(rows > 0);
+                assert!(plan_static(model, gpu, &cfg, cache, rows, 512, 128).fits());
+                assert!(!plan_static(model, gpu, &cfg, cache, rows + 1, 512, 128).fits());
+            }
         }
     }
 
@@ -439,9 +455,9 @@ mod tests {
         let catalog = Catalog::builtin();
         let (model, gpu) = (catalog.model("llama-2-7b").unwrap(), catalog.gpu("rtx-3090").unwrap());
         let cfg = config(Quant::Fp16, 2048, 256, 4096);
-        let rows = largest_static_batch(model, gpu, &cfg, 512, 128);
+        let rows = largest_static_batch(model, gpu, &cfg, CacheKind::Static, 512, 128);
         assert!((25..=36).contains(&rows), "{rows}");
-        let big = plan_static(model, gpu, &cfg, 8192, 512, 128);
+        let big = plan_static(model, gpu, &cfg, CacheKind::Dynamic, 8192, 512, 128);
         assert!(!big.fits());
         assert!(big
             .oom_message()

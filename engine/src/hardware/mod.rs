@@ -3,7 +3,9 @@
 //! the host's share of a step, and the price of a GPU-hour. Nothing here sees time or events.
 
 pub mod catalog;
+pub mod hf_memory;
 pub mod hf_model;
+pub mod hf_step_time;
 pub mod host;
 pub mod kernels;
 pub mod memory;

@@ -224,7 +224,7 @@ impl Roofline {
 
     /// The breakdown from the batch's sums: scheduled tokens, sequences, causal attention
     /// pairs and KV tokens read.
-    fn breakdown_of(&self, tokens: f64, seqs: f64, pairs: f64, kv_tokens: f64) -> [f64; 4] {
+    pub(crate) fn breakdown_of(&self, tokens: f64, seqs: f64, pairs: f64, kv_tokens: f64) -> [f64; 4] {
         let p = &self.params;
         [
             self.linear_secs(tokens, seqs),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::replica::{Finished, Rejection};
 use super::request::{Request, RequestSlab, Status};
+use crate::hardware::hf_memory::CacheKind;
 use crate::hardware::memory::{plan_static, MemoryConfig, StaticMemory};
 use crate::hardware::{GpuSpec, ModelSpec, SeqWork, StepTimeModel};
 use crate::report::metrics::{Metrics, RequestRecord};
@@ -112,6 +113,7 @@ impl StaticEngine {
             &self.model,
             &self.gpu,
             &self.memory,
+            CacheKind::Dynamic,
             self.batch.len() as u64,
             self.padded_prompt as u64,
             self.batch_output as u64,

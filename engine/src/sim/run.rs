@@ -11,6 +11,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::{EventQueue, Nanos, SimTime, Stream, Streams};
+use crate::hardware::hf_memory::CacheKind;
+use crate::hardware::hf_step_time::HfEagerStepTime;
 use crate::hardware::memory::{self, MemoryBreakdown, StartupFailure};
 use crate::hardware::shape::ParamBreakdown;
 use crate::hardware::{ConstantStepTime, KernelStepTime, Roofline, StepTimeModel};
@@ -276,10 +278,26 @@ fn build_engines(case: &Case, memory: &MemoryBreakdown, kernels: Option<KernelSt
                 case.gpu.clone(),
                 case.memory_config(),
                 case.engine.max_num_seqs,
-                step_time.clone(),
+                static_step_time(case, &step_time),
             )),
         })
         .collect()
+}
+
+/// The static engine's step model: eager `generate` with HF's default DynamicCache, unless the
+/// case asks for a constant step time (tests).
+fn static_step_time(case: &Case, chosen: &Arc<dyn StepTimeModel>) -> Arc<dyn StepTimeModel> {
+    match case.step_time {
+        StepTimeChoice::Constant { .. } => chosen.clone(),
+        StepTimeChoice::Auto | StepTimeChoice::Roofline | StepTimeChoice::Kernels => Arc::new(HfEagerStepTime::new(
+            &case.model,
+            &case.gpu,
+            case.quant,
+            case.kv_dtype,
+            case.tp,
+            CacheKind::Dynamic,
+        )),
+    }
 }
 
 impl World {

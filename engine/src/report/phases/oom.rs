@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::hardware::hf_memory::CacheKind;
 use crate::hardware::memory;
 use crate::report::Report;
 use crate::scenario::Scenario;
@@ -14,18 +15,20 @@ pub(super) fn oom(scenario: &Scenario, report: &Report) -> Findings {
     let catalog = crate::hardware::active_catalog();
     let mut limits = Vec::new();
     let mut markdown = format!(
-        "Largest safe batch of {prompt}-token prompts with {output} output tokens for {} ({}), found by binary search on the memory model: the static engine's batch must fit whole; vLLM's figure is how many such sequences stay resident without preemption (more only queue or preempt).\n\n| GPU | static engine | vLLM resident |\n|---|---:|---:|\n",
+        "Largest safe batch of {prompt}-token prompts with {output} output tokens for {} ({}), found by binary search on the memory model: the static engine's batch must fit whole (Hugging Face `generate`: weights, KV of the padded batch, the prefill's activations over all rows, the CUDA context), with HF's default DynamicCache and with `cache_implementation=\"static\"`; vLLM's figure is how many such sequences stay resident without preemption (more only queue or preempt).\n\n| GPU | static engine (DynamicCache) | static engine (static cache) | vLLM resident |\n|---|---:|---:|---:|\n",
         case0.model.display_name, case0.quant
     );
     for gpu_name in ["rtx-3090", "rtx-4090", "l40", "a100-40gb", "a100-80gb", "h100"] {
         let gpu = catalog.gpu(gpu_name).expect("catalog GPU");
         let mut cfg = case0.memory_config();
         cfg.max_model_len = cfg.max_model_len.min(case0.model.max_position_embeddings);
-        let static_rows = memory::largest_static_batch(&case0.model, gpu, &cfg, prompt, output);
+        let static_rows = memory::largest_static_batch(&case0.model, gpu, &cfg, CacheKind::Dynamic, prompt, output);
+        let static_cache_rows =
+            memory::largest_static_batch(&case0.model, gpu, &cfg, CacheKind::Static, prompt, output);
         let vllm_rows =
             memory::plan(&case0.model, gpu, &cfg).map_or(0, |p| memory::largest_vllm_batch(&p, prompt, output));
-        markdown.push_str(&format!("| {gpu_name} | {static_rows} | {vllm_rows} |\n"));
-        limits.push(json!({"gpu": gpu_name, "static_rows": static_rows, "vllm_resident": vllm_rows}));
+        markdown.push_str(&format!("| {gpu_name} | {static_rows} | {static_cache_rows} | {vllm_rows} |\n"));
+        limits.push(json!({"gpu": gpu_name, "static_rows": static_rows, "static_cache_rows": static_cache_rows, "vllm_resident": vllm_rows}));
     }
     let mut first_static_oom: Option<String> = None;
     markdown.push_str("\n| case | outcome | preemptions | mean queueing ms | rows/s |\n|---|---|---:|---:|---:|\n");
@@ -57,7 +60,7 @@ pub(super) fn oom(scenario: &Scenario, report: &Report) -> Findings {
         case0.gpu.name
     );
     let summary = format!(
-        "Each batch size runs on the static engine (padded, KV reserved up front) and on vLLM (paged KV, continuous batching). Out of memory: {}. vLLM never runs out of memory at run time: beyond its resident capacity it queues and preempts instead. The largest static batch that fits on {} is {home} rows.",
+        "Each batch size runs on the static engine (padded, KV reserved up front) and on vLLM (paged KV, continuous batching). Out of memory: {}. vLLM never runs out of memory at run time: beyond its resident capacity it queues and preempts instead. The largest static batch that fits on {} is {home} rows. The static engine is priced as eager Hugging Face `generate` runs (issue 12): every elementwise op its own kernel, a CPU launch per kernel with no CUDA graph, DynamicCache copying the whole KV cache every step, finished rows computed until the batch ends; its memory counts the padded batch's prefill activations and the CUDA context, so it is slower than vLLM at the same batch and fits fewer rows than before.",
         if ooms.is_empty() { "none".to_string() } else { ooms.join(", ") },
         case0.gpu.display_name
     );

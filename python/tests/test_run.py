@@ -108,8 +108,8 @@ def test_records_tables_need_no_pandas(small):
 
 
 def test_the_gil_is_released_while_simulating(small):
-    # Long enough (20,000 requests) that the main thread has many chances to run.
-    small["base"]["workload"]["num_requests"] = 20_000
+    # Long enough (100,000 requests, about a second) that the main thread has many chances to run.
+    small["base"]["workload"]["num_requests"] = 100_000
     small["cases"] = [{"name": "rate=40", "workload.arrival.rate": 40}]
     small["seeds"] = [1]
     span = {}

@@ -17,6 +17,9 @@
 //!              runner (rayon over (case, seed), resume, shards) ─► cli (commands) ─► main
 //! ```
 //!
+//! Beside `main`: the Python package (`python/`, pyo3) calls the same `cli` and `runner`
+//! functions as `main` does; no simulation or report logic lives in the binding.
+//!
 //! Above the runner: `plan` searches deployments (GPU, quantization, TP, batch limits, router,
 //! replicas) for the cheapest that meets an SLO, running many short simulations through
 //! `sim::run` with SLO attainment watched so that failing runs stop early.

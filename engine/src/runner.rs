@@ -131,6 +131,18 @@ pub fn read_series(dir: &Path, report: &crate::report::Report) -> crate::report:
 /// them). Each run's files are written as soon as it finishes. Returns the runs in report
 /// order; a shard returns only its own.
 pub fn run_jobs(scenario: &Scenario, options: &RunOptions) -> Result<Vec<RunReport>> {
+    let runs = run_jobs_keeping(scenario, options, |_, _, _| ())?;
+    Ok(runs.into_iter().map(|(report, _)| report).collect())
+}
+
+/// [`run_jobs`], also returning what `keep` takes from each run's result while it is still in
+/// memory (the Python package keeps the timeline and request CSVs this way instead of reading
+/// files back); `None` for a run reused from disk by `resume`.
+pub fn run_jobs_keeping<T: Send>(
+    scenario: &Scenario,
+    options: &RunOptions,
+    keep: impl Fn(&Case, u64, &RunResult) -> T + Sync,
+) -> Result<Vec<(RunReport, Option<T>)>> {
     let all = jobs(scenario);
     let mine: Vec<(usize, u64)> = match options.shard {
         Some((k, n)) => all.iter().enumerate().filter(|(i, _)| i % n == k - 1).map(|(_, j)| *j).collect(),
@@ -144,15 +156,15 @@ pub fn run_jobs(scenario: &Scenario, options: &RunOptions) -> Result<Vec<RunRepo
         capture.queue = capture.queue.or(needs.queue);
     }
     capture.request_detail |= options.vllm_bench.is_some();
-    let results: Vec<Result<RunReport>> = mine
+    let results: Vec<Result<(RunReport, Option<T>)>> = mine
         .par_iter()
         .map(|&(case_index, seed)| {
             let resumed = match (&options.dir, options.resume) {
                 (Some(dir), true) => read_run(dir, scenario, case_index, seed),
                 _ => None,
             };
-            let report = match resumed {
-                Some(report) => report,
+            let run = match resumed {
+                Some(report) => (report, None),
                 None => {
                     let case = &scenario.cases[case_index];
                     let result = run_case(case, seed, capture);
@@ -164,13 +176,14 @@ pub fn run_jobs(scenario: &Scenario, options: &RunOptions) -> Result<Vec<RunRepo
                     if let Some(export) = &options.vllm_bench {
                         write_bench_file(export, scenario, case, seed, &report, &result)?;
                     }
-                    report
+                    let kept = keep(case, seed, &result);
+                    (report, Some(kept))
                 }
             };
             if let Some(bar) = &bar {
                 bar.inc(1);
             }
-            Ok(report)
+            Ok(run)
         })
         .collect();
     if let Some(bar) = bar {

@@ -124,8 +124,8 @@ fn or_default<T: Clone>(values: &[T]) -> Vec<Option<T>> {
     }
 }
 
-/// The base case, its folder and a label for the traffic.
-fn base_case(args: &PlanArgs) -> Result<(Value, PathBuf, String)> {
+/// The base case of `--trace` or the scenario file, its folder and a label for the traffic.
+pub fn plan_base(args: &PlanArgs) -> Result<(Value, PathBuf, String)> {
     if let Some(trace) = &args.trace {
         let model = args
             .model
@@ -144,19 +144,24 @@ fn base_case(args: &PlanArgs) -> Result<(Value, PathBuf, String)> {
     };
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let label = path.display().to_string();
+    scenario_base(args, &text, &path.display().to_string(), dir)
+}
+
+/// The base case of a scenario given as text (`label` names it in errors, `dir` is where its
+/// relative paths start), its folder and a label for the traffic.
+pub fn scenario_base(args: &PlanArgs, text: &str, label: &str, dir: PathBuf) -> Result<(Value, PathBuf, String)> {
     let problems = |text: &str| -> anyhow::Error {
-        let problems = crate::scenario::parse_in(text, &label, &dir).err().unwrap_or_default();
+        let problems = crate::scenario::parse_in(text, label, &dir).err().unwrap_or_default();
         anyhow::anyhow!("{}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))
     };
     // Validate the whole file first, so that its errors read as they do for `symbiote run`;
     // the GPU may be left to the search space.
-    let file: Value = serde_json::from_str(&text).map_err(|_| problems(&text))?;
+    let file: Value = serde_json::from_str(text).map_err(|_| problems(text))?;
     let mut checked = file.clone();
     if checked.pointer("/base/gpu").is_none() && checked.get("base").is_some_and(Value::is_object) {
         checked["base"]["gpu"] = args.gpus.first().map_or("h100-80gb", String::as_str).into();
     }
-    if crate::scenario::parse_in(&checked.to_string(), &label, &dir).is_err() {
+    if crate::scenario::parse_in(&checked.to_string(), label, &dir).is_err() {
         return Err(problems(&checked.to_string()));
     }
     let mut base = file.get("base").cloned().unwrap_or_else(|| json!({}));
@@ -196,7 +201,52 @@ fn batch_window(base: &Value) -> u64 {
 
 /// `symbiote plan`.
 pub fn cmd_plan(args: &PlanArgs, quiet: bool) -> Result<u8> {
-    let (mut base, base_dir, workload_label) = base_case(args)?;
+    let outputs = plan_outputs(args, plan_base(args)?)?;
+    write_plan(&outputs)?;
+    let PlanOutputs { json, markdown: md, dir, .. } = outputs;
+    if !quiet {
+        let headline = md.lines().find(|l| l.starts_with("**")).unwrap_or("");
+        println!("{}", headline.replace("**", ""));
+        let s = &json["search"];
+        println!(
+            "{} configurations: {} pruned; {} simulations of {} requests",
+            s["configurations"], s["pruned"], s["simulations"], s["simulated_requests"]
+        );
+        println!("open {}", dir.join("report.html").display());
+    }
+    Ok(if json["winner"].is_null() { EXIT_FAILED } else { EXIT_OK })
+}
+
+/// What `symbiote plan` computes before writing anything: report.json's value, report.md's
+/// text, the winner as a scenario for `symbiote run` (none when nothing meets the objective)
+/// and the report folder under `--out`.
+#[derive(Clone, Debug)]
+pub struct PlanOutputs {
+    pub json: Value,
+    pub markdown: String,
+    pub winner: Option<Value>,
+    pub dir: PathBuf,
+}
+
+/// Writes a plan's report folder: report.json, report.md, report.html and winner.json.
+pub fn write_plan(outputs: &PlanOutputs) -> Result<()> {
+    let PlanOutputs { json, markdown: md, winner, dir } = outputs;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let pretty = serde_json::to_string_pretty(json)? + "\n";
+    write_atomic(&dir.join("report.json"), pretty.as_bytes())
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    write_atomic(&dir.join("report.md"), md.as_bytes())?;
+    write_atomic(&dir.join("report.html"), output::report_html(json, md).as_bytes())?;
+    if let Some(winner) = winner {
+        write_atomic(&dir.join("winner.json"), (serde_json::to_string_pretty(winner)? + "\n").as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Runs the search of `symbiote plan` from its arguments and the base case ([`plan_base`],
+/// [`scenario_base`]), on a pool of `--jobs` threads.
+pub fn plan_outputs(args: &PlanArgs, base: (Value, PathBuf, String)) -> Result<PlanOutputs> {
+    let (mut base, base_dir, workload_label) = base;
     let offline = base.get("batch").is_some_and(|b| !b.is_null());
     let slo = match (&args.slo, offline) {
         (Some(text), false) => Slo::parse(text, args.goodput).map_err(anyhow::Error::msg)?,
@@ -296,24 +346,5 @@ pub fn cmd_plan(args: &PlanArgs, quiet: bool) -> Result<u8> {
         let md = output::report_markdown(&plan, &input, &json);
         (json, md, output::winner_scenario(&plan, &input))
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let pretty = serde_json::to_string_pretty(&json)? + "\n";
-    write_atomic(&dir.join("report.json"), pretty.as_bytes())
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    write_atomic(&dir.join("report.md"), md.as_bytes())?;
-    write_atomic(&dir.join("report.html"), output::report_html(&json, &md).as_bytes())?;
-    if let Some(winner) = &winner {
-        write_atomic(&dir.join("winner.json"), (serde_json::to_string_pretty(winner)? + "\n").as_bytes())?;
-    }
-    if !quiet {
-        let headline = md.lines().find(|l| l.starts_with("**")).unwrap_or("");
-        println!("{}", headline.replace("**", ""));
-        let s = &json["search"];
-        println!(
-            "{} configurations: {} pruned; {} simulations of {} requests",
-            s["configurations"], s["pruned"], s["simulations"], s["simulated_requests"]
-        );
-        println!("open {}", dir.join("report.html").display());
-    }
-    Ok(if json["winner"].is_null() { EXIT_FAILED } else { EXIT_OK })
+    Ok(PlanOutputs { json, markdown: md, winner, dir })
 }

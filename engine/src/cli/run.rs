@@ -92,47 +92,13 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
     if let Some(jobs) = args.jobs {
         rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global()?;
     }
-    // Beyond 1000x, scaled durations and row counts leave the ranges validation checked.
-    if args.scale.is_some_and(|s| !(1e-6..=1e3).contains(&s)) {
-        bail!("--scale must be a factor within 1e-6..1000");
-    }
-    if args.timeline_ms.is_some_and(|ms| ms > MAX_TIMELINE_INTERVAL_MS) {
-        bail!("--timeline-interval-ms must be at most {MAX_TIMELINE_INTERVAL_MS} (1000 hours)");
-    }
-    let seeds = args.seeds.as_deref().map(parse_seeds).transpose()?;
-    let percentiles = args.percentiles.as_deref().map(parse_percentiles).transpose()?.unwrap_or_default();
-    let prices = match &args.prices {
-        Some(path) => crate::hardware::PriceBook::with_file(path)?,
-        None => crate::hardware::PriceBook::builtin(),
-    };
-    for scenario in &mut scenarios {
-        scenario.set_prices(&prices);
-        if let Some(seeds) = &seeds {
-            scenario.seeds = seeds.clone();
-        }
-        if let Some(scale) = args.scale {
-            scenario.scale(scale);
-        }
-        scenario.set_percentiles(&percentiles);
-    }
-    let flags = RunFlags {
-        capture: Capture {
-            requests: args.requests,
-            timeline: args.timeline_ms.map(|ms| crate::sim::Nanos::from_millis(ms.max(1))),
-            ..Capture::default()
-        },
-        progress: !args.quiet && std::io::stdout().is_terminal(),
-        resume: args.resume,
-        shard: args.shard.as_deref().map(parse_shard).transpose()?,
-        vllm_bench: args.vllm_bench_json.as_deref().map(|path| bench_export(path, &scenarios)).transpose()?,
-    };
+    apply_run_args(&mut scenarios, args)?;
+    let flags = run_flags(&scenarios, args)?;
     let mut all_pass = true;
     let mut reports = Vec::new();
     for scenario in &scenarios {
-        for case in &scenario.cases {
-            if let Some(why) = case.kernel_fallback() {
-                eprintln!("warning: {}: case {}: {why}; priced with the roofline", scenario.name, case.name);
-            }
+        for warning in warnings(scenario) {
+            eprintln!("warning: {warning}");
         }
         let Some(report) = run_and_write(scenario, &args.out, &flags)? else {
             if !args.quiet {
@@ -186,6 +152,60 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
         println!("vllm bench serve {what}: {}", export.pattern());
     }
     Ok(if all_pass { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// What a run of `scenario` warns of before it starts: cases whose kernel-table step model
+/// falls back to the roofline.
+pub fn warnings(scenario: &Scenario) -> Vec<String> {
+    let fallbacks = scenario.cases.iter().filter_map(|case| case.kernel_fallback().map(|why| (case, why)));
+    fallbacks
+        .map(|(case, why)| format!("{}: case {}: {why}; priced with the roofline", scenario.name, case.name))
+        .collect()
+}
+
+/// Applies `args` to the loaded scenarios as `symbiote run` does: `--seeds`, `--scale`,
+/// `--percentiles` and `--prices` (checked first, with the flag named in the error).
+pub fn apply_run_args(scenarios: &mut [Scenario], args: &RunArgs) -> Result<()> {
+    // Beyond 1000x, scaled durations and row counts leave the ranges validation checked.
+    if args.scale.is_some_and(|s| !(1e-6..=1e3).contains(&s)) {
+        bail!("--scale must be a factor within 1e-6..1000");
+    }
+    if args.timeline_ms.is_some_and(|ms| ms > MAX_TIMELINE_INTERVAL_MS) {
+        bail!("--timeline-interval-ms must be at most {MAX_TIMELINE_INTERVAL_MS} (1000 hours)");
+    }
+    let seeds = args.seeds.as_deref().map(parse_seeds).transpose()?;
+    let percentiles = args.percentiles.as_deref().map(parse_percentiles).transpose()?.unwrap_or_default();
+    let prices = match &args.prices {
+        Some(path) => crate::hardware::PriceBook::with_file(path)?,
+        None => crate::hardware::PriceBook::builtin(),
+    };
+    for scenario in scenarios.iter_mut() {
+        scenario.set_prices(&prices);
+        if let Some(seeds) = &seeds {
+            scenario.seeds = seeds.clone();
+        }
+        if let Some(scale) = args.scale {
+            scenario.scale(scale);
+        }
+        scenario.set_percentiles(&percentiles);
+    }
+    Ok(())
+}
+
+/// What `args` asks of a run beyond the scenarios themselves: what to capture, a progress bar
+/// (only on a terminal, never with `quiet`), resume, shard and `vllm bench serve` files.
+pub fn run_flags(scenarios: &[Scenario], args: &RunArgs) -> Result<RunFlags> {
+    Ok(RunFlags {
+        capture: Capture {
+            requests: args.requests,
+            timeline: args.timeline_ms.map(|ms| crate::sim::Nanos::from_millis(ms.max(1))),
+            ..Capture::default()
+        },
+        progress: !args.quiet && std::io::stdout().is_terminal(),
+        resume: args.resume,
+        shard: args.shard.as_deref().map(parse_shard).transpose()?,
+        vllm_bench: args.vllm_bench_json.as_deref().map(|path| bench_export(path, scenarios)).transpose()?,
+    })
 }
 
 /// `symbiote validate`.
@@ -276,6 +296,16 @@ pub struct ReplayArgs {
 
 /// `symbiote replay`: a one-case scenario around a trace, run like any other.
 pub fn cmd_replay(replay: &ReplayArgs, args: &RunArgs) -> Result<u8> {
+    match replay_scenario(replay)? {
+        Ok(scenario) => run_loaded(vec![scenario], args)
+            .map_err(|e| with_reproduce(e, |v| Some(format!("{} --seeds {}", replay_command(replay), v.seed)))),
+        Err(problems) => Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
+    }
+}
+
+/// The one-case scenario `symbiote replay` runs: the trace on the fleet `replay` describes.
+/// The outer `Err` is a trace path without a file name; the inner one the scenario's problems.
+pub fn replay_scenario(replay: &ReplayArgs) -> Result<std::result::Result<Scenario, Vec<crate::scenario::Diagnostic>>> {
     let dir = replay.trace.parent().map_or_else(|| PathBuf::from("."), |p| p.to_path_buf());
     let file = replay.trace.file_name().and_then(|f| f.to_str()).context("the trace path has no file name")?;
     let stem = file.split('.').next().unwrap_or("trace");
@@ -305,11 +335,7 @@ pub fn cmd_replay(replay: &ReplayArgs, args: &RunArgs) -> Result<u8> {
             "workload": {"trace": trace}
         }
     });
-    match crate::scenario::parse_in(&scenario.to_string(), &replay.trace.display().to_string(), &dir) {
-        Ok(scenario) => run_loaded(vec![scenario], args)
-            .map_err(|e| with_reproduce(e, |v| Some(format!("{} --seeds {}", replay_command(replay), v.seed)))),
-        Err(problems) => Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
-    }
+    Ok(crate::scenario::parse_in(&scenario.to_string(), &replay.trace.display().to_string(), &dir))
 }
 
 /// The `symbiote replay` command line that `replay` stands for.
@@ -541,6 +567,17 @@ pub struct RunFlags {
 /// `requests/` CSVs when captured).
 /// A shard writes only its runs (`symbiote merge` assembles the report); returns `None` then.
 pub fn run_and_write(scenario: &Scenario, out: &Path, flags: &RunFlags) -> Result<Option<Report>> {
+    Ok(run_and_write_keeping(scenario, out, flags, |_, _, _| ())?.map(|(report, _)| report))
+}
+
+/// [`run_and_write`], also returning what `keep` takes from each run's result, in report order
+/// ([`crate::runner::run_jobs_keeping`]).
+pub fn run_and_write_keeping<T: Send>(
+    scenario: &Scenario,
+    out: &Path,
+    flags: &RunFlags,
+    keep: impl Fn(&crate::scenario::Case, u64, &crate::sim::run::RunResult) -> T + Sync,
+) -> Result<Option<(Report, Vec<Option<T>>)>> {
     let dir = out.join(scenario.folder());
     prepare_folder(out, &dir, !flags.resume && flags.shard.is_none())?;
     let options = RunOptions {
@@ -555,9 +592,10 @@ pub fn run_and_write(scenario: &Scenario, out: &Path, flags: &RunFlags) -> Resul
         run_jobs(scenario, &options)?;
         return Ok(None);
     }
-    let report = assemble(scenario, run_jobs(scenario, &options)?);
+    let (runs, kept) = crate::runner::run_jobs_keeping(scenario, &options, keep)?.into_iter().unzip();
+    let report = assemble(scenario, runs);
     write_reports(&dir, &report)?;
-    Ok(Some(report))
+    Ok(Some((report, kept)))
 }
 
 /// Checks that a scenario's report folder and its `runs/`, `timeline/` and `requests/`

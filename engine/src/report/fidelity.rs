@@ -24,6 +24,7 @@ fn as_array(m: &Measured) -> [f64; 7] {
 pub struct Row {
     pub key: String,
     pub model: String,
+    pub gpu: String,
     pub measured: [f64; 7],
     pub simulated: [f64; 7],
     pub ape: [f64; 7],
@@ -72,6 +73,7 @@ pub fn simulate_with(experiment: &Experiment, params: Option<&StepTimeParams>, h
     Row {
         key: experiment.key.clone(),
         model: experiment.model.clone(),
+        gpu: case.gpu.name.clone(),
         measured,
         simulated,
         ape,
@@ -171,6 +173,16 @@ pub fn table(rows: &[Row]) -> String {
     out.push_str(&METRICS.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" | "));
     out.push_str(" |\n|---|");
     out.push_str(&"---:|".repeat(7));
+    let mut gpus: Vec<&str> = rows.iter().map(|r| r.gpu.as_str()).collect();
+    gpus.sort();
+    gpus.dedup();
+    for gpu in gpus {
+        let mine: Vec<Row> = rows.iter().filter(|r| r.gpu == gpu).cloned().collect();
+        out.push_str(&format!("\n| {gpu} ({} experiments) |", mine.len()));
+        for x in medians(&mine) {
+            out.push_str(&format!(" {:.1}% |", 100.0 * x));
+        }
+    }
     out.push_str("\n| all experiments |");
     for x in m {
         out.push_str(&format!(" {:.1}% |", 100.0 * x));

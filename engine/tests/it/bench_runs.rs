@@ -275,3 +275,28 @@ fn fidelity_on_the_gpustack_file_prints_errors_per_gpu() {
     assert_eq!(json["rows"].as_array().unwrap().len(), 28);
     assert_eq!(json["median_ape_by_gpu"][2]["gpu"], "all");
 }
+
+// See: issue 12 item 3 ("cross-validate ... by leaving one GPU out"). Dividing the A100's
+// measured values by 3 must not move its held-out predictions (its host profile is fitted on the
+// H100 runs only) and must move the H100's (fitted on the A100 runs).
+#[test]
+fn leave_one_gpu_out_never_sees_the_held_out_gpu() {
+    use symbiote::report::bench_fidelity::cross_validate_gpus;
+    let (all, _) = load(&gpustack_file()).unwrap();
+    let mut runs: Vec<_> = all.into_iter().filter(|e| e.key.contains("random-128-4")).collect();
+    for e in &mut runs {
+        e.case.step_time = symbiote::scenario::StepTimeChoice::Kernels;
+    }
+    assert_eq!(runs.len(), 4, "two short-prompt runs per GPU");
+    let simulated = |rows: &[symbiote::report::bench_fidelity::Row], gpu: &str| {
+        rows.iter().filter(|r| r.gpu == gpu).map(|r| r.simulated.clone()).collect::<Vec<_>>()
+    };
+    let before = cross_validate_gpus(&runs, 6);
+    for e in runs.iter_mut().filter(|e| e.case.gpu.name == "a100-80gb") {
+        e.measured.values_mut().for_each(|v| *v /= 3.0);
+    }
+    let after = cross_validate_gpus(&runs, 6);
+    assert_eq!(simulated(&before, "a100-80gb"), simulated(&after, "a100-80gb"));
+    assert_ne!(simulated(&before, "h100-80gb"), simulated(&after, "h100-80gb"));
+    assert_eq!(before.len(), 4);
+}

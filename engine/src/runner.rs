@@ -203,7 +203,7 @@ pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Report>
 /// (threads, shards, resumed sweeps) gives the same bytes.
 pub fn assemble(scenario: &Scenario, runs: Vec<RunReport>) -> Report {
     let mut runs = runs.into_iter();
-    let cases = scenario
+    let cases: Vec<CaseReport> = scenario
         .cases
         .iter()
         .map(|case| {
@@ -222,7 +222,7 @@ pub fn assemble(scenario: &Scenario, runs: Vec<RunReport>) -> Report {
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),
         seeds: scenario.seeds.clone(),
-        percentile_method: crate::report::percentile_methods(),
+        percentile_method: crate::report::percentile_methods(cases.iter().flat_map(|c| &c.runs)),
         cases,
         findings: None,
     };
@@ -316,6 +316,7 @@ pub fn run_report(case: &Case, seed: u64, result: &RunResult, scenario: &Scenari
         rejections: result.metrics.rejected.clone(),
         first_rejection: result.metrics.first_rejection.clone(),
         expectations,
+        streamed_percentiles: result.metrics.streamed_percentiles(),
     }
 }
 

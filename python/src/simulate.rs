@@ -85,6 +85,8 @@ fn simulate_detached(scenario: Scenario, o: Options) -> Result<Output> {
         vllm_bench_json: o.vllm_bench_json,
         percentiles: o.percentiles,
         prices: o.prices,
+        // The CLI's default: exact percentiles up to a million samples per metric.
+        exact_percentiles: None,
     };
     let mut scenarios = vec![scenario];
     cli::apply_run_args(&mut scenarios, &args)?;

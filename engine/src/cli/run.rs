@@ -31,6 +31,8 @@ pub struct RunArgs {
     pub percentiles: Option<String>,
     /// Prices per GPU-hour that replace the catalog's (`--prices FILE`, JSON or CSV).
     pub prices: Option<PathBuf>,
+    /// Per-request latency samples kept whole per metric (`--exact-percentiles`); `None`: all.
+    pub exact_percentiles: Option<u64>,
 }
 
 /// `symbiote run`.
@@ -199,6 +201,7 @@ pub fn run_flags(scenarios: &[Scenario], args: &RunArgs) -> Result<RunFlags> {
         capture: Capture {
             requests: args.requests,
             timeline: args.timeline_ms.map(|ms| crate::sim::Nanos::from_millis(ms.max(1))),
+            exact_samples: args.exact_percentiles,
             ..Capture::default()
         },
         progress: !args.quiet && std::io::stdout().is_terminal(),

@@ -135,7 +135,7 @@ fn samples(metric: SloMetric, c: &Census) -> u64 {
 fn observed(metric: SloMetric, m: &Metrics) -> u64 {
     match metric {
         SloMetric::Ttft | SloMetric::E2el => m.completed,
-        SloMetric::Tpot => m.tpot_ns.len() as u64,
+        SloMetric::Tpot => m.tpot_ns.len(),
         SloMetric::Itl => m.itl_count,
     }
 }

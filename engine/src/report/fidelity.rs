@@ -50,8 +50,9 @@ pub fn simulate_with(experiment: &Experiment, params: Option<&StepTimeParams>, h
     }
     let result = run_case(&case, 1, Capture::default());
     let m = &result.metrics;
-    let ms = |ns: &[u64]| {
-        let mut v: Vec<f64> = ns.iter().map(|&x| x as f64 / 1e6).collect();
+    // `Capture::default()` keeps every sample: fidelity compares exact percentiles.
+    let ms = |samples: &crate::report::samples::Samples| {
+        let mut v: Vec<f64> = samples.exact().unwrap_or_default().iter().map(|&x| x / 1e6).collect();
         v.sort_by(f64::total_cmp);
         v
     };

@@ -246,11 +246,28 @@ pub fn render(report: &Report) -> String {
     for case in &report.cases {
         details(&mut out, case);
     }
-    out.push_str(
-        "\nMetrics follow `vllm bench serve`: TTFT, TPOT, E2E and queueing percentiles are exact (numpy linear \
-         interpolation); ITL percentiles come from an HdrHistogram with 3 significant digits; throughputs \
-         divide by the time from the start to the last completion.\n",
-    );
+    let streamed: Vec<&str> = report
+        .percentile_method
+        .iter()
+        .filter(|(_, m)| **m == super::samples::STREAMING_METHOD)
+        .map(|(metric, _)| *metric)
+        .collect();
+    if streamed.is_empty() {
+        out.push_str(
+            "\nMetrics follow `vllm bench serve`: TTFT, TPOT, E2E and queueing percentiles are exact (numpy linear \
+             interpolation); ITL percentiles come from an HdrHistogram with 3 significant digits; throughputs \
+             divide by the time from the start to the last completion.\n",
+        );
+    } else {
+        out.push_str(&format!(
+            "\nMetrics follow `vllm bench serve`. Percentiles: streaming for {} (a run had more samples than its \
+             exact-sample limit, `--exact-percentiles`): HdrHistogram, 3 significant digits, nearest rank, \
+             relative error <= 0.1%, with means and std exact up to rounding; the other per-request latencies are \
+             exact (numpy linear interpolation); ITL percentiles come from an HdrHistogram with 3 significant \
+             digits; throughputs divide by the time from the start to the last completion.\n",
+            streamed.join(", ")
+        ));
+    }
     out
 }
 

@@ -1,5 +1,5 @@
-//! Collectors filled while a run goes: exact per-request latencies (kept as vectors, for
-//! numpy-style percentiles), per-token inter-token latencies in an HdrHistogram (one record per
+//! Collectors filled while a run goes: per-request latencies (kept whole for numpy-style
+//! percentiles up to a limit, then in a histogram: `report::samples`), per-token inter-token latencies in an HdrHistogram (one record per
 //! token), and per-step engine statistics. They only accumulate; `summary` turns them into
 //! numbers.
 
@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use crate::report::attainment::SloWatch;
+use crate::report::concurrency::PeakConcurrency;
+use crate::report::samples::Samples;
 use crate::scenario::GoodputSlo;
 use crate::serving::request::Request;
 use crate::sim::{Nanos, SimTime};
@@ -24,6 +26,9 @@ pub struct Capture {
     /// Keep every request's token gaps and every refused request (`--vllm-bench-json`):
     /// 8 bytes per output token, so only when asked for.
     pub request_detail: bool,
+    /// Per-request latency samples kept whole per metric before they fold into a histogram
+    /// (`report::samples`); `None` keeps them all (the default: tests, `fidelity`, `plan`).
+    pub exact_samples: Option<u64>,
 }
 
 /// Fleet-wide queue state at one sampling time.
@@ -129,17 +134,16 @@ impl RequestRecord {
 
 #[derive(Debug)]
 pub struct Metrics {
-    pub ttft_ns: Vec<u64>,
-    pub e2el_ns: Vec<u64>,
+    pub ttft_ns: Samples,
+    pub e2el_ns: Samples,
     /// Per request with more than one output token: (e2e - ttft) / (output - 1), in ns.
-    pub tpot_ns: Vec<f64>,
-    pub queue_ns: Vec<u64>,
+    pub tpot_ns: Samples,
+    pub queue_ns: Samples,
     pub itl: Histogram<u64>,
     pub itl_sum_ns: u128,
     pub itl_count: u64,
-    /// Completion time of each finished request, ns, in the order of `e2el_ns` (with it, each
-    /// request's interval for the peak concurrency).
-    pub finish_ns: Vec<u64>,
+    /// Completed requests' `[arrival, finish)` intervals, swept as they come.
+    pub concurrency: PeakConcurrency,
     pub completed: u64,
     /// Requests within every goodput threshold (`vllm bench serve --goodput`).
     pub good: u64,
@@ -193,11 +197,12 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(capture: Capture, goodput: Option<GoodputSlo>, replicas: usize) -> Metrics {
+        let samples = || Samples::new(capture.exact_samples);
         Metrics {
-            ttft_ns: Vec::new(),
-            e2el_ns: Vec::new(),
-            tpot_ns: Vec::new(),
-            queue_ns: Vec::new(),
+            ttft_ns: samples(),
+            e2el_ns: samples(),
+            tpot_ns: samples(),
+            queue_ns: samples(),
             // 1 ns .. 1 hour at 3 significant digits, growing beyond an hour rather than
             // clamping a longer gap.
             itl: {
@@ -207,7 +212,7 @@ impl Metrics {
             },
             itl_sum_ns: 0,
             itl_count: 0,
-            finish_ns: Vec::new(),
+            concurrency: PeakConcurrency::default(),
             completed: 0,
             good: 0,
             goodput,
@@ -285,8 +290,8 @@ impl Metrics {
     pub fn record_request(&mut self, r: RequestRecord) {
         let ttft = r.first_token.since(r.arrival).0;
         let e2el = r.finish.since(r.arrival).0;
-        self.ttft_ns.push(ttft);
-        self.e2el_ns.push(e2el);
+        self.ttft_ns.push(ttft as f64);
+        self.e2el_ns.push(e2el as f64);
         let tpot = if r.output_tokens > 1 { (e2el - ttft) as f64 / (r.output_tokens - 1) as f64 } else { 0.0 };
         if r.output_tokens > 1 {
             self.tpot_ns.push(tpot);
@@ -300,7 +305,7 @@ impl Metrics {
                 self.good += 1;
             }
         }
-        self.queue_ns.push(r.first_scheduled.since(r.arrival).0);
+        self.queue_ns.push(r.first_scheduled.since(r.arrival).0 as f64);
         self.completed += 1;
         if let Some(stats) = self.replicas.get_mut(r.replica as usize) {
             stats.completed += 1;
@@ -311,7 +316,7 @@ impl Metrics {
         self.requests_preempted += (r.preemptions > 0) as u64;
         self.recomputed_tokens += r.recomputed_tokens;
         self.last_finish = self.last_finish.max(r.finish);
-        self.finish_ns.push(r.finish.0);
+        self.concurrency.complete(r.arrival.0, r.finish.0);
         if let Some(detail) = &mut self.detail {
             detail.requests.push(DetailedRequest {
                 seq_no: r.seq_no,
@@ -337,9 +342,19 @@ impl Metrics {
         self.first_rejection.get_or_insert_with(|| message.to_string());
     }
 
+    /// A request entered the serving side at `arrival` (the simulated time now): from here it
+    /// completes, is refused, or is left unfinished.
+    pub fn request_entered(&mut self, arrival: SimTime) {
+        self.concurrency.enter(arrival.0);
+    }
+
     /// A request refused at the door: counted by reason, and listed when detail is captured.
+    /// `seq_no` `u64::MAX` marks a refusal that never entered (an unreadable trace row).
     pub fn record_refused(&mut self, seq_no: u64, arrival: SimTime, prompt_tokens: u32, reason: &str, message: &str) {
         self.record_rejection(reason, message);
+        if seq_no != u64::MAX {
+            self.concurrency.abandon(arrival.0);
+        }
         if let Some(detail) = &mut self.detail {
             detail.requests.push(DetailedRequest {
                 seq_no,
@@ -414,6 +429,13 @@ impl Metrics {
             self.arrivals,
             completed + rejected + unfinished
         ))
+    }
+
+    /// The per-request latencies whose samples went beyond the exact-sample limit.
+    pub fn streamed_percentiles(&self) -> Vec<String> {
+        let metrics =
+            [("ttft", &self.ttft_ns), ("tpot", &self.tpot_ns), ("e2el", &self.e2el_ns), ("queue", &self.queue_ns)];
+        metrics.iter().filter(|(_, s)| s.is_streaming()).map(|(name, _)| name.to_string()).collect()
     }
 
     pub fn note_waiting(&mut self, waiting: usize) {

@@ -4,6 +4,7 @@
 pub mod attainment;
 pub mod bench_fidelity;
 pub mod check;
+pub mod concurrency;
 pub mod csv;
 pub mod expect;
 pub mod fidelity;
@@ -11,6 +12,7 @@ pub mod html;
 pub mod markdown;
 pub mod metrics;
 pub mod phases;
+pub mod samples;
 pub mod stats;
 pub mod summary;
 pub mod vllm_bench;
@@ -74,13 +76,21 @@ pub struct RunReport {
     pub rejections: BTreeMap<String, u64>,
     pub first_rejection: Option<String>,
     pub expectations: Vec<expect::ExpectationResult>,
+    /// The latencies whose samples went beyond the run's exact-sample limit, so that their
+    /// percentiles come from a histogram (`report::samples`); absent when all are exact.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streamed_percentiles: Vec<String>,
 }
 
-/// [`Report::percentile_method`]: per-request latencies are kept whole, per-token gaps in an
+/// [`Report::percentile_method`]: per-request latencies are kept whole (`exact`) unless a run
+/// went beyond its exact-sample limit ([`samples::STREAMING_METHOD`]), per-token gaps in an
 /// HdrHistogram (`report::metrics`).
-pub fn percentile_methods() -> BTreeMap<&'static str, &'static str> {
-    let exact = ["ttft", "tpot", "e2el", "queue"].map(|m| (m, "exact"));
-    exact.into_iter().chain([("itl", "hdrhistogram, 3 significant digits (within 0.1%)")]).collect()
+pub fn percentile_methods<'a>(runs: impl Iterator<Item = &'a RunReport>) -> BTreeMap<&'static str, &'static str> {
+    let streamed: std::collections::BTreeSet<&str> =
+        runs.flat_map(|r| r.streamed_percentiles.iter().map(String::as_str)).collect();
+    let per_request = ["ttft", "tpot", "e2el", "queue"]
+        .map(|m| (m, if streamed.contains(m) { samples::STREAMING_METHOD } else { "exact" }));
+    per_request.into_iter().chain([("itl", "hdrhistogram, 3 significant digits (within 0.1%)")]).collect()
 }
 
 impl Report {

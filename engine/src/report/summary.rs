@@ -3,7 +3,8 @@
 //!
 //! - TTFT, E2EL and queueing delay are per request; TPOT is per request with more than one
 //!   output token, `(e2el - ttft) / (output_tokens - 1)`; their percentiles use numpy's default
-//!   linear interpolation over the exact samples, and std is numpy's (ddof 0).
+//!   linear interpolation over the exact samples, and std is numpy's (ddof 0), up to the run's
+//!   exact-sample limit; beyond it they come from a histogram (`report::samples`).
 //! - ITL is every gap between consecutive tokens of a request; its mean is exact, its
 //!   percentiles come from an HdrHistogram with 3 significant digits (within 0.1%) in
 //!   report.json, and are exact in `--vllm-bench-json` files, which keep every gap.
@@ -22,6 +23,7 @@
 use serde_json::{Map, Value};
 
 use super::metrics::Metrics;
+use super::samples::Samples;
 
 /// numpy `percentile(samples, q)` with linear interpolation; `samples` must be sorted.
 pub fn percentile_sorted(samples: &[f64], q: f64) -> Option<f64> {
@@ -54,15 +56,14 @@ fn opt(x: Option<f64>) -> Value {
 }
 
 /// Adds `mean_`, `median_`, `std_`, `p90_` and `p99_` keys for one latency, in ms.
-fn latency_keys(out: &mut Map<String, Value>, name: &str, samples_ns: impl Iterator<Item = f64>) {
-    let mut ms: Vec<f64> = samples_ns.map(|ns| ns / 1e6).collect();
-    ms.sort_by(f64::total_cmp);
-    let stats = mean_std(&ms);
-    out.insert(format!("mean_{name}_ms"), opt(stats.map(|s| s.0)));
-    out.insert(format!("median_{name}_ms"), opt(percentile_sorted(&ms, 50.0)));
-    out.insert(format!("std_{name}_ms"), opt(stats.map(|s| s.1)));
-    out.insert(format!("p90_{name}_ms"), opt(percentile_sorted(&ms, 90.0)));
-    out.insert(format!("p99_{name}_ms"), opt(percentile_sorted(&ms, 99.0)));
+fn latency_keys(out: &mut Map<String, Value>, name: &str, samples: &Samples) {
+    let summary = samples.summary_ms(&[50.0, 90.0, 99.0]);
+    let at = |i: usize| summary.as_ref().and_then(|s| s.percentiles[i]);
+    out.insert(format!("mean_{name}_ms"), opt(summary.as_ref().map(|s| s.mean)));
+    out.insert(format!("median_{name}_ms"), opt(at(0)));
+    out.insert(format!("std_{name}_ms"), opt(summary.as_ref().map(|s| s.std)));
+    out.insert(format!("p90_{name}_ms"), opt(at(1)));
+    out.insert(format!("p99_{name}_ms"), opt(at(2)));
 }
 
 /// The metrics object of one run, keys in a fixed order. `gpus_per_replica` is the tensor
@@ -90,8 +91,8 @@ pub fn summarize(m: &Metrics, gpus_per_replica: u64) -> Map<String, Value> {
     out.insert("input_throughput".into(), number(per_s(m.total_input_tokens as f64)));
     out.insert("output_throughput".into(), number(per_s(m.total_output_tokens as f64)));
     out.insert("total_token_throughput".into(), number(per_s((m.total_input_tokens + m.total_output_tokens) as f64)));
-    latency_keys(&mut out, "ttft", m.ttft_ns.iter().map(|&x| x as f64));
-    latency_keys(&mut out, "tpot", m.tpot_ns.iter().copied());
+    latency_keys(&mut out, "ttft", &m.ttft_ns);
+    latency_keys(&mut out, "tpot", &m.tpot_ns);
     let itl_mean = (m.itl_count > 0).then(|| m.itl_sum_ns as f64 / m.itl_count as f64 / 1e6);
     let itl_q = |q: f64| (m.itl_count > 0).then(|| m.itl.value_at_quantile(q) as f64 / 1e6);
     out.insert("mean_itl_ms".into(), opt(itl_mean));
@@ -99,8 +100,8 @@ pub fn summarize(m: &Metrics, gpus_per_replica: u64) -> Map<String, Value> {
     out.insert("std_itl_ms".into(), opt((m.itl_count > 0).then(|| m.itl.stdev() / 1e6)));
     out.insert("p90_itl_ms".into(), opt(itl_q(0.9)));
     out.insert("p99_itl_ms".into(), opt(itl_q(0.99)));
-    latency_keys(&mut out, "e2el", m.e2el_ns.iter().map(|&x| x as f64));
-    latency_keys(&mut out, "queue", m.queue_ns.iter().map(|&x| x as f64));
+    latency_keys(&mut out, "e2el", &m.e2el_ns);
+    latency_keys(&mut out, "queue", &m.queue_ns);
     out.insert("preemptions".into(), m.preemptions.into());
     out.insert("requests_preempted".into(), m.requests_preempted.into());
     out.insert("recomputed_tokens".into(), m.recomputed_tokens.into());
@@ -126,8 +127,7 @@ pub fn summarize(m: &Metrics, gpus_per_replica: u64) -> Map<String, Value> {
         number(if m.steps > 0 { m.running_sum as f64 / m.steps as f64 } else { 0.0 }),
     );
     out.insert("max_running_batch".into(), m.running_max.into());
-    let intervals = m.finish_ns.iter().zip(&m.e2el_ns).map(|(&finish, &e2el)| (finish - e2el, finish));
-    out.insert("max_concurrent_requests".into(), peak_concurrency(intervals).into());
+    out.insert("max_concurrent_requests".into(), m.concurrency.peak().into());
     out.insert("peak_waiting".into(), m.waiting_peak.into());
     out.insert("steps".into(), m.steps.into());
     out.insert(
@@ -202,30 +202,27 @@ pub fn percentile_word(p: f64) -> String {
 }
 
 /// Adds `p<q>_<metric>_ms` for every percentile in `percentiles` to TTFT, TPOT, ITL and E2EL,
-/// each after that metric's `p99_` key. TTFT, TPOT and E2EL are exact; ITL comes from its
-/// HdrHistogram like `p99_itl_ms`. Keys already present keep their values.
+/// each after that metric's `p99_` key. TTFT, TPOT and E2EL are exact (up to the exact-sample
+/// limit); ITL comes from its HdrHistogram like `p99_itl_ms`. Keys already present keep their
+/// values.
 pub fn add_percentiles(out: &mut Map<String, Value>, m: &Metrics, percentiles: &[f64]) {
     if percentiles.is_empty() {
         return;
     }
-    let sorted_ms = |samples: &mut dyn Iterator<Item = f64>| {
-        let mut ms: Vec<f64> = samples.map(|ns| ns / 1e6).collect();
-        ms.sort_by(f64::total_cmp);
-        ms
-    };
-    let ttft = sorted_ms(&mut m.ttft_ns.iter().map(|&x| x as f64));
-    let tpot = sorted_ms(&mut m.tpot_ns.iter().copied());
-    let e2el = sorted_ms(&mut m.e2el_ns.iter().map(|&x| x as f64));
+    let at = |samples: &Samples| samples.summary_ms(percentiles).map(|s| s.percentiles);
+    let (ttft, tpot, e2el) = (at(&m.ttft_ns), at(&m.tpot_ns), at(&m.e2el_ns));
+    let pick = |values: &Option<Vec<Option<f64>>>, i: usize| values.as_ref().and_then(|v| v[i]);
     let itl = |q: f64| (m.itl_count > 0).then(|| m.itl.value_at_quantile(q / 100.0) as f64 / 1e6);
     let mut extra: Vec<(String, Vec<(String, Value)>)> = Vec::new();
     for metric in ["ttft", "tpot", "itl", "e2el"] {
         let keys = percentiles
             .iter()
-            .map(|&p| {
+            .enumerate()
+            .map(|(i, &p)| {
                 let value = match metric {
-                    "ttft" => percentile_sorted(&ttft, p),
-                    "tpot" => percentile_sorted(&tpot, p),
-                    "e2el" => percentile_sorted(&e2el, p),
+                    "ttft" => pick(&ttft, i),
+                    "tpot" => pick(&tpot, i),
+                    "e2el" => pick(&e2el, i),
                     _ => itl(p),
                 };
                 (format!("{}_{metric}_ms", percentile_word(p)), opt(value))

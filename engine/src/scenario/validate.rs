@@ -175,7 +175,7 @@ fn check_trace(case: &Case, path: &str, ctx: &mut Ctx<'_>) {
     let problem = ctx
         .traces
         .entry(key)
-        .or_insert_with(|| crate::workload::trace::stats(spec, &case.base_dir).err().map(|e| e.to_string()))
+        .or_insert_with(|| crate::workload::trace::check(spec, &case.base_dir).err().map(|e| e.to_string()))
         .clone();
     if let Some(problem) = problem {
         ctx.push(format!("{path}.workload.trace"), problem);

@@ -409,6 +409,7 @@ impl World {
         }
         self.metrics.arrivals += 1;
         if let Some(spec) = self.workload.realize(ticket, now) {
+            self.metrics.request_entered(spec.arrival);
             if self.frontend_overhead > Nanos::ZERO {
                 self.in_frontend += 1;
                 self.queue.push(now + self.frontend_overhead, Event::Enter(Box::new(spec)));
@@ -512,6 +513,7 @@ impl World {
         }
         if let Some(session) = session {
             if let Some(next) = self.workload.on_done(session, success, output, now) {
+                self.metrics.request_entered(next.arrival);
                 self.parked -= 1;
                 self.follow_ups.push(next);
             }
@@ -630,6 +632,7 @@ impl World {
                 self.metrics.arrivals += 1;
                 let ticket = Ticket { index: row, arrival: now, client: None };
                 let spec = self.workload.realize(ticket, now).expect("batch rows have no sessions");
+                self.metrics.request_entered(spec.arrival);
                 let output = Segment { id: spec.output_segment, len: 0 };
                 self.admit(now, replica, Request::new(row, spec), None, None, output);
             }

@@ -56,6 +56,10 @@ use super::step_time::{experts_touched_per_rank, SeqWork, ServingOptions, StepTi
 use crate::sim::Nanos;
 use tables::{interp, AttentionTable, GemmTable, Grid2};
 
+/// The largest batch whose decode-only linear time is kept precomputed (vLLM's largest default
+/// `max_num_seqs` is 1024).
+const DECODE_TABLE: usize = 1024;
+
 /// The kernel-table model of one replica (one model on `tp` GPUs of one kind).
 #[derive(Clone, Debug)]
 pub struct KernelStepTime {
@@ -67,6 +71,10 @@ pub struct KernelStepTime {
     dense: Vec<f64>,
     /// Seconds of the LM head at each m (sequences).
     lm_head: Vec<f64>,
+    /// Dense layers plus LM head at m = tokens = sequences = i for i up to [`DECODE_TABLE`]:
+    /// a decode-only step's linear time by one load instead of two binary searches (the
+    /// values are the interpolation's own, bit for bit).
+    decode_linear: Vec<f64>,
     /// Seconds of reading one expert's weights (all layers) on one rank.
     expert_read_secs: f64,
     /// Seconds of the experts' FLOPs per token on one rank.
@@ -246,12 +254,19 @@ impl KernelStepTime {
             }
         }
         let launch = prefill.at(1.0, 1.0).min(decode.at(1.0, 1.0));
+        let decode_linear = (0..=DECODE_TABLE)
+            .map(|i| {
+                let x = i as f64;
+                interp(&m, &dense, x, 1.0) + interp(&m, &lm_head, x, 1.0)
+            })
+            .collect();
         let p = &gpu.step_time;
         Ok(KernelStepTime {
             tables: dir,
             m,
             dense,
             lm_head,
+            decode_linear,
             expert_read_secs,
             expert_secs_per_token,
             num_experts,
@@ -287,7 +302,10 @@ impl KernelStepTime {
     /// The breakdown from the batch's sums (the model depends on the batch only through them).
     fn breakdown_of(&self, sums: BatchSums) -> [f64; 4] {
         let BatchSums { tokens, seqs, prefills, pairs, decodes, kv_tokens } = sums;
-        let mut linear = interp(&self.m, &self.dense, tokens, 1.0) + interp(&self.m, &self.lm_head, seqs, 1.0);
+        let mut linear = match self.decode_linear.get(tokens as usize) {
+            Some(&t) if tokens == seqs && tokens.fract() == 0.0 => t,
+            _ => interp(&self.m, &self.dense, tokens, 1.0) + interp(&self.m, &self.lm_head, seqs, 1.0),
+        };
         if self.num_experts > 0.0 {
             let touched = experts_touched_per_rank(self.num_experts, self.experts_per_token, self.expert_ranks, tokens);
             linear += (touched * self.expert_read_secs).max(tokens * self.expert_secs_per_token);

@@ -95,7 +95,7 @@ pub fn sureness_line(report: &Report) -> Option<String> {
     if !groups[0].is_empty() {
         let (gpus, band) = list(&groups[0]);
         parts.push(format!(
-            "step times from kernel timings measured on {gpus} plus the shared host profile (error band {band:.0}%, from predicting A100 runs with a host profile fitted on H100 runs)"
+            "step times from kernel timings measured on {gpus} plus the shared host profile (error band {band:.0}% at light to moderate load)"
         ));
     }
     if !groups[1].is_empty() {

@@ -320,7 +320,7 @@ fn reports_say_which_gpus_are_uncalibrated() {
     let (code, stdout, stderr) = symbiote(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
     for part in [
-        "How sure: step times from kernel timings measured on a100-80gb plus the shared host profile (error band 25%",
+        "How sure: step times from kernel timings measured on a100-80gb plus the shared host profile (error band 25% at light to moderate load)",
         "step times calibrated to measured vLLM runs on h100-80gb (error band 6% at light to moderate load)",
         "UNCALIBRATED on a100-40gb",
     ] {

@@ -112,7 +112,8 @@ pub fn sureness_line(report: &Report) -> Option<String> {
     }
     if !parts.is_empty() && !groups[..2].iter().all(BTreeMap::is_empty) {
         parts.push(
-            "at saturation (every request at once) measured H100 capacity was up to 2x below the simulated".into(),
+            "at saturation (every request at once) measured A100 and H100 capacity was up to 2x below the simulated"
+                .into(),
         );
     }
     (!parts.is_empty()).then(|| format!("How sure: {}", parts.join("; ")))

@@ -75,6 +75,9 @@ pub struct KernelStepTime {
     /// a decode-only step's linear time by one load instead of two binary searches (the
     /// values are the interpolation's own, bit for bit).
     decode_linear: Vec<f64>,
+    /// Where a decode batch of i sequences falls on the decode grid's batch axis, for i up to
+    /// [`DECODE_TABLE`].
+    decode_x: Vec<tables::Bracket>,
     /// Seconds of reading one expert's weights (all layers) on one rank.
     expert_read_secs: f64,
     /// Seconds of the experts' FLOPs per token on one rank.
@@ -260,6 +263,8 @@ impl KernelStepTime {
                 interp(&m, &dense, x, 1.0) + interp(&m, &lm_head, x, 1.0)
             })
             .collect();
+        let decode_batch_factor = kv_eff / kv_ref as f64;
+        let decode_x = (0..=DECODE_TABLE).map(|i| decode.x_bracket(i as f64 * decode_batch_factor)).collect();
         let p = &gpu.step_time;
         Ok(KernelStepTime {
             tables: dir,
@@ -267,6 +272,7 @@ impl KernelStepTime {
             dense,
             lm_head,
             decode_linear,
+            decode_x,
             expert_read_secs,
             expert_secs_per_token,
             num_experts,
@@ -275,7 +281,7 @@ impl KernelStepTime {
             layers,
             prefill,
             decode,
-            decode_batch_factor: kv_eff / kv_ref as f64,
+            decode_batch_factor,
             launch,
             allreduce,
             hidden: h,
@@ -317,8 +323,15 @@ impl KernelStepTime {
         } else {
             0.0
         };
-        let decode =
-            if decodes > 0.0 { self.decode.at(decodes * self.decode_batch_factor, kv_tokens / decodes) } else { 0.0 };
+        let decode = if decodes > 0.0 {
+            let x = match self.decode_x.get(decodes as usize) {
+                Some(&x) if decodes.fract() == 0.0 => x,
+                _ => self.decode.x_bracket(decodes * self.decode_batch_factor),
+            };
+            self.decode.at_x(x, kv_tokens / decodes)
+        } else {
+            0.0
+        };
         let per_layer = if prefill > 0.0 && decode > 0.0 {
             (prefill + decode - self.launch).max(prefill.max(decode))
         } else {

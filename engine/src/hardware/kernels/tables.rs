@@ -321,16 +321,41 @@ impl AttentionTable {
 /// Piecewise-linear y(x) through the points `(xs, ys)` (xs ascending): below the first point
 /// the first y, beyond the last `y_last x (x / x_last)^power`.
 pub fn interp(xs: &[f64], ys: &[f64], x: f64, power: f64) -> f64 {
-    let last = xs.len() - 1;
-    if x <= xs[0] {
-        return ys[0];
+    Bracket::of(xs, x, power).apply(ys)
+}
+
+/// Where `x` falls on an axis, found once and applied to any curve over that axis: the
+/// arithmetic of [`interp`], split so that several curves share one search.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Bracket {
+    /// At or below the first point.
+    Below,
+    /// Beyond the last point, scaled by this factor.
+    Beyond(f64),
+    /// Between points `i - 1` and `i`, at weight `w` toward `i`.
+    Between(usize, f64),
+}
+
+impl Bracket {
+    pub fn of(xs: &[f64], x: f64, power: f64) -> Bracket {
+        let last = xs.len() - 1;
+        if x <= xs[0] {
+            return Bracket::Below;
+        }
+        if x >= xs[last] {
+            return Bracket::Beyond((x / xs[last]).powf(power));
+        }
+        let i = xs.partition_point(|&p| p <= x);
+        Bracket::Between(i, (x - xs[i - 1]) / (xs[i] - xs[i - 1]))
     }
-    if x >= xs[last] {
-        return ys[last] * (x / xs[last]).powf(power);
+
+    pub fn apply(self, ys: &[f64]) -> f64 {
+        match self {
+            Bracket::Below => ys[0],
+            Bracket::Beyond(scale) => ys[ys.len() - 1] * scale,
+            Bracket::Between(i, w) => ys[i - 1] + w * (ys[i] - ys[i - 1]),
+        }
     }
-    let i = xs.partition_point(|&p| p <= x);
-    let w = (x - xs[i - 1]) / (xs[i] - xs[i - 1]);
-    ys[i - 1] + w * (ys[i] - ys[i - 1])
 }
 
 /// A full grid over (x, y), bilinear inside, clamped below, scaled by a power beyond.
@@ -345,23 +370,31 @@ pub struct Grid2 {
 }
 
 impl Grid2 {
-    fn row(&self, xi: usize, y: f64) -> f64 {
+    fn row(&self, xi: usize, y: Bracket) -> f64 {
         let n = self.ys.len();
-        interp(&self.ys, &self.values[xi * n..(xi + 1) * n], y, self.y_power)
+        y.apply(&self.values[xi * n..(xi + 1) * n])
     }
 
     pub fn at(&self, x: f64, y: f64) -> f64 {
-        let last = self.xs.len() - 1;
-        if x <= self.xs[0] {
-            return self.row(0, y);
+        self.at_x(self.x_bracket(x), y)
+    }
+
+    /// Where `x` falls on the grid's x axis, for [`Self::at_x`].
+    pub fn x_bracket(&self, x: f64) -> Bracket {
+        Bracket::of(&self.xs, x, self.x_power)
+    }
+
+    /// [`Self::at`] with the x search done beforehand: one search along y, shared by both rows.
+    pub fn at_x(&self, x: Bracket, y: f64) -> f64 {
+        let y = Bracket::of(&self.ys, y, self.y_power);
+        match x {
+            Bracket::Below => self.row(0, y),
+            Bracket::Beyond(scale) => self.row(self.xs.len() - 1, y) * scale,
+            Bracket::Between(i, w) => {
+                let (a, b) = (self.row(i - 1, y), self.row(i, y));
+                a + w * (b - a)
+            }
         }
-        if x >= self.xs[last] {
-            return self.row(last, y) * (x / self.xs[last]).powf(self.x_power);
-        }
-        let i = self.xs.partition_point(|&p| p <= x);
-        let w = (x - self.xs[i - 1]) / (self.xs[i] - self.xs[i - 1]);
-        let (a, b) = (self.row(i - 1, y), self.row(i, y));
-        a + w * (b - a)
     }
 
     /// This grid and `other` (same axes) blended: `self + w (other - self)`.

@@ -8,7 +8,6 @@ use anyhow::{bail, Result};
 
 use super::*;
 use crate::report::bench_fidelity;
-use crate::report::write::write_atomic;
 use crate::scenario::bench_runs::{self, BenchExperiment, Format};
 
 /// The format of a measurements file, or the exit code after printing why it has none.
@@ -70,21 +69,8 @@ pub(super) fn cmd_fidelity_bench(
         json["cross_validated_rows"] = serde_json::to_value(&held_out).expect("rows serialize");
         json["cross_validated_median_ape_by_gpu"] = serde_json::Value::Array(by_gpu);
     }
-    print!("{text}");
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("fidelity");
-    let stem = step_model.stem(stem.to_string());
-    let dir = out.join("fidelity");
-    write_atomic(&dir.join(format!("{stem}.md")), text.as_bytes())?;
-    let mut json_text = serde_json::to_string_pretty(&json).expect("json");
-    json_text.push('\n');
-    write_atomic(&dir.join(format!("{stem}.json")), json_text.as_bytes())?;
-    if !quiet {
-        println!(
-            "wrote {}: open it for the tables; {stem}.json has the numbers",
-            dir.join(format!("{stem}.md")).display()
-        );
-    }
-    Ok(EXIT_OK)
+    super::fidelity::write_fidelity(out, &step_model.stem(stem.to_string()), &text, &json, quiet)
 }
 
 /// `symbiote calibrate` on `vllm bench serve` runs: fits `gpu`'s step-time parameters to the

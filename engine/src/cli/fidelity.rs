@@ -62,13 +62,17 @@ pub fn cmd_fidelity(
         json["cross_validated_median_ape"] =
             serde_json::to_value(fidelity::medians(&held_out_rows)).expect("medians serialize");
     }
-    print!("{text}");
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("fidelity");
     let stem = if multi_turn { format!("{stem}_multi_turn") } else { stem.to_string() };
-    let stem = step_model.stem(stem);
+    write_fidelity(out, &step_model.stem(stem), &text, &json, quiet)
+}
+
+/// Prints a fidelity report and writes it as `fidelity/<stem>.md` and `.json` under `out`.
+pub(super) fn write_fidelity(out: &Path, stem: &str, text: &str, json: &serde_json::Value, quiet: bool) -> Result<u8> {
+    print!("{text}");
     let dir = out.join("fidelity");
     write_atomic(&dir.join(format!("{stem}.md")), text.as_bytes())?;
-    let mut json_text = serde_json::to_string_pretty(&json).expect("json");
+    let mut json_text = serde_json::to_string_pretty(json).expect("json");
     json_text.push('\n');
     write_atomic(&dir.join(format!("{stem}.json")), json_text.as_bytes())?;
     if !quiet {
@@ -211,7 +215,6 @@ pub fn cmd_calibrate_host(
     let mut sim2real = Vec::new();
     let mut bench = Vec::new();
     let mut hashes = Vec::new();
-    let left_out = |key: &str, why: String| eprintln!("warning: {key}: left out ({why})");
     for file in files {
         match super::bench_fidelity::format_of(file) {
             Ok(crate::scenario::bench_runs::Format::Sim2Real) => {
@@ -220,13 +223,7 @@ pub fn cmd_calibrate_host(
                     Err(p) => return Ok(print_problems(&p.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
                 };
                 hashes.push(hash);
-                for mut e in experiments {
-                    e.case.step_time = crate::scenario::StepTimeChoice::Kernels;
-                    match e.case.kernel_fallback() {
-                        None => sim2real.push(e),
-                        Some(why) => left_out(&e.key, why),
-                    }
-                }
+                sim2real.extend(kernel_priced(experiments, |e| (&mut e.case, &e.key)));
             }
             Ok(_) => {
                 let (experiments, hash) = match crate::scenario::bench_runs::load(file) {
@@ -234,13 +231,7 @@ pub fn cmd_calibrate_host(
                     Err(p) => return Ok(print_problems(&p.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
                 };
                 hashes.push(hash);
-                for mut e in experiments {
-                    e.case.step_time = crate::scenario::StepTimeChoice::Kernels;
-                    match e.case.kernel_fallback() {
-                        None => bench.push(e),
-                        Some(why) => left_out(&e.key, why),
-                    }
-                }
+                bench.extend(kernel_priced(experiments, |e| (&mut e.case, &e.key)));
             }
             Err(code) => return Ok(code),
         }
@@ -302,6 +293,21 @@ pub fn cmd_calibrate_host(
         }
     }
     Ok(EXIT_OK)
+}
+
+/// The experiments the kernel tables can price, each set to them; the others are left out
+/// with a warning naming why. `parts` gives an experiment's case and key.
+fn kernel_priced<E>(experiments: Vec<E>, parts: impl Fn(&mut E) -> (&mut crate::scenario::Case, &String)) -> Vec<E> {
+    let mut kept = Vec::new();
+    for mut e in experiments {
+        let (case, key) = parts(&mut e);
+        case.step_time = crate::scenario::StepTimeChoice::Kernels;
+        match case.kernel_fallback() {
+            None => kept.push(e),
+            Some(why) => eprintln!("warning: {key}: left out ({why})"),
+        }
+    }
+    kept
 }
 
 /// Today's date (UTC) for provenance lines in catalog files; never written to reports.

@@ -112,19 +112,31 @@ mod tests {
         Catalog::builtin().gpu(name).unwrap()
     }
 
-    /// The H100's bf16 GEMM of m 1, n 4096, k 4096 by hand: 2 x (4096 x 4096 + 1 x 8192) bytes
-    /// over its measured time at 3.35 TB/s, and the same shape's matmul fraction at m 8192, are
-    /// two of the four terms of each mean.
+    /// The H100's bf16 GEMM of n 4096, k 4096 (on the table's grid) by hand: at m 1,
+    /// 2 x (4096 x 4096 + 1 x 8192) bytes over its measured time at 3.35 TB/s; at m 2048,
+    /// 2 x 2048 x 4096 x 4096 FLOPs over its measured time at the dense bf16 peak. Each is one
+    /// of the four terms of its mean; the other three shapes are off the grid, so their terms
+    /// come from the table's interpolation.
     #[test]
     fn fractions_are_read_off_the_tables() {
         let h100 = gpu("h100-80gb");
         let r = reached(h100).unwrap();
         let g = &tables::for_gpu("h100-80gb").unwrap().gemm["bfloat16"];
-        let t1 = g.at(1.0, 4096.0, 4096.0).unwrap();
-        let term = 2.0 * (4096.0 * 4096.0 + 8192.0) / t1 / (h100.hbm_bandwidth_gbps * 1e9);
-        assert!(term > 0.0 && term < 1.2, "{term}");
-        assert!(r.bandwidth > 0.3 && r.bandwidth < 1.0, "{r:?}");
-        assert!(r.matmul > 0.3 && r.matmul < 1.0, "{r:?}");
+        let (bandwidth, peak) = (h100.hbm_bandwidth_gbps * 1e9, Quant::Bf16.matmul_peak_flops(h100));
+        let stream = 2.0 * (4096.0 * 4096.0 + 8192.0) / g.at(1.0, 4096.0, 4096.0).unwrap() / bandwidth;
+        let compute = 2.0 * 2048.0 * 4096.0 * 4096.0 / g.at(2048.0, 4096.0, 4096.0).unwrap() / peak;
+        let big = g.m.iter().position(|&m| m == 2048.0).unwrap();
+        let (mut streams, mut computes) = (Vec::new(), Vec::new());
+        for (n, k) in SHAPES {
+            let curve = g.curve_for(n, k);
+            streams.push(2.0 * (n * k + n + k) / curve[0] / bandwidth);
+            computes.push(2.0 * 2048.0 * n * k / curve[big] / peak);
+        }
+        let close = |a: f64, b: f64| (a / b - 1.0).abs() < 1e-9;
+        assert!(close(streams[1], stream) && close(computes[1], compute), "{streams:?} {computes:?}");
+        assert!(close(r.bandwidth, streams.iter().sum::<f64>() / 4.0), "{r:?}");
+        assert!(close(r.matmul, computes.iter().sum::<f64>() / 4.0), "{r:?}");
+        assert!(r.bandwidth > 0.3 && r.bandwidth < 1.0 && r.matmul > 0.3 && r.matmul < 1.0, "{r:?}");
         assert!(r.kv_bandwidth > 0.2 && r.kv_bandwidth < 1.2, "{r:?}");
         assert_eq!(r.tables, "h100_sxm");
     }

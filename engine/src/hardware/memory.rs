@@ -224,8 +224,24 @@ pub struct StaticMemory {
     pub activation_peak_bytes: u64,
     /// The CUDA context and the memory outside PyTorch's allocator.
     pub non_torch_bytes: u64,
-    /// The peak: every term that is live at once at the worst point of the run.
+    /// The peak: what PyTorch's caching allocator reserved at the worst point of the run
+    /// (`hf_generate_replay`), or the terms live at once where the run is not replayed; for a
+    /// batch that does not fit, what it held when it failed plus the failed request.
     pub peak_bytes: u64,
+    /// The replay's out-of-memory error: the request the allocator could not serve and how
+    /// many output tokens were done before it; `None` when it ran, was not replayed, or the
+    /// terms alone did not fit.
+    #[serde(default)]
+    pub failed_allocation: Option<FailedAllocation>,
+}
+
+/// Where a replayed `generate` ran out of memory.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct FailedAllocation {
+    pub requested_bytes: u64,
+    pub reserved_bytes: u64,
+    pub allocated_bytes: u64,
+    pub tokens_done: u64,
 }
 
 impl StaticMemory {
@@ -240,6 +256,22 @@ impl StaticMemory {
     /// PyTorch's out-of-memory error, with the itemised split.
     pub fn oom_message(&self) -> String {
         let gib = |b: u64| b as f64 / GIB;
+        if let Some(f) = self.failed_allocation {
+            return format!(
+                "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {:.2} GiB after {} output tokens of a static batch of {} rows padded to {} prompt tokens with {} output tokens ({} cache): PyTorch had {:.2} GiB reserved, {:.2} GiB of it allocated (the rest cached in blocks too small for the request), beside weights {:.2} GiB and CUDA context {:.2} GiB, of {:.2} GiB in total; lower the batch size or use paged attention (vLLM)",
+                gib(f.requested_bytes),
+                f.tokens_done,
+                self.rows,
+                self.padded_prompt_tokens,
+                self.output_tokens,
+                self.cache.name(),
+                gib(f.reserved_bytes + self.weights_bytes),
+                gib(f.allocated_bytes + self.weights_bytes),
+                gib(self.weights_bytes),
+                gib(self.non_torch_bytes),
+                gib(self.total_visible_bytes)
+            );
+        }
         format!(
             "torch.OutOfMemoryError: CUDA out of memory. A static batch of {} rows padded to {} prompt tokens with {} output tokens ({} cache) needs {:.2} GiB at its peak (weights {:.2}, KV cache {:.2}, prefill activations and logits {:.2}, CUDA context {:.2}) but the GPU has {:.2} GiB in total; lower the batch size or use paged attention (vLLM)",
             self.rows,
@@ -267,7 +299,13 @@ pub fn plan_static(
     prompt: u64,
     output: u64,
 ) -> StaticMemory {
-    let (_, terms, peak) = hf_memory::fits(model, gpu, cfg, cache, rows, prompt, output);
+    let (_, terms, peak, replay) = hf_memory::fits(model, gpu, cfg, cache, rows, prompt, output);
+    let failed_allocation = replay.and_then(|r| r.oom).map(|(oom, tokens_done)| FailedAllocation {
+        requested_bytes: oom.requested_bytes,
+        reserved_bytes: oom.reserved_bytes,
+        allocated_bytes: oom.allocated_bytes,
+        tokens_done,
+    });
     StaticMemory {
         rows,
         padded_prompt_tokens: prompt,
@@ -279,10 +317,13 @@ pub fn plan_static(
         activation_peak_bytes: terms.prefill_activation_bytes + terms.logits_bytes,
         non_torch_bytes: terms.context_bytes,
         peak_bytes: peak,
+        failed_allocation,
     }
 }
 
-/// The largest static batch that fits (0 when not even one row fits).
+/// The largest static batch that fits (0 when not even one row fits): the largest whose
+/// terms fit first (cheap), then a bisection below it on the allocator replay, which can
+/// only refuse more.
 pub fn largest_static_batch(
     model: &ModelSpec,
     gpu: &GpuSpec,
@@ -291,7 +332,26 @@ pub fn largest_static_batch(
     prompt: u64,
     output: u64,
 ) -> u64 {
-    largest_where(|rows| plan_static(model, gpu, cfg, cache, rows, prompt, output).fits(), 1 << 40)
+    let capacity = (gpu.memory_visible_gib * GIB) as u64;
+    let terms_fit = |rows: u64| {
+        let terms = hf_memory::hf_terms(model, cfg, cache, rows, prompt, output);
+        terms.needed_bytes(hf_memory::prompt_kv_bytes(model, cfg, rows, prompt)) <= capacity
+    };
+    let upper = largest_where(terms_fit, 1 << 40);
+    let fits = |rows: u64| rows == 0 || plan_static(model, gpu, cfg, cache, rows, prompt, output).fits();
+    if fits(upper) {
+        return upper;
+    }
+    let (mut lo, mut hi) = (0u64, upper);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// The largest `n` in `0..=limit` for which `ok(n)` holds, for a predicate that holds up to

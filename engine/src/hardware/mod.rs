@@ -3,6 +3,8 @@
 //! the host's share of a step, and the price of a GPU-hour. Nothing here sees time or events.
 
 pub mod catalog;
+pub mod cuda_allocator;
+pub mod hf_generate_replay;
 pub mod hf_memory;
 pub mod hf_model;
 pub mod hf_step_time;

@@ -15,7 +15,7 @@ pub(super) fn oom(scenario: &Scenario, report: &Report) -> Findings {
     let catalog = crate::hardware::active_catalog();
     let mut limits = Vec::new();
     let mut markdown = format!(
-        "Largest safe batch of {prompt}-token prompts with {output} output tokens for {} ({}), found by binary search on the memory model: the static engine's batch must fit whole (Hugging Face `generate`: weights, KV of the padded batch, the prefill's activations over all rows, the CUDA context), with HF's default DynamicCache and with `cache_implementation=\"static\"`; vLLM's figure is how many such sequences stay resident without preemption (more only queue or preempt).\n\n| GPU | static engine (DynamicCache) | static engine (static cache) | vLLM resident |\n|---|---:|---:|---:|\n",
+        "Largest safe batch of {prompt}-token prompts with {output} output tokens for {} ({}), found by binary search on the memory model: the static engine's batch must fit whole (Hugging Face `generate`: weights, KV of the padded batch, the prefill's activations over all rows, the CUDA context, with PyTorch's caching allocator replayed over the run), with HF's default DynamicCache and with `cache_implementation=\"static\"`; vLLM's figure is how many such sequences stay resident without preemption (more only queue or preempt).\n\n| GPU | static engine (DynamicCache) | static engine (static cache) | vLLM resident |\n|---|---:|---:|---:|\n",
         case0.model.display_name, case0.quant
     );
     for gpu_name in ["rtx-3090", "rtx-4090", "l40", "a100-40gb", "a100-80gb", "h100"] {
@@ -60,7 +60,7 @@ pub(super) fn oom(scenario: &Scenario, report: &Report) -> Findings {
         case0.gpu.name
     );
     let summary = format!(
-        "Each batch size runs on the static engine (padded, KV reserved up front) and on vLLM (paged KV, continuous batching). Out of memory: {}. vLLM never runs out of memory at run time: beyond its resident capacity it queues and preempts instead. The largest static batch that fits on {} is {home} rows. The static engine is priced as eager Hugging Face `generate` runs (issue 12): every elementwise op its own kernel, a CPU launch per kernel with no CUDA graph, DynamicCache copying the whole KV cache every step, finished rows computed until the batch ends; its memory counts the padded batch's prefill activations and the CUDA context, so it is slower than vLLM at the same batch and fits fewer rows than before.",
+        "Each batch size runs on the static engine (padded, KV reserved up front) and on vLLM (paged KV, continuous batching). Out of memory: {}. vLLM never runs out of memory at run time: beyond its resident capacity it queues and preempts instead. The largest static batch that fits on {} is {home} rows. The static engine is priced as eager Hugging Face `generate` runs (issue 12): every elementwise op its own kernel, a CPU launch per kernel with no CUDA graph, DynamicCache copying the whole KV cache every step, finished rows computed until the batch ends; its memory counts the padded batch's prefill activations and the CUDA context, and the run is replayed through PyTorch's caching allocator, which fails on reserved memory: blocks cached by the prefill and by DynamicCache's growing copies are too small for the next request, so fewer rows fit than the live tensors alone allow (issue 12). It is slower than vLLM at the same batch.",
         if ooms.is_empty() { "none".to_string() } else { ooms.join(", ") },
         case0.gpu.display_name
     );

@@ -329,6 +329,28 @@ fn case_config(case: &Case) -> Map<String, Value> {
     m.insert("tp".into(), case.tp.into());
     m.insert("replicas".into(), case.replicas.into());
     m.insert("router".into(), serde_json::to_value(case.router).expect("router serializes"));
+    if let Some(a) = &case.autoscaling {
+        // Ray Serve's names, every default resolved, and the cold start it implies.
+        let secs = |n: crate::sim::Nanos| serde_json::json!(n.as_secs_f64());
+        m.insert(
+            "autoscaling_config".into(),
+            serde_json::json!({
+                "min_replicas": a.min_replicas,
+                "max_replicas": a.max_replicas,
+                "initial_replicas": a.initial_replicas,
+                "target_ongoing_requests": a.target_ongoing_requests,
+                "upscale_delay_s": secs(a.upscale_delay),
+                "downscale_delay_s": secs(a.downscale_delay),
+                "metrics_interval_s": secs(a.metrics_interval),
+                "look_back_period_s": secs(a.look_back_period),
+                "upscaling_factor": a.upscaling_factor,
+                "downscaling_factor": a.downscaling_factor,
+            }),
+        );
+        m.insert("weights_load_s".into(), secs(a.weights_load));
+        m.insert("engine_startup_s".into(), secs(a.engine_startup));
+        m.insert("cold_start_s".into(), secs(a.cold_start()));
+    }
     m.insert("engine".into(), serde_json::to_value(case.engine.kind).expect("kind serializes"));
     m.insert("max_num_batched_tokens".into(), e.max_num_batched_tokens.into());
     m.insert("max_num_seqs".into(), e.max_num_seqs.into());

@@ -47,21 +47,20 @@ pub fn summary(report: &Report) -> String {
     finish(w)
 }
 
+/// The engine state over time; an autoscaled run's rows add the fleet's replicas up,
+/// starting and draining and a row per scale event (`scale_event` names it, empty on the
+/// sampled rows). A fixed fleet's file keeps the first eight columns only.
 pub fn timeline(rows: &[TimelineRow]) -> String {
     let mut w = writer();
-    w.write_record([
-        "time_s",
-        "replica",
-        "waiting",
-        "running",
-        "scheduled_tokens",
-        "kv_usage",
-        "preemptions",
-        "completed",
-    ])
-    .expect("csv row");
+    let scaled = rows.iter().any(|r| r.fleet.is_some());
+    let mut header =
+        vec!["time_s", "replica", "waiting", "running", "scheduled_tokens", "kv_usage", "preemptions", "completed"];
+    if scaled {
+        header.extend(["replicas_up", "replicas_starting", "replicas_draining", "scale_event"]);
+    }
+    w.write_record(&header).expect("csv row");
     for r in rows {
-        w.write_record([
+        let mut row = vec![
             format!("{:.6}", r.time.as_secs_f64()),
             r.replica.to_string(),
             r.waiting.to_string(),
@@ -70,8 +69,13 @@ pub fn timeline(rows: &[TimelineRow]) -> String {
             format!("{:.6}", r.kv_usage),
             r.preemptions.to_string(),
             r.completed.to_string(),
-        ])
-        .expect("csv row");
+        ];
+        if scaled {
+            let c = r.fleet.unwrap_or_default();
+            row.extend([c.up.to_string(), c.starting.to_string(), c.draining.to_string()]);
+            row.push(r.event.unwrap_or("").to_string());
+        }
+        w.write_record(&row).expect("csv row");
     }
     finish(w)
 }

@@ -308,6 +308,9 @@ fn details(out: &mut String, case: &CaseReport) {
     if let Some(line) = cost_line(case) {
         out.push_str(&format!("{line}\n\n"));
     }
+    if let Some(line) = scaling_line(case) {
+        out.push_str(&format!("{line}\n\n"));
+    }
     if let Some(run) = case.runs.first() {
         let [kv, conc] = run.memory.startup_lines();
         out.push_str(&format!("Start-up: {kv}; {conc}.\n"));
@@ -355,7 +358,8 @@ fn cost_line(case: &CaseReport) -> Option<String> {
     let usd = case.config.get("usd_per_gpu_hour")?.as_f64()?;
     let basis = case.config.get("price_basis").and_then(Value::as_str).unwrap_or("");
     let mean = |key: &str| mean_cell(case, key, 2);
-    let gpus = mean_cell(case, "gpus", 0);
+    // An autoscaled fleet's GPUs are a mean over the run.
+    let gpus = mean_cell(case, "gpus", if case.config.contains_key("autoscaling_config") { 2 } else { 0 });
     let mut line =
         format!("Cost: ${} per hour ({gpus} GPUs at ${usd} per GPU-hour: {basis})", mean("cost_usd_per_hour"));
     line.push_str(&format!(
@@ -367,6 +371,21 @@ fn cost_line(case: &CaseReport) -> Option<String> {
     }
     line.push('.');
     Some(line)
+}
+
+/// `Autoscaling: 2 scale-ups, ...` for an autoscaled case (means over seeds); `None` otherwise.
+fn scaling_line(case: &CaseReport) -> Option<String> {
+    let cold_start = case.config.get("cold_start_s")?.as_f64()?;
+    Some(format!(
+        "Autoscaling (Ray Serve's policy, means over seeds): {} scale-ups, {} scale-downs, {} replicas started, \
+         peak {} replicas up; {} GPU-hours, counted from each scale-up decision (the GPUs are held \
+         through the {cold_start:.1} s cold start) until the replica left or the last request finished.",
+        mean_cell(case, "scale_ups", 1),
+        mean_cell(case, "scale_downs", 1),
+        mean_cell(case, "replicas_started", 1),
+        mean_cell(case, "peak_replicas", 1),
+        mean_cell(case, "gpu_hours", 4),
+    ))
 }
 
 /// A name as Markdown text that stays inside its table cell or heading: a `|` would end the

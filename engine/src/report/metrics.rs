@@ -12,6 +12,7 @@ use crate::report::concurrency::PeakConcurrency;
 use crate::report::samples::Samples;
 use crate::scenario::GoodputSlo;
 use crate::serving::request::Request;
+use crate::serving::scaled_fleet::FleetCounts;
 use crate::sim::{Nanos, SimTime};
 
 /// What a run keeps beyond the summary metrics.
@@ -50,6 +51,25 @@ pub struct TimelineRow {
     pub kv_usage: f64,
     pub preemptions: u64,
     pub completed: u64,
+    /// An autoscaled fleet's replicas up, starting and draining at this time.
+    pub fleet: Option<FleetCounts>,
+    /// A scale event at this time on `replica`: `start` (a scale-up decision: the cold start
+    /// begins), `up` (it serves), `cancel` (stopped while starting), `drain` (a scale-down
+    /// decision: no new requests), `leave` (drained: its GPUs are released).
+    pub event: Option<&'static str>,
+}
+
+/// What an autoscaled run did to its fleet (`serving::scaled_fleet`), for the report.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScalingRecord {
+    pub scale_ups: u64,
+    pub scale_downs: u64,
+    pub replicas_started: u64,
+    pub replicas_stopped: u64,
+    pub peak_replicas: u32,
+    /// Every period a replica held its GPUs: from its scale-up decision (cold start included:
+    /// the GPUs are allocated then) to its leaving, or to the end of the run.
+    pub held: Vec<(SimTime, SimTime)>,
 }
 
 /// One replica's share of the work.
@@ -193,6 +213,10 @@ pub struct Metrics {
     next_sample: SimTime,
     /// SLO attainment counted as the run goes (`symbiote plan`); `None` in ordinary runs.
     pub watch: Option<SloWatch>,
+    /// An autoscaled fleet's current replica counts (copied into timeline rows).
+    pub fleet_counts: Option<FleetCounts>,
+    /// An autoscaled run's scaling, set at the end of the run.
+    pub scaling: Option<ScalingRecord>,
 }
 
 impl Metrics {
@@ -250,6 +274,8 @@ impl Metrics {
             timeline_interval: capture.timeline,
             next_sample: SimTime::ZERO,
             watch: None,
+            fleet_counts: None,
+            scaling: None,
         }
     }
 
@@ -392,6 +418,8 @@ impl Metrics {
                     kv_usage,
                     preemptions: self.preemptions,
                     completed: self.completed,
+                    fleet: self.fleet_counts,
+                    event: None,
                 });
                 let periods = (now.0 - self.next_sample.0) / interval.0.max(1) + 1;
                 self.next_sample = SimTime(self.next_sample.0 + periods * interval.0.max(1));
@@ -410,6 +438,33 @@ impl Metrics {
         self.running_sum += running as u64;
         self.running_max = self.running_max.max(running as u64);
         self.waiting_peak = self.waiting_peak.max(waiting as u64);
+    }
+
+    /// Records a scale event as a timeline row (when the timeline is captured) and the fleet's
+    /// new counts. `waiting`, `running` and `kv_usage` are the replica's.
+    pub fn on_scale_event(
+        &mut self,
+        now: SimTime,
+        replica: u32,
+        event: &'static str,
+        counts: FleetCounts,
+        load: (usize, usize, f64),
+    ) {
+        self.fleet_counts = Some(counts);
+        if self.timeline_interval.is_some() {
+            self.timeline.push(TimelineRow {
+                time: now,
+                replica,
+                waiting: load.0 as u32,
+                running: load.1 as u32,
+                scheduled_tokens: 0,
+                kv_usage: load.2,
+                preemptions: self.preemptions,
+                completed: self.completed,
+                fleet: Some(counts),
+                event: Some(event),
+            });
+        }
     }
 
     /// Requests refused, over every reason.

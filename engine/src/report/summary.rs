@@ -134,15 +134,35 @@ pub fn summarize(m: &Metrics, gpus_per_replica: u64) -> Map<String, Value> {
         "mean_tokens_per_step".into(),
         number(if m.steps > 0 { m.scheduled_tokens as f64 / m.steps as f64 } else { 0.0 }),
     );
-    let replicas = m.replicas.len().max(1) as f64;
+    let replicas = mean_replicas(m);
     out.insert("busy_fraction".into(), number(if duration > 0.0 { busy / 1e9 / duration / replicas } else { 0.0 }));
     let gpus = replicas * gpus_per_replica as f64;
     out.insert("gpus".into(), number(gpus));
     out.insert("gpu_hours".into(), number(duration * gpus / 3600.0));
+    if let Some(s) = &m.scaling {
+        out.insert("scale_ups".into(), s.scale_ups.into());
+        out.insert("scale_downs".into(), s.scale_downs.into());
+        out.insert("replicas_started".into(), s.replicas_started.into());
+        out.insert("replicas_stopped".into(), s.replicas_stopped.into());
+        out.insert("peak_replicas".into(), s.peak_replicas.into());
+    }
     if !m.batches.is_empty() {
         batch_keys(&mut out, m, duration);
     }
     out
+}
+
+/// Replicas held on average over the run's duration: the fleet's size, or for an autoscaled
+/// fleet its replica-seconds held (cold starts and drains included: the GPUs are allocated to
+/// the replica then) up to the last completion, over the duration. `gpus` and `gpu_hours`,
+/// and so the cost, follow from it; with a fixed fleet it is the replica count.
+fn mean_replicas(m: &Metrics) -> f64 {
+    let end = m.last_finish;
+    match &m.scaling {
+        Some(s) if end.0 > 0 => crate::serving::scaled_fleet::held_ns(&s.held, end) as f64 / end.0 as f64,
+        Some(s) => s.held.iter().filter(|p| p.0 == crate::sim::SimTime::ZERO).count().max(1) as f64,
+        None => m.replicas.len().max(1) as f64,
+    }
 }
 
 /// What a run cost at one price per GPU-hour.
@@ -170,7 +190,7 @@ pub fn cost(gpus: f64, duration_s: f64, output_tokens: u64, usd_per_gpu_hour: f6
 /// job, `job_cost_usd` (the job's GPU-hours, start-up included, times the price), priced over
 /// the same GPUs and duration as `gpus` and `gpu_hours`.
 pub fn add_cost(out: &mut Map<String, Value>, m: &Metrics, gpus_per_replica: u64, batch: bool, usd_per_gpu_hour: f64) {
-    let gpus = m.replicas.len().max(1) as f64 * gpus_per_replica as f64;
+    let gpus = mean_replicas(m) * gpus_per_replica as f64;
     let c = cost(gpus, m.last_finish.as_secs_f64(), m.total_output_tokens, usd_per_gpu_hour);
     out.insert("cost_usd_per_hour".into(), number(c.usd_per_hour));
     out.insert("cost_usd_per_million_output_tokens".into(), opt(c.usd_per_million_output_tokens));

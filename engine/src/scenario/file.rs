@@ -90,6 +90,59 @@ pub struct FleetFile {
     pub router: Option<crate::serving::router::RouterPolicy>,
     /// Admission limit: most requests waiting fleet-wide; more are rejected and counted.
     pub max_waiting: Option<u64>,
+    /// Ray Serve autoscaling (`ray.serve.config.AutoscalingConfig`, same names and defaults):
+    /// replicas added and removed by Ray Serve's default policy instead of a fixed `replicas`.
+    pub autoscaling_config: Option<AutoscalingConfigFile>,
+    /// What a replica added by the autoscaler pays before it serves.
+    pub cold_start: Option<ColdStartFile>,
+}
+
+/// Ray Serve's `autoscaling_config` of a deployment; every field defaults as Ray's
+/// `AutoscalingConfig` does (`python/ray/serve/config.py`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AutoscalingConfigFile {
+    /// Default 1 (symbiote needs at least 1: scale-to-zero is not modelled).
+    pub min_replicas: Option<u32>,
+    /// Default 1.
+    pub max_replicas: Option<u32>,
+    /// Replicas up when the run starts; default `min_replicas`.
+    pub initial_replicas: Option<u32>,
+    /// Ongoing (queued + running) requests per replica the policy aims at. Default 2.
+    pub target_ongoing_requests: Option<f64>,
+    /// How long an upscale wish must hold before replicas are added. Default 30 s.
+    pub upscale_delay_s: Option<f64>,
+    /// How long a downscale wish must hold before replicas are removed. Default 600 s.
+    pub downscale_delay_s: Option<f64>,
+    /// How often replicas push their averages to the controller. Default 10 s.
+    pub metrics_interval_s: Option<f64>,
+    /// The window those averages cover. Default 30 s.
+    pub look_back_period_s: Option<f64>,
+    /// Multiplies each upscale step (`upscaling_factor`, else `upscale_smoothing_factor`,
+    /// else `smoothing_factor`). Default 1.
+    pub upscaling_factor: Option<f64>,
+    /// Multiplies each downscale step. Default 1.
+    pub downscaling_factor: Option<f64>,
+    /// Ray's older name for both factors. Default 1.
+    pub smoothing_factor: Option<f64>,
+    pub upscale_smoothing_factor: Option<f64>,
+    pub downscale_smoothing_factor: Option<f64>,
+}
+
+/// A new replica's cold start: its weights read at `load_gbps`, then vLLM's engine start-up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ColdStartFile {
+    /// Weight-loading bandwidth per GPU, GB/s (each tensor-parallel rank reads its shard).
+    /// Default 5 GB/s, an assumption: vLLM issue #20264 logs 3.42 GiB loaded in 0.69 s (5.3
+    /// GB/s) from a warm page cache; network storage is slower. Set your own.
+    pub load_gbps: Option<f64>,
+    /// vLLM's start-up after the weights: profiling, KV-cache allocation, torch.compile (from
+    /// its cache) and CUDA-graph capture, plus the API server. Default 58 s (vLLM issue
+    /// #20264: first response 59 s after launch with 0.9 s of it loading weights; low
+    /// confidence, cold compile caches take longer: #19824 reports 70 s of torch.compile and
+    /// 60 s of CUDA-graph capture for Llama-70B on TP 8).
+    pub engine_startup_s: Option<f64>,
 }
 
 /// Offline batch inference as Ray Data LLM runs it (`vLLMEngineProcessorConfig`): a dataset of

@@ -2,6 +2,7 @@
 //! The engine only ever sees the validated types below: every default resolved, every unit
 //! converted, no `Option` where a value is required. Nothing here touches simulated time.
 
+mod autoscaling;
 pub mod bench_runs;
 mod expand;
 pub mod file;
@@ -82,6 +83,8 @@ pub struct Case {
     pub router: crate::serving::router::RouterPolicy,
     /// Fleet-wide limit on waiting requests; arrivals beyond it are rejected.
     pub max_waiting: Option<u64>,
+    /// Ray Serve autoscaling; `replicas` is then its `initial_replicas`.
+    pub autoscaling: Option<crate::serving::autoscaler::AutoscalingConfig>,
     /// Offline batch inference instead of online arrivals.
     pub batch: Option<BatchConfig>,
     pub engine: EngineConfig,
@@ -113,6 +116,12 @@ pub struct GoodputSlo {
 }
 
 impl Case {
+    /// Replica slots a run sets up: the fixed fleet, or twice an autoscaled fleet's
+    /// `max_replicas` (room for draining replicas beside a full fleet, `serving::scaled_fleet`).
+    pub fn slots(&self) -> u32 {
+        self.autoscaling.map_or(self.replicas, |a| 2 * a.max_replicas)
+    }
+
     pub fn memory_config(&self) -> MemoryConfig {
         MemoryConfig {
             quant: self.quant,

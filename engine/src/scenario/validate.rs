@@ -47,7 +47,7 @@ pub const MAX_REPLICAS: u32 = 4096;
 /// Most rows in one batch job: the pipeline keeps 4 bytes per row.
 pub const MAX_ROWS: u64 = 1_000_000_000;
 
-pub(super) struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     file: &'a str,
     base_dir: &'a Path,
     problems: Vec<Diagnostic>,
@@ -56,7 +56,11 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    pub(super) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn problem_count(&self) -> usize {
+        self.problems.len()
+    }
+
+    pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Diagnostic { file: self.file.to_string(), path: path.into(), message: message.into() });
     }
 }
@@ -332,6 +336,9 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
             "an admission limit of 0 rejects everything; use at least 1 or remove it",
         );
     }
+    let autoscaling =
+        super::autoscaling::resolve(&fleet, batch.is_some(), model, f.quant.unwrap_or(Quant::Fp16), tp, path, ctx);
+    let replicas = autoscaling.map_or(replicas, |a| a.initial_replicas);
     let (model, gpu) = (model?, gpu?);
     let engine = resolve_engine(&f, model, gpu, path, ctx)?;
     let step_time = match f.step_time.unwrap_or(StepTimeFile::Auto) {
@@ -401,6 +408,7 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
         replicas,
         router: fleet.router.unwrap_or_default(),
         max_waiting: fleet.max_waiting,
+        autoscaling,
         batch,
         engine,
         workload: f.workload,

@@ -2,11 +2,13 @@
 //! runs steps. Serving code never reads files and never advances time itself.
 
 pub mod admission;
+pub mod autoscaler;
 pub mod fleet_index;
 pub mod kv_cache;
 pub mod replica;
 pub mod request;
 pub mod router;
+pub mod scaled_fleet;
 pub mod scheduler;
 pub mod static_engine;
 

@@ -85,19 +85,21 @@ impl Router {
 }
 
 impl Router {
-    /// The same choice as [`Router::choose`] over a fleet whose replicas are all ready, from
-    /// the fleet index in O(log replicas) instead of a scan. Not for `prefix_affinity`, whose
-    /// lookups ask every replica's cache.
+    /// The same choice as [`Router::choose`] over the fleet's available replicas (all of them
+    /// but an autoscaled fleet's starting, draining and off ones), from the fleet index in
+    /// O(log replicas) instead of a scan. Not for `prefix_affinity`, whose lookups ask every
+    /// replica's cache.
     pub fn choose_indexed(&mut self, fleet: &FleetIndex) -> usize {
+        assert!(fleet.available_count() > 0, "an autoscaled fleet keeps at least one replica up");
         match self.policy {
             RouterPolicy::RoundRobin => {
-                let pick = if self.next < fleet.len() { self.next } else { 0 };
+                let pick = fleet.next_available_from(self.next).unwrap_or_else(|| fleet.nth_available(0));
                 self.next = pick + 1;
                 pick
             }
             RouterPolicy::LeastOutstanding => fleet.least_outstanding(),
             RouterPolicy::LeastKv => fleet.least_kv(),
-            RouterPolicy::Random => self.rng.gen_range(0..fleet.len()),
+            RouterPolicy::Random => fleet.nth_available(self.rng.gen_range(0..fleet.available_count())),
             RouterPolicy::PrefixAffinity => unreachable!("prefix_affinity routes from replica views"),
         }
     }

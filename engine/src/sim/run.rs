@@ -6,6 +6,8 @@
 //! admission limit); an offline batch job (Ray Data) hands whole batches to replicas that have
 //! room, least-loaded first.
 
+mod scaling;
+
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -17,16 +19,18 @@ use crate::hardware::memory::{self, MemoryBreakdown, StartupFailure};
 use crate::hardware::shape::ParamBreakdown;
 use crate::hardware::{ConstantStepTime, KernelStepTime, Roofline, StepTimeModel};
 use crate::report::attainment::SloWatch;
-use crate::report::metrics::{BatchRecord, Capture, Metrics};
+use crate::report::metrics::{BatchRecord, Capture, Metrics, ScalingRecord};
 use crate::scenario::file::EngineKind;
 use crate::scenario::Entrypoint;
 use crate::scenario::{BatchConfig, Case, StepTimeChoice};
 use crate::serving::admission::FrontDoor;
+use crate::serving::autoscaler::Autoscaler;
 use crate::serving::fleet_index::{FleetIndex, ReplicaLoad};
 use crate::serving::kv_cache::KvCache;
 use crate::serving::replica::{Finished, Replica};
 use crate::serving::request::Request;
 use crate::serving::router::{prompt_block_hashes, ReplicaView, Router};
+use crate::serving::scaled_fleet::ScaledFleet;
 use crate::serving::scheduler::SchedulerConfig;
 use crate::serving::static_engine::StaticEngine;
 use crate::serving::Engine;
@@ -49,6 +53,10 @@ enum Event {
     Dispatch,
     /// An online request leaves the API server for the router, after the front-end overhead.
     Enter(Box<RequestSpec>),
+    /// Ray Serve's autoscaling control loop runs (every `CONTROL_LOOP_INTERVAL`).
+    ScaleTick,
+    /// An autoscaled replica's cold start ends; stale when its start was cancelled since.
+    ReplicaUp { replica: u32, generation: u32 },
 }
 
 /// Bounds on a run: it ends with an outcome, never a hang.
@@ -157,6 +165,16 @@ struct World {
     /// Multi-turn requests due but parked until their session's previous turn ends.
     parked: u64,
     violations: Vec<String>,
+    /// Ray Serve autoscaling, when the fleet has it.
+    scaling: Option<Scaling>,
+}
+
+/// An autoscaled fleet: the policy, the replica slots, and what a new replica is built from.
+struct Scaling {
+    autoscaler: Autoscaler,
+    slots: ScaledFleet,
+    case: Box<Case>,
+    step_time: Arc<dyn StepTimeModel>,
 }
 
 /// Runs one case with one seed to completion or to a limit.
@@ -166,7 +184,7 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         Err(failure) => (failure.breakdown.clone(), Some(*failure)),
     };
     if case.engine.kind == EngineKind::Vllm && startup_failure.is_some() {
-        let metrics = Metrics::new(capture, case.goodput, case.replicas as usize);
+        let metrics = Metrics::new(capture, case.goodput, case.slots() as usize);
         return RunResult {
             outcome: Outcome::Oom,
             startup_failure,
@@ -179,26 +197,28 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
     }
     let streams = Streams::new(seed);
     let kernels = case.kernel_model();
+    let slots = case.slots() as usize;
+    let step_time = step_time_model(case, kernels.clone());
     let mut world = World {
         queue: EventQueue::new(),
         workload: Workload::new(&case.workload, &streams, &case.base_dir),
-        engines: build_engines(case, &memory, kernels.clone()),
-        ready: vec![true; case.replicas as usize],
-        wake_pending: vec![false; case.replicas as usize],
+        engines: (0..slots as u32).map(|i| build_engine(case, &memory, &step_time, i)).collect(),
+        ready: vec![true; slots],
+        wake_pending: vec![false; slots],
         router: Router::new(case.router, streams.get(Stream::Router)),
-        views: Vec::with_capacity(case.replicas as usize),
-        fleet: FleetIndex::new(case.replicas as usize),
+        views: Vec::with_capacity(slots),
+        fleet: FleetIndex::new(slots),
         not_ready: 0,
         max_waiting: case.max_waiting,
         pipeline: case.batch.map(|config| Pipeline {
             config,
             next_row: 0,
-            in_progress: vec![0; case.replicas as usize],
+            in_progress: vec![0; slots],
             batches: Vec::new(),
         }),
         block_size: case.engine.block_size,
         metrics: {
-            let mut metrics = Metrics::new(capture, case.goodput, case.replicas as usize);
+            let mut metrics = Metrics::new(capture, case.goodput, slots);
             metrics.watch = case.slo_watch.as_ref().map(SloWatch::new);
             metrics
         },
@@ -217,6 +237,12 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         in_frontend: 0,
         parked: 0,
         violations: Vec::new(),
+        scaling: case.autoscaling.map(|config| Scaling {
+            autoscaler: Autoscaler::new(config),
+            slots: ScaledFleet::new(slots as u32, config.initial_replicas),
+            case: Box::new(case.clone()),
+            step_time: step_time.clone(),
+        }),
     };
     world.start(case);
     let (outcome, events) = world.run(&case.limits);
@@ -234,12 +260,24 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         world.metrics.prefix_hits += stats.hits;
     }
     let end_time = world.now;
+    if let Some(scaling) = &world.scaling {
+        let f = &scaling.slots;
+        world.metrics.scaling = Some(ScalingRecord {
+            scale_ups: f.scale_ups,
+            scale_downs: f.scale_downs,
+            replicas_started: f.replicas_started,
+            replicas_stopped: f.replicas_stopped,
+            peak_replicas: f.peak_up,
+            held: f.held_periods(end_time),
+        });
+    }
     let violations = world.finish_accounting();
     RunResult { outcome, startup_failure: world.oom, memory, metrics: world.metrics, events, end_time, violations }
 }
 
-fn build_engines(case: &Case, memory: &MemoryBreakdown, kernels: Option<KernelStepTime>) -> Vec<Engine> {
-    let step_time: Arc<dyn StepTimeModel> = match (case.step_time, kernels) {
+/// The step-time model every replica of the case shares.
+fn step_time_model(case: &Case, kernels: Option<KernelStepTime>) -> Arc<dyn StepTimeModel> {
+    match (case.step_time, kernels) {
         (StepTimeChoice::Constant { per_step, per_token }, _) => Arc::new(ConstantStepTime { per_step, per_token }),
         (_, Some(k)) => Arc::new(k),
         // The CLI warns when the kernel tables asked for by name could not price the case
@@ -247,7 +285,11 @@ fn build_engines(case: &Case, memory: &MemoryBreakdown, kernels: Option<KernelSt
         _ => {
             Arc::new(Roofline::new(&case.model, &case.gpu, case.quant, case.kv_dtype, case.tp, case.serving_options()))
         }
-    };
+    }
+}
+
+/// Replica `i`'s engine, fresh: an empty queue and a cold prefix cache.
+fn build_engine(case: &Case, memory: &MemoryBreakdown, step_time: &Arc<dyn StepTimeModel>, i: u32) -> Engine {
     let scheduler = SchedulerConfig {
         max_num_batched_tokens: case.engine.max_num_batched_tokens,
         max_num_seqs: case.engine.max_num_seqs,
@@ -256,32 +298,30 @@ fn build_engines(case: &Case, memory: &MemoryBreakdown, kernels: Option<KernelSt
         long_prefill_token_threshold: case.engine.long_prefill_token_threshold,
         async_scheduling: case.engine.async_scheduling,
     };
-    (0..case.replicas)
-        .map(|i| match case.engine.kind {
-            EngineKind::Vllm => {
-                let kv = KvCache::new(
-                    u32::try_from(memory.num_gpu_blocks).expect("validation keeps blocks under MAX_BLOCKS"),
-                    case.engine.block_size,
-                    case.engine.enable_prefix_caching,
-                );
-                let mut replica = Replica::new(i, scheduler, kv, step_time.clone());
-                replica.fast_path = !case.limits.step_by_step;
-                replica.door = match case.engine.entrypoint {
-                    Entrypoint::Server => FrontDoor::ApiServer,
-                    Entrypoint::Offline => FrontDoor::Offline,
-                };
-                Engine::Vllm(replica)
-            }
-            EngineKind::Static => Engine::Static(StaticEngine::new(
-                i,
-                case.model.clone(),
-                case.gpu.clone(),
-                case.memory_config(),
-                case.engine.max_num_seqs,
-                static_step_time(case, &step_time),
-            )),
-        })
-        .collect()
+    match case.engine.kind {
+        EngineKind::Vllm => {
+            let kv = KvCache::new(
+                u32::try_from(memory.num_gpu_blocks).expect("validation keeps blocks under MAX_BLOCKS"),
+                case.engine.block_size,
+                case.engine.enable_prefix_caching,
+            );
+            let mut replica = Replica::new(i, scheduler, kv, step_time.clone());
+            replica.fast_path = !case.limits.step_by_step;
+            replica.door = match case.engine.entrypoint {
+                Entrypoint::Server => FrontDoor::ApiServer,
+                Entrypoint::Offline => FrontDoor::Offline,
+            };
+            Engine::Vllm(replica)
+        }
+        EngineKind::Static => Engine::Static(StaticEngine::new(
+            i,
+            case.model.clone(),
+            case.gpu.clone(),
+            case.memory_config(),
+            case.engine.max_num_seqs,
+            static_step_time(case, step_time),
+        )),
+    }
 }
 
 /// The static engine's step model: eager `generate` with HF's default DynamicCache, unless the
@@ -307,6 +347,15 @@ impl World {
             None => {
                 for ticket in self.workload.initial() {
                     self.queue.push(ticket.arrival, Event::Arrival(ticket));
+                }
+                if let Some(scaling) = &self.scaling {
+                    // Slots beyond the initial replicas are off until a scale-up starts them.
+                    for slot in scaling.autoscaler.config.initial_replicas as usize..self.engines.len() {
+                        self.fleet.set_available(slot, false);
+                        self.ready[slot] = false;
+                    }
+                    self.metrics.fleet_counts = Some(scaling.slots.counts());
+                    self.queue.push(SimTime::ZERO, Event::ScaleTick);
                 }
             }
             Some(config) => {
@@ -355,6 +404,8 @@ impl World {
                     self.in_frontend -= 1;
                     self.route_and_admit(now, *spec)
                 }
+                Event::ScaleTick => self.on_scale_tick(now),
+                Event::ReplicaUp { replica, generation } => self.on_replica_up(now, replica, generation),
             }
             self.drain_follow_ups(now);
             if self.oom.is_some() {
@@ -590,6 +641,7 @@ impl World {
         if self.pipeline.is_some() {
             self.dispatch_batches(now);
         }
+        self.leave_if_drained(now, replica);
     }
 
     /// Batch jobs: a row ended (finished or refused); a batch whose rows all ended completes

@@ -1,5 +1,6 @@
 //! End-to-end tests: one binary, one module per concern.
 
+mod autoscaling;
 mod bench_runs;
 mod broken;
 mod catalog;

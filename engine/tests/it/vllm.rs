@@ -292,7 +292,7 @@ fn issue_16_itl_percentiles_are_numpys_over_every_gap() {
     let report = read(&dir.join("out/bench_one/report.json"));
     let m = &report["cases"][0]["runs"][0]["metrics"];
     let gaps_ms: Vec<f64> =
-        read(&bench)["itls"].as_array().unwrap().iter().flat_map(|r| floats(r)).map(|s| s * 1000.0).collect();
+        read(&bench)["itls"].as_array().unwrap().iter().flat_map(floats).map(|s| s * 1000.0).collect();
     assert!(gaps_ms.len() > 500, "{} gaps", gaps_ms.len());
     for (key, q) in [
         ("median_itl_ms", 50.0),

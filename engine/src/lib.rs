@@ -61,4 +61,5 @@ pub mod scenario;
 pub mod serving;
 pub mod sim;
 pub mod text;
+pub mod verbosity;
 pub mod workload;

@@ -14,9 +14,13 @@ use symbiote::cli::{self, CheckArgs, MemoryArgs, PlanArgs, ReplayArgs, RunArgs, 
 struct Args {
     #[command(subcommand)]
     command: Command,
-    /// Print nothing but errors and results (no tables, no "open ..." lines).
-    #[arg(short, long, global = true)]
+    /// Print nothing but errors and results (no tables, no "open ..." lines, no progress).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
+    /// Also say on stderr what runs: the catalog files read, each case's model, GPU and
+    /// step-time model with its error band, and a line per finished run.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     /// Catalog folders whose gpu/*.json and llm/*.json add to or replace built-in entries
     /// (`:`-separated, the first wins); default: the SYMBIOTE_CATALOG variable.
     #[arg(long, global = true, value_name = "DIR[:DIR...]")]
@@ -62,11 +66,16 @@ struct RunOpts {
     /// (gpu,usd_per_gpu_hour[,source]).
     #[arg(long, value_name = "FILE")]
     prices: Option<PathBuf>,
-    /// Per-request latency samples (TTFT, TPOT, E2EL, queueing) kept whole per metric for
-    /// exact numpy percentiles; beyond N, a run folds them into an HdrHistogram (3 significant
-    /// digits, relative error <= 0.1%) so memory stays flat, and the report says so.
+    /// Latency samples kept whole per metric for exact numpy percentiles (TTFT, TPOT, E2EL,
+    /// queueing: one per request; ITL: one (gap, count) pair per step's run of equal gaps);
+    /// beyond N, a run folds them into an HdrHistogram (3 significant digits, relative error
+    /// <= 0.1%) so memory stays flat, and the report says so.
     #[arg(long, value_name = "N", default_value_t = symbiote::report::samples::DEFAULT_EXACT_SAMPLES)]
     exact_percentiles: u64,
+    /// Also write each chart of report.html as png/<chart>.png beside it, for slides (fonts
+    /// are built in: nothing to install).
+    #[arg(long)]
+    png: bool,
 }
 
 #[derive(Subcommand)]
@@ -169,6 +178,9 @@ enum Command {
         /// azure, mooncake, burstgpt (default: from the file name).
         #[arg(long)]
         format: Option<String>,
+        /// Print the totals as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Check scenario files without running them.
     Validate {
@@ -215,11 +227,17 @@ fn run_args(o: RunOpts, quiet: bool) -> RunArgs {
         percentiles: o.percentiles,
         prices: o.prices,
         exact_percentiles: Some(o.exact_percentiles),
+        png: o.png,
     }
 }
 
 fn run(args: Args) -> Result<u8> {
     let quiet = args.quiet;
+    symbiote::verbosity::set(match (args.quiet, args.verbose) {
+        (true, _) => symbiote::verbosity::Level::Quiet,
+        (false, true) => symbiote::verbosity::Level::Verbose,
+        (false, false) => symbiote::verbosity::Level::Normal,
+    });
     if let Some(code) = cli::install_catalog(args.catalog.as_deref()) {
         return Ok(code);
     }
@@ -227,13 +245,13 @@ fn run(args: Args) -> Result<u8> {
         Command::Run { paths, opts } => cli::cmd_run(&paths, &run_args(opts, quiet)),
         Command::Replay { replay, opts } => cli::cmd_replay(&replay, &run_args(opts, quiet)),
         Command::Check { scenario, baseline, tolerance, metrics, update, json } => {
-            cli::cmd_check(&CheckArgs { scenario, baseline, tolerance, metrics, update, json })
+            cli::cmd_check(&CheckArgs { scenario, baseline, tolerance, metrics, update, json, quiet })
         }
         Command::Merge { scenario, dirs, out, seeds, scale, percentiles } => {
             cli::cmd_merge(&scenario, &dirs, &out, &cli::MergeArgs { seeds, scale, percentiles, quiet })
         }
-        Command::Validate { paths } => cli::cmd_validate(&paths),
-        Command::TraceStats { trace, format } => cli::cmd_trace_stats(&trace, format.as_deref()),
+        Command::Validate { paths } => cli::cmd_validate(&paths, quiet),
+        Command::TraceStats { trace, format, json } => cli::cmd_trace_stats(&trace, format.as_deref(), json),
         Command::Fidelity { measurements, out, cross_validate, max_evaluations, multi_turn, step_model } => {
             cli::cmd_fidelity(&measurements, &out, cross_validate, max_evaluations, multi_turn, step_model, quiet)
         }

@@ -156,9 +156,11 @@ pub fn run_jobs_keeping<T: Send>(
         capture.queue = capture.queue.or(needs.queue);
     }
     capture.request_detail |= options.vllm_bench.is_some();
+    let done = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<Result<(RunReport, Option<T>)>> = mine
         .par_iter()
         .map(|&(case_index, seed)| {
+            let started = std::time::Instant::now();
             let resumed = match (&options.dir, options.resume) {
                 (Some(dir), true) => read_run(dir, scenario, case_index, seed),
                 _ => None,
@@ -183,6 +185,23 @@ pub fn run_jobs_keeping<T: Send>(
             if let Some(bar) = &bar {
                 bar.inc(1);
             }
+            // `-v`: one line per finished run on stderr, in the order runs finish (logs only).
+            crate::verbosity::detail(|| {
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let completed = run.0.metrics.get("completed").and_then(Value::as_u64).unwrap_or(0);
+                let how = if run.1.is_some() {
+                    format!("{:.2} s wall", started.elapsed().as_secs_f64())
+                } else {
+                    "reused (--resume)".into()
+                };
+                format!(
+                    "{}: [{n}/{}] case {} seed {seed}: {}, {completed} completed ({how})",
+                    scenario.name,
+                    mine.len(),
+                    scenario.cases[case_index].name,
+                    run.0.outcome
+                )
+            });
             Ok(run)
         })
         .collect();

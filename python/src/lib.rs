@@ -58,5 +58,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(info::catalog, m)?)?;
     m.add_function(wrap_pyfunction!(info::validate, m)?)?;
     m.add_function(wrap_pyfunction!(info::schema, m)?)?;
+    m.add_function(wrap_pyfunction!(info::check, m)?)?;
+    m.add_function(wrap_pyfunction!(info::fidelity, m)?)?;
+    m.add_function(wrap_pyfunction!(info::trace_stats, m)?)?;
     Ok(())
 }

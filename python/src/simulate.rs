@@ -87,6 +87,7 @@ fn simulate_detached(scenario: Scenario, o: Options) -> Result<Output> {
         prices: o.prices,
         // The CLI's default: exact percentiles up to a million samples per metric.
         exact_percentiles: None,
+        png: false,
     };
     let mut scenarios = vec![scenario];
     cli::apply_run_args(&mut scenarios, &args)?;

@@ -7,10 +7,15 @@ The functions mirror the command line and call the same Rust code (the extension
 - `replay(trace, model=..., gpu=...)`: a trace on a fleet, as `symbiote replay`;
 - `memory(model, gpu)`: the start-up memory split, as `symbiote memory --json`;
 - `plan(scenario or trace=...)`: the cheapest fleet for an SLO or a batch deadline, as `symbiote plan`;
+- `check(scenario, baseline)`: a rerun compared with a report.json or `vllm bench serve` result,
+  as `symbiote check --json`;
+- `fidelity(measurements)`: measured vLLM runs simulated, with the errors, as `symbiote fidelity`;
+- `trace_stats(trace)`: a trace's totals, as `symbiote trace-stats --json`;
 - `models()`, `gpus()`, `validate(scenario)`, `schema()`.
 
 `run` and `replay` return a `Result`: the report (report.json as a dict), and summary, per-request
-and timeline tables (pandas DataFrames when pandas is importable, else lists of dicts). The GIL is
+and timeline tables (pandas DataFrames when pandas is importable, else lists of dicts;
+`tables="arrow"` gives pyarrow Tables). The GIL is
 released while simulating. Bad input raises `InputError` with the message the CLI prints (file,
 field, fix); a broken simulator invariant raises `InternalError`.
 """
@@ -32,6 +37,8 @@ __all__ = [
     "InternalError",
     "Plan",
     "Result",
+    "check",
+    "fidelity",
     "gpus",
     "memory",
     "models",
@@ -39,12 +46,14 @@ __all__ = [
     "replay",
     "run",
     "schema",
+    "trace_stats",
     "validate",
 ]
 
 #: A scenario: a path to a scenario file, the file's JSON text, or the parsed JSON as a dict.
 Scenario = Union[str, "os.PathLike[str]", Mapping[str, Any]]
-#: How tables come back: "auto" (pandas if importable), "pandas", or "records" (lists of dicts).
+#: How tables come back: "auto" (pandas if importable), "pandas", "arrow" (pyarrow Tables), or
+#: "records" (lists of dicts).
 Tables = str
 
 
@@ -318,6 +327,76 @@ def validate(scenario: Scenario, *, base_dir: Union[None, str, "os.PathLike[str]
         found = _native.validate(os.fspath(scenario), None, "", _dir(base_dir))
     name, cases, seeds = found
     return {"name": name, "cases": cases, "seeds": seeds}
+
+
+def check(
+    scenario: Scenario,
+    baseline: Union[str, "os.PathLike[str]"],
+    *,
+    tolerance: Union[str, float] = "5%",
+    metrics: Optional[Sequence[str]] = None,
+    update: bool = False,
+    base_dir: Union[None, str, "os.PathLike[str]"] = None,
+) -> Optional[Dict[str, Any]]:
+    """Reruns a scenario and compares it with `baseline`, as `symbiote check --json` does.
+
+    baseline: a symbiote report.json, or a `vllm bench serve --save-result` file (a scenario of
+        one case is compared with it on its means, medians and percentiles).
+    tolerance: the change allowed in the bad direction: "5%" or 0.05. metrics: report keys
+        (default: p99 TTFT/TPOT/ITL/E2EL, mean TTFT, throughputs).
+    Returns `{"scenario", "tolerance", "comparisons", "regressed_or_missing", "rows"}` (each row:
+    case, metric, baseline, now, change, status), with `passed` added (nothing regressed or
+    missing, the CLI's exit 0); None when `update=True` rewrote the baseline instead.
+    """
+    metric_list = ",".join(metrics) if metrics is not None else None
+    path, text, label = _scenario_source(scenario)
+    found = _native.check(path, text, label, _dir(base_dir), os.fspath(baseline), str(tolerance), metric_list, update)
+    if found is None:
+        return None
+    result: Dict[str, Any] = json.loads(found)
+    result["passed"] = result["regressed_or_missing"] == 0
+    return result
+
+
+def fidelity(
+    measurements: Union[str, "os.PathLike[str]"],
+    *,
+    cross_validate: bool = False,
+    max_evaluations: int = 800,
+    multi_turn: bool = False,
+    step_model: str = "auto",
+) -> Dict[str, Any]:
+    """Simulates every measured vLLM run of a file (the sim2real format, a bench-runs collection
+    or one `vllm bench serve --save-result` file) and reports the errors, as `symbiote fidelity`
+    does, without writing files. Returns fidelity/<stem>.json as a dict (`rows` with measured,
+    simulated and absolute percentage error per metric, the median errors) with `markdown`, the
+    report's text, added. Warnings on what the runs could not model are issued as Python warnings.
+    """
+    markdown, found, messages = _native.fidelity(
+        os.fspath(measurements), cross_validate, max_evaluations, multi_turn, step_model
+    )
+    for message in messages:
+        warnings.warn(message, stacklevel=2)
+    result: Dict[str, Any] = json.loads(found)
+    result["markdown"] = markdown
+    return result
+
+
+def trace_stats(trace: Union[str, "os.PathLike[str]"], *, format: Optional[str] = None) -> Dict[str, Any]:
+    """A trace read through, as `symbiote trace-stats --json`: rows, span_s, request_rate,
+    token totals and means, and for Mooncake traces the prefix-cache hits an unlimited cache
+    would see. `format`: azure, mooncake, burstgpt or generic (default: from the file name)."""
+    result: Dict[str, Any] = json.loads(_native.trace_stats(os.fspath(trace), format))
+    return result
+
+
+def _scenario_source(scenario: Scenario) -> "tuple[Optional[str], Optional[str], str]":
+    """(path, text, label) of a scenario given as a path, JSON text or a dict."""
+    if isinstance(scenario, Mapping):
+        return None, json.dumps(scenario), "scenario dict"
+    if isinstance(scenario, str) and scenario.lstrip().startswith("{"):
+        return None, scenario, "scenario JSON"
+    return os.fspath(scenario), None, ""
 
 
 def schema() -> Dict[str, Any]:

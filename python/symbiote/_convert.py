@@ -1,5 +1,6 @@
 """Conversions at the edge of the extension module: keyword arguments into the CLI's flags, and
-the CSV text the CLI writes (summary.csv, timeline.csv, requests.csv) into tables."""
+the CSV text the CLI writes (summary.csv, timeline.csv, requests.csv) into tables: pandas
+DataFrames, pyarrow Tables (`tables="arrow"`) or lists of dicts."""
 
 from __future__ import annotations
 
@@ -89,8 +90,20 @@ def _pandas(tables: str) -> Any:
 
 
 def _check(tables: str) -> None:
-    if tables not in ("auto", "pandas", "records"):
-        raise ValueError(f"tables must be 'auto', 'pandas' or 'records'; got {tables!r}")
+    if tables not in ("auto", "pandas", "records", "arrow"):
+        raise ValueError(f"tables must be 'auto', 'pandas', 'arrow' or 'records'; got {tables!r}")
+
+
+def _arrow(csv_text: str) -> Any:
+    """One CSV as a pyarrow Table, name columns as strings (`tables="arrow"`)."""
+    try:
+        import pyarrow
+        import pyarrow.csv
+    except ImportError as e:
+        raise ImportError("tables='arrow' needs pyarrow: pip install pyarrow (or use tables='auto')") from e
+    types = {name: pyarrow.string() for name in _TEXT_COLUMNS}
+    options = pyarrow.csv.ConvertOptions(column_types=types)
+    return pyarrow.csv.read_csv(io.BytesIO(csv_text.encode()), convert_options=options)
 
 
 # Columns that hold names, read as text even where a name looks like a number.
@@ -100,6 +113,8 @@ _TEXT_COLUMNS = {"scenario": str, "case": str, "outcome": str}
 def table(csv_text: str, tables: str) -> Any:
     """One CSV as a DataFrame (pandas, `tables` "auto" or "pandas") or a list of dicts."""
     _check(tables)
+    if tables == "arrow":
+        return _arrow(csv_text)
     pandas = _pandas(tables)
     if pandas is not None:
         return pandas.read_csv(io.StringIO(csv_text), dtype=_TEXT_COLUMNS)
@@ -113,8 +128,17 @@ def _record(row: Mapping[str, str]) -> Record:
 def runs_table(runs: Sequence[Tuple[str, int, Optional[str]]], tables: str) -> Any:
     """Every run's CSV (timeline or requests) in one table, `case` and `seed` columns first."""
     _check(tables)
-    pandas = _pandas(tables)
     present = [(case, seed, text) for case, seed, text in runs if text is not None]
+    if tables == "arrow":
+        import pyarrow
+
+        parts = []
+        for case, seed, text in present:
+            part = _arrow(text)
+            part = part.add_column(0, "seed", pyarrow.array([seed] * part.num_rows, pyarrow.int64()))
+            parts.append(part.add_column(0, "case", pyarrow.array([case] * part.num_rows, pyarrow.string())))
+        return pyarrow.concat_tables(parts) if parts else pyarrow.table({})
+    pandas = _pandas(tables)
     if pandas is not None:
         frames = []
         for case, seed, text in present:

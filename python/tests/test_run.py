@@ -104,7 +104,7 @@ def test_records_tables_need_no_pandas(small):
     assert records.summary[1]["p99_ttft_ms"] == pytest.approx(frames.summary.p99_ttft_ms[1])
     assert len(records.timeline) == len(frames.timeline)
     with pytest.raises(ValueError, match="tables must be"):
-        symbiote.run(small, tables="arrow")
+        symbiote.run(small, tables="parquet")
 
 
 def test_the_gil_is_released_while_simulating(small):

@@ -27,24 +27,19 @@ fn load(file: &Path, step_model: StepModel) -> std::result::Result<(Vec<BenchExp
 }
 
 /// `symbiote fidelity` on `vllm bench serve` runs: every run simulated, its capacity and
-/// latency errors, and the median errors per GPU.
-pub(super) fn cmd_fidelity_bench(
+/// latency errors, and the median errors per GPU; the problems of a bad file otherwise.
+pub(super) fn fidelity_bench(
     file: &Path,
-    out: &Path,
     cross_validate: bool,
     max_evaluations: u32,
     step_model: StepModel,
-    quiet: bool,
-) -> Result<u8> {
-    let (experiments, hash) = match load(file, step_model) {
-        Ok(x) => x,
-        Err(code) => return Ok(code),
-    };
-    for e in &experiments {
-        for w in &e.warnings {
-            eprintln!("warning: {}: {w}", e.key);
-        }
+) -> std::result::Result<FidelityReport, Vec<String>> {
+    let (mut experiments, hash) =
+        bench_runs::load(file).map_err(|problems| problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())?;
+    for e in &mut experiments {
+        step_model.apply(&mut e.case, &mut e.warnings);
     }
+    let warnings = experiments.iter().flat_map(|e| e.warnings.iter().map(move |w| format!("{}: {w}", e.key))).collect();
     let rows = bench_fidelity::simulate_all(&experiments, None);
     let model = step_model.describe();
     let mut text = format!(
@@ -70,7 +65,7 @@ pub(super) fn cmd_fidelity_bench(
         json["cross_validated_median_ape_by_gpu"] = serde_json::Value::Array(by_gpu);
     }
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("fidelity");
-    super::fidelity::write_fidelity(out, &step_model.stem(stem.to_string()), &text, &json, quiet)
+    Ok(FidelityReport { stem: step_model.stem(stem.to_string()), markdown: text, json, warnings })
 }
 
 /// `symbiote calibrate` on `vllm bench serve` runs: fits `gpu`'s step-time parameters to the

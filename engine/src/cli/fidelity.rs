@@ -8,9 +8,18 @@ use crate::report::write::write_atomic;
 
 use super::*;
 
-/// `symbiote fidelity`: simulated against measured for every experiment of a measurements
-/// file, with the shipped (or given) step-time parameters; with `cross_validate`, also the
-/// leave-one-model-out errors (fit on the other models, predict the held-out one).
+/// What `symbiote fidelity` computes: report.md's name (`fidelity/<stem>.md`), its text, the
+/// JSON beside it, and warnings on what the runs could not model.
+#[derive(Clone, Debug)]
+pub struct FidelityReport {
+    pub stem: String,
+    pub markdown: String,
+    pub json: serde_json::Value,
+    pub warnings: Vec<String>,
+}
+
+/// `symbiote fidelity`: simulates every measured run of `file` (a sim2real file or `vllm bench
+/// serve` runs), prints the errors and writes them under `out/fidelity/`.
 pub fn cmd_fidelity(
     file: &Path,
     out: &Path,
@@ -20,34 +29,38 @@ pub fn cmd_fidelity(
     step_model: StepModel,
     quiet: bool,
 ) -> Result<u8> {
-    use crate::report::fidelity;
-    match super::bench_fidelity::format_of(file) {
-        Ok(crate::scenario::bench_runs::Format::Sim2Real) => {}
-        Ok(_) => {
-            return super::bench_fidelity::cmd_fidelity_bench(
-                file,
-                out,
-                cross_validate,
-                max_evaluations,
-                step_model,
-                quiet,
-            )
+    match fidelity_report(file, cross_validate, max_evaluations, multi_turn, step_model) {
+        Ok(report) => {
+            report.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+            write_fidelity(out, &report.stem, &report.markdown, &report.json, quiet)
         }
-        Err(code) => return Ok(code),
+        Err(problems) => Ok(print_problems(&problems)),
     }
-    let (mut experiments, hash) = match crate::scenario::measurements::load(file, multi_turn) {
-        Ok(x) => x,
-        Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
-    };
+}
+
+/// [`cmd_fidelity`]'s report without printing or writing it (the Python package's
+/// `fidelity`), or every problem of a bad file.
+pub fn fidelity_report(
+    file: &Path,
+    cross_validate: bool,
+    max_evaluations: u32,
+    multi_turn: bool,
+    step_model: StepModel,
+) -> std::result::Result<FidelityReport, Vec<String>> {
+    use crate::report::fidelity;
+    let lines = |problems: Vec<crate::scenario::Diagnostic>| problems.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    match crate::scenario::bench_runs::read(file) {
+        Ok((_, crate::scenario::bench_runs::Format::Sim2Real, _)) => {}
+        Ok(_) => return super::bench_fidelity::fidelity_bench(file, cross_validate, max_evaluations, step_model),
+        Err(problems) => return Err(lines(problems)),
+    }
+    let (mut experiments, hash) = crate::scenario::measurements::load(file, multi_turn).map_err(lines)?;
     for e in &mut experiments {
         step_model.apply(&mut e.case, &mut e.warnings);
     }
     let mut warnings: Vec<String> =
         experiments.iter().flat_map(|e| e.warnings.iter().map(move |w| format!("{}: {w}", e.key))).collect();
     warnings.dedup();
-    for w in &warnings {
-        eprintln!("warning: {w}");
-    }
     let rows = fidelity::simulate_all(&experiments, None);
     let model = step_model.describe();
     let mut text =
@@ -64,7 +77,7 @@ pub fn cmd_fidelity(
     }
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("fidelity");
     let stem = if multi_turn { format!("{stem}_multi_turn") } else { stem.to_string() };
-    write_fidelity(out, &step_model.stem(stem), &text, &json, quiet)
+    Ok(FidelityReport { stem: step_model.stem(stem), markdown: text, json, warnings })
 }
 
 /// Prints a fidelity report and writes it as `fidelity/<stem>.md` and `.json` under `out`.

@@ -10,8 +10,49 @@ use crate::hardware::{KvDtype, Quant};
 
 use super::*;
 
-/// `symbiote trace-stats`.
-pub fn cmd_trace_stats(trace: &Path, format: Option<&str>) -> Result<u8> {
+/// `symbiote trace-stats`: the totals on stdout, as text or (`json`) as [`trace_stats`] gives them.
+pub fn cmd_trace_stats(trace: &Path, format: Option<&str>, json: bool) -> Result<u8> {
+    let stats = trace_stats(trace, format)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+        return Ok(EXIT_OK);
+    }
+    let number = |key: &str| stats[key].as_f64().unwrap_or(0.0);
+    let count = |key: &str| stats[key].as_u64().unwrap_or(0);
+    println!(
+        "{}: {} rows over {:.3} s ({:.3} req/s)",
+        trace.display(),
+        count("rows"),
+        number("span_s"),
+        number("request_rate")
+    );
+    println!(
+        "prompt tokens {} (mean {:.1}), output tokens {} (mean {:.1})",
+        count("prompt_tokens"),
+        number("mean_prompt_tokens"),
+        count("output_tokens"),
+        number("mean_output_tokens")
+    );
+    if count("blocks") > 0 {
+        println!(
+            "hash_ids: {} block references, {} hits with an unlimited prefix cache ({:.1}% of blocks, {:.1}% of prompt tokens)",
+            count("blocks"),
+            count("hit_blocks"),
+            100.0 * number("block_hit_rate"),
+            100.0 * number("prompt_token_hit_rate")
+        );
+    }
+    if count("skipped_failed") > 0 {
+        println!("skipped {} failed requests (zero response tokens)", count("skipped_failed"));
+    }
+    Ok(EXIT_OK)
+}
+
+/// A trace read through (`symbiote trace-stats`): rows, span and rate (rows after the first
+/// over the span), token totals and means, and for Mooncake traces the prefix hits an
+/// unlimited cache would see. `format` is azure, mooncake, burstgpt or generic (default: from
+/// the file name).
+pub fn trace_stats(trace: &Path, format: Option<&str>) -> Result<serde_json::Value> {
     let dir = trace.parent().map_or_else(|| PathBuf::from("."), |p| p.to_path_buf());
     let file = trace.file_name().and_then(|f| f.to_str()).context("the trace path has no file name")?;
     let format = format
@@ -32,32 +73,22 @@ pub fn cmd_trace_stats(trace: &Path, format: Option<&str>) -> Result<u8> {
     };
     let s = crate::workload::trace::stats(&spec, &dir)?;
     let span = (s.last_arrival_ns - s.first_arrival_ns) as f64 / 1e9;
-    println!(
-        "{}: {} rows over {span:.3} s ({:.3} req/s)",
-        trace.display(),
-        s.rows,
-        if span > 0.0 { (s.rows.max(1) - 1) as f64 / span } else { 0.0 }
-    );
-    println!(
-        "prompt tokens {} (mean {:.1}), output tokens {} (mean {:.1})",
-        s.prompt_tokens,
-        s.prompt_tokens as f64 / s.rows.max(1) as f64,
-        s.output_tokens,
-        s.output_tokens as f64 / s.rows.max(1) as f64
-    );
-    if s.blocks > 0 {
-        println!(
-            "hash_ids: {} block references, {} hits with an unlimited prefix cache ({:.1}% of blocks, {:.1}% of prompt tokens)",
-            s.blocks,
-            s.hit_blocks,
-            100.0 * s.hit_blocks as f64 / s.blocks as f64,
-            100.0 * s.hit_tokens as f64 / s.prompt_tokens.max(1) as f64
-        );
-    }
-    if s.skipped_failed > 0 {
-        println!("skipped {} failed requests (zero response tokens)", s.skipped_failed);
-    }
-    Ok(EXIT_OK)
+    let rows = s.rows.max(1) as f64;
+    Ok(serde_json::json!({
+        "rows": s.rows,
+        "span_s": span,
+        "request_rate": if span > 0.0 { (s.rows.max(1) - 1) as f64 / span } else { 0.0 },
+        "prompt_tokens": s.prompt_tokens,
+        "output_tokens": s.output_tokens,
+        "mean_prompt_tokens": s.prompt_tokens as f64 / rows,
+        "mean_output_tokens": s.output_tokens as f64 / rows,
+        "blocks": s.blocks,
+        "hit_blocks": s.hit_blocks,
+        "hit_tokens": s.hit_tokens,
+        "block_hit_rate": if s.blocks > 0 { s.hit_blocks as f64 / s.blocks as f64 } else { 0.0 },
+        "prompt_token_hit_rate": s.hit_tokens as f64 / s.prompt_tokens.max(1) as f64,
+        "skipped_failed": s.skipped_failed,
+    }))
 }
 
 /// Arguments of `symbiote memory`.

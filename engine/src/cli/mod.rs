@@ -22,11 +22,13 @@ pub fn install_catalog(flag: Option<&std::ffi::OsStr>) -> Option<u8> {
     let env = std::env::var_os(user_catalog::ENV_VAR);
     let folders = user_catalog::folders(flag, env.as_deref());
     if folders.is_empty() {
+        crate::verbosity::detail(|| catalog_lines(user_catalog::active()).join("\n"));
         return None;
     }
     match user_catalog::load(&folders) {
         Ok(loaded) => {
             loaded.overrides.iter().for_each(|line| eprintln!("{line}"));
+            crate::verbosity::detail(|| catalog_lines(&loaded.catalog).join("\n"));
             user_catalog::install(loaded.catalog);
             None
         }
@@ -37,6 +39,21 @@ pub fn install_catalog(flag: Option<&std::ffi::OsStr>) -> Option<u8> {
             Some(print_problems(&lines))
         }
     }
+}
+
+/// What `-v` says of the catalog in use: how many entries, and each file read at run time.
+fn catalog_lines(catalog: &crate::hardware::Catalog) -> Vec<String> {
+    let mut lines = vec![format!(
+        "catalog: {} models and {} GPUs (built in from models/ unless a file is named below)",
+        catalog.models.len(),
+        catalog.gpus.len()
+    )];
+    let gpus = catalog.gpus.iter().filter_map(|g| g.origin.as_ref().map(|o| ("gpu", &g.name, o)));
+    let models = catalog.models.iter().filter_map(|m| m.origin.as_ref().map(|o| ("model", &m.name, o)));
+    lines.extend(
+        gpus.chain(models).map(|(kind, name, o)| format!("catalog: {kind} {name} from {} (fnv1a {})", o.file, o.fnv1a)),
+    );
+    lines
 }
 
 /// A `--model` as the scenario built from it must name it: a path that exists from the current

@@ -33,6 +33,8 @@ pub struct RunArgs {
     pub prices: Option<PathBuf>,
     /// Per-request latency samples kept whole per metric (`--exact-percentiles`); `None`: all.
     pub exact_percentiles: Option<u64>,
+    /// Also write each report.html chart as `png/<chart>.png` (`--png`).
+    pub png: bool,
 }
 
 /// `symbiote run`.
@@ -102,6 +104,7 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
         for warning in warnings(scenario) {
             eprintln!("warning: {warning}");
         }
+        crate::verbosity::detail(|| case_details(scenario).join("\n"));
         let Some(report) = run_and_write(scenario, &args.out, &flags)? else {
             if !args.quiet {
                 let (k, n) = flags.shard.expect("only shards return no report");
@@ -125,9 +128,10 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
             }
             let dir = args.out.join(scenario.folder());
             println!(
-                "wrote {}: open {} (charts), report.md (tables) or report.json (every number)\n",
+                "wrote {}: open {} (charts), report.md (tables) or report.json (every number){}\n",
                 dir.display(),
-                dir.join("report.html").display()
+                dir.join("report.html").display(),
+                if flags.png { format!("; the charts as PNG in {}", dir.join("png").display()) } else { String::new() }
             );
         }
         // Failures go to stderr even with --quiet: the exit code alone does not say which run.
@@ -163,6 +167,46 @@ pub fn warnings(scenario: &Scenario) -> Vec<String> {
     fallbacks
         .map(|(case, why)| format!("{}: case {}: {why}; priced with the roofline", scenario.name, case.name))
         .collect()
+}
+
+/// What `-v` says of each case before it runs: model and GPU (and the catalog file each came
+/// from when not built in), precision, replicas, and the step-time model that prices it with
+/// its error band.
+pub fn case_details(scenario: &Scenario) -> Vec<String> {
+    let from = |origin: &Option<crate::hardware::user_catalog::Origin>| {
+        origin.as_ref().map(|o| format!(" (from {})", o.file)).unwrap_or_default()
+    };
+    let mut lines = vec![format!(
+        "{}: {} cases x {} seeds: {}",
+        scenario.name,
+        scenario.cases.len(),
+        scenario.seeds.len(),
+        scenario.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+    )];
+    lines.extend(scenario.cases.iter().map(|case| {
+        let how_sure = match case.error_band() {
+            Some(band) => format!(
+                ", {}, error band {:.0}%",
+                if case.step_time_calibrated() { "calibrated" } else { "UNCALIBRATED" },
+                band * 100.0
+            ),
+            None => String::new(),
+        };
+        format!(
+            "{}: case {}: model {}{}, gpu {}{}, {} tp {} x {} replicas; step time: {}{how_sure}",
+            scenario.name,
+            case.name,
+            case.model.name,
+            from(&case.model.origin),
+            case.gpu.name,
+            from(&case.gpu.origin),
+            case.quant,
+            case.tp,
+            case.replicas,
+            case.step_model_name()
+        )
+    }));
+    lines
 }
 
 /// Applies `args` to the loaded scenarios as `symbiote run` does: `--seeds`, `--scale`,
@@ -208,15 +252,16 @@ pub fn run_flags(scenarios: &[Scenario], args: &RunArgs) -> Result<RunFlags> {
         resume: args.resume,
         shard: args.shard.as_deref().map(parse_shard).transpose()?,
         vllm_bench: args.vllm_bench_json.as_deref().map(|path| bench_export(path, scenarios)).transpose()?,
+        png: args.png,
     })
 }
 
 /// `symbiote validate`.
-pub fn cmd_validate(paths: &[PathBuf]) -> Result<u8> {
+pub fn cmd_validate(paths: &[PathBuf], quiet: bool) -> Result<u8> {
     let files = scenario_files(paths)?;
     match load_all(&files) {
         Ok(scenarios) => {
-            for s in scenarios {
+            for s in scenarios.iter().filter(|_| !quiet) {
                 println!("{}: {} cases x {} seeds", s.name, s.cases.len(), s.seeds.len());
             }
             Ok(EXIT_OK)
@@ -383,16 +428,88 @@ pub struct CheckArgs {
     pub update: bool,
     /// Print the comparison as JSON (`{"scenario", "tolerance", "rows", "regressed"}`).
     pub json: bool,
+    /// `-q`: only the rows that regressed or went missing, and the verdict line.
+    pub quiet: bool,
+}
+
+/// What a check found: the rows compared and how many regressed or went missing; or that the
+/// baseline was rewritten (`--update`).
+#[derive(Clone, Debug)]
+pub enum CheckOutcome {
+    Updated,
+    Compared(CheckResult),
+}
+
+/// The comparison of a rerun with its baseline.
+#[derive(Clone, Debug)]
+pub struct CheckResult {
+    pub scenario: String,
+    pub tolerance: f64,
+    pub rows: Vec<crate::report::check::Row>,
+    /// Rows that regressed beyond the tolerance or are missing from the rerun.
+    pub bad: usize,
+    /// For a `vllm bench serve` baseline: the line saying which run it is compared as.
+    pub vllm_line: Option<String>,
+}
+
+impl CheckResult {
+    /// What `check --json` prints.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"scenario": self.scenario, "tolerance": self.tolerance, "comparisons": self.rows.len(),
+                           "regressed_or_missing": self.bad, "rows": self.rows})
+    }
 }
 
 /// `symbiote check`: 0 when no metric got worse beyond the tolerance, 1 when one did, 2 on
 /// bad input. The baseline is a symbiote report.json or a `vllm bench serve` result file
 /// (told apart by their keys), which a scenario of one case is compared with.
 pub fn cmd_check(args: &CheckArgs) -> Result<u8> {
-    let mut scenario = match crate::scenario::load(&args.scenario) {
+    let scenario = match crate::scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
     };
+    let result = match check_scenario(scenario, args)? {
+        CheckOutcome::Updated => {
+            if !args.quiet {
+                println!("baseline {} updated", args.baseline.display());
+            }
+            return Ok(EXIT_OK);
+        }
+        CheckOutcome::Compared(result) => result,
+    };
+    let code = if result.bad == 0 { EXIT_OK } else { EXIT_FAILED };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result.to_json())?);
+        return Ok(code);
+    }
+    if let (Some(line), false) = (&result.vllm_line, args.quiet) {
+        println!("{line}");
+    }
+    let shown: Vec<crate::report::check::Row> = result
+        .rows
+        .iter()
+        .filter(|r| {
+            !args.quiet
+                || matches!(r.status, crate::report::check::Status::Regressed | crate::report::check::Status::Missing)
+        })
+        .cloned()
+        .collect();
+    if !shown.is_empty() {
+        print!("{}", crate::report::check::table(&shown));
+    }
+    println!(
+        "\n{}: {} comparisons, {} regressed or missing (tolerance {:.2}%)",
+        result.scenario,
+        result.rows.len(),
+        result.bad,
+        result.tolerance * 100.0
+    );
+    Ok(code)
+}
+
+/// [`cmd_check`] on a loaded scenario, printing nothing (the Python package's `check`): reruns
+/// it and compares it with `args.baseline`, or rewrites the baseline with `args.update`.
+pub fn check_scenario(mut scenario: Scenario, args: &CheckArgs) -> Result<CheckOutcome> {
     let tolerance = parse_tolerance(&args.tolerance)?;
     let baseline = match (args.update, args.baseline.exists()) {
         (true, false) => None,
@@ -406,21 +523,20 @@ pub fn cmd_check(args: &CheckArgs) -> Result<u8> {
         );
     }
     let vllm = vllm.map(|b| prepare_check(b, &mut scenario, &args.baseline)).transpose()?;
+    crate::verbosity::detail(|| case_details(&scenario).join("\n"));
     let report = crate::runner::run_scenario(&scenario, &RunOptions::default()).map_err(|e| {
         with_reproduce(e, |v| Some(format!("symbiote run {} --seeds {}", args.scenario.display(), v.seed)))
     })?;
     if args.update {
         write_atomic(&args.baseline, report.to_json().as_bytes())
             .with_context(|| format!("writing {}", args.baseline.display()))?;
-        println!("baseline {} updated", args.baseline.display());
-        return Ok(EXIT_OK);
+        return Ok(CheckOutcome::Updated);
     }
     let baseline = baseline.expect("read above unless updating");
-    let (baseline, defaults) = match vllm {
+    let (baseline, defaults, vllm_line) = match vllm {
         Some((as_report, line)) => {
-            println!("{line}");
             let defaults = crate::cli::default_metrics(&baseline);
-            (as_report, defaults)
+            (as_report, defaults, Some(line))
         }
         None => {
             if baseline.get("cases").is_none() {
@@ -437,7 +553,7 @@ pub fn cmd_check(args: &CheckArgs) -> Result<u8> {
                     scenario.name
                 );
             }
-            (baseline, crate::report::check::DEFAULT_METRICS.iter().map(|m| m.to_string()).collect())
+            (baseline, crate::report::check::DEFAULT_METRICS.iter().map(|m| m.to_string()).collect(), None)
         }
     };
     let metrics: Vec<String> = match &args.metrics {
@@ -457,20 +573,7 @@ pub fn cmd_check(args: &CheckArgs) -> Result<u8> {
         .iter()
         .filter(|r| matches!(r.status, crate::report::check::Status::Regressed | crate::report::check::Status::Missing))
         .count();
-    if args.json {
-        let out = serde_json::json!({"scenario": scenario.name, "tolerance": tolerance, "comparisons": rows.len(),
-                                     "regressed_or_missing": bad, "rows": rows});
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(if bad == 0 { EXIT_OK } else { EXIT_FAILED });
-    }
-    print!("{}", crate::report::check::table(&rows));
-    println!(
-        "\n{}: {} comparisons, {bad} regressed or missing (tolerance {:.2}%)",
-        scenario.name,
-        rows.len(),
-        tolerance * 100.0
-    );
-    Ok(if bad == 0 { EXIT_OK } else { EXIT_FAILED })
+    Ok(CheckOutcome::Compared(CheckResult { scenario: scenario.name.clone(), tolerance, rows, bad, vllm_line }))
 }
 
 /// A baseline file as JSON: a report.json or a `vllm bench serve` result.
@@ -563,6 +666,8 @@ pub struct RunFlags {
     pub resume: bool,
     pub shard: Option<(usize, usize)>,
     pub vllm_bench: Option<crate::report::vllm_bench::BenchExport>,
+    /// Write report.html's charts as PNGs too.
+    pub png: bool,
 }
 
 /// Runs one scenario and writes `out/<folder>/` ([`Scenario::folder`]): `report.json`,
@@ -597,7 +702,7 @@ pub fn run_and_write_keeping<T: Send>(
     }
     let (runs, kept) = crate::runner::run_jobs_keeping(scenario, &options, keep)?.into_iter().unzip();
     let report = assemble(scenario, runs);
-    write_reports(&dir, &report)?;
+    write_reports(&dir, &report, scenario.slo.as_ref(), flags.png)?;
     Ok(Some((report, kept)))
 }
 
@@ -649,11 +754,27 @@ fn real_folder_inside(out: &Path, path: &Path) -> Result<bool> {
 }
 
 /// Writes a scenario's report files into its folder.
-pub fn write_reports(dir: &Path, report: &Report) -> Result<()> {
+/// With `png`, also each chart of report.html as `png/<chart id>.png` (`report::png`).
+pub fn write_reports(
+    dir: &Path,
+    report: &Report,
+    slo: Option<&crate::scenario::file::SloFile>,
+    png: bool,
+) -> Result<()> {
+    let html = crate::report::html::render(report, &crate::runner::read_series(dir, report), slo);
+    if png {
+        let charts = crate::report::png::charts(&html)
+            .map_err(|e| anyhow::anyhow!("drawing the charts of {} as PNG: {e}", dir.join("report.html").display()))?;
+        for chart in charts {
+            // Chart ids are the page's own constants (`cdf-ttft`, `bars-0`), never user input.
+            let path = dir.join("png").join(format!("{}.png", chart.id));
+            write_atomic(&path, &chart.png).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
     let files = [
         ("report.json", report.to_json()),
         ("report.md", markdown::render(report)),
-        ("report.html", crate::report::html::render(report, &crate::runner::read_series(dir, report))),
+        ("report.html", html),
         ("summary.csv", crate::report::csv::summary(report)),
     ];
     for (name, text) in files {
@@ -693,7 +814,7 @@ pub fn merge(scenario: &Scenario, dirs: &[PathBuf], out: &Path) -> Result<Report
         runs.push(run);
     }
     let report = assemble(scenario, runs);
-    write_reports(&target, &report)?;
+    write_reports(&target, &report, scenario.slo.as_ref(), false)?;
     Ok(report)
 }
 

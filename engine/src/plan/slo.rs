@@ -136,7 +136,7 @@ fn observed(metric: SloMetric, m: &Metrics) -> u64 {
     match metric {
         SloMetric::Ttft | SloMetric::E2el => m.completed,
         SloMetric::Tpot => m.tpot_ns.len(),
-        SloMetric::Itl => m.itl_count,
+        SloMetric::Itl => m.itl.len(),
     }
 }
 

@@ -202,8 +202,9 @@ pub fn render(report: &Report) -> String {
     }
     out.push_str(&format!(
         "{} cases x {} seeds ({}). Values are means over seeds; ± is the 95% confidence half-width (Student t). \
-         Percentiles of TTFT, TPOT, E2EL and queueing are exact (numpy's linear interpolation over every request); \
-         ITL's come from an HdrHistogram with 3 significant digits (within 0.1%).\n\n",
+         Percentiles of TTFT, TPOT, E2EL and queueing are exact (numpy's linear interpolation over every request), \
+         and ITL's over every inter-token gap, as `vllm bench serve` pools them, unless the end of this page says \
+         a run went beyond its exact-sample limit.\n\n",
         report.cases.len(),
         report.seeds.len(),
         report.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
@@ -255,17 +256,16 @@ pub fn render(report: &Report) -> String {
         .collect();
     if streamed.is_empty() {
         out.push_str(
-            "\nMetrics follow `vllm bench serve`: TTFT, TPOT, E2E and queueing percentiles are exact (numpy linear \
-             interpolation); ITL percentiles come from an HdrHistogram with 3 significant digits; throughputs \
-             divide by the time from the start to the last completion.\n",
+            "\nMetrics follow `vllm bench serve`: TTFT, TPOT, ITL, E2E and queueing percentiles are exact (numpy \
+             linear interpolation; ITL over every inter-token gap); throughputs divide by the time from the start \
+             to the last completion.\n",
         );
     } else {
         out.push_str(&format!(
             "\nMetrics follow `vllm bench serve`. Percentiles: streaming for {} (a run had more samples than its \
              exact-sample limit, `--exact-percentiles`): HdrHistogram, 3 significant digits, nearest rank, \
-             relative error <= 0.1%, with means and std exact up to rounding; the other per-request latencies are \
-             exact (numpy linear interpolation); ITL percentiles come from an HdrHistogram with 3 significant \
-             digits; throughputs divide by the time from the start to the last completion.\n",
+             relative error <= 0.1%, with means and std exact up to rounding; the other latencies are exact \
+             (numpy linear interpolation); throughputs divide by the time from the start to the last completion.\n",
             streamed.join(", ")
         ));
     }

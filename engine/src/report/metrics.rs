@@ -1,15 +1,15 @@
 //! Collectors filled while a run goes: per-request latencies (kept whole for numpy-style
-//! percentiles up to a limit, then in a histogram: `report::samples`), per-token inter-token latencies in an HdrHistogram (one record per
-//! token), and per-step engine statistics. They only accumulate; `summary` turns them into
+//! percentiles up to a limit, then in a histogram: `report::samples`), inter-token gaps (one
+//! (gap, count) pair per step, the same way: `report::token_gaps`), and per-step engine
+//! statistics. They only accumulate; `summary` turns them into
 //! numbers.
 
 use std::collections::BTreeMap;
 
-use hdrhistogram::Histogram;
-
 use crate::report::attainment::SloWatch;
 use crate::report::concurrency::PeakConcurrency;
 use crate::report::samples::Samples;
+use crate::report::token_gaps::TokenGaps;
 use crate::scenario::GoodputSlo;
 use crate::serving::request::Request;
 use crate::serving::scaled_fleet::FleetCounts;
@@ -159,9 +159,8 @@ pub struct Metrics {
     /// Per request with more than one output token: (e2e - ttft) / (output - 1), in ns.
     pub tpot_ns: Samples,
     pub queue_ns: Samples,
-    pub itl: Histogram<u64>,
-    pub itl_sum_ns: u128,
-    pub itl_count: u64,
+    /// Every gap between consecutive tokens, as (gap, count) pairs per step.
+    pub itl: TokenGaps,
     /// Completed requests' `[arrival, finish)` intervals, swept as they come.
     pub concurrency: PeakConcurrency,
     pub completed: u64,
@@ -227,15 +226,7 @@ impl Metrics {
             e2el_ns: samples(),
             tpot_ns: samples(),
             queue_ns: samples(),
-            // 1 ns .. 1 hour at 3 significant digits, growing beyond an hour rather than
-            // clamping a longer gap.
-            itl: {
-                let mut h = Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds");
-                h.auto(true);
-                h
-            },
-            itl_sum_ns: 0,
-            itl_count: 0,
+            itl: TokenGaps::new(capture.exact_samples),
             concurrency: PeakConcurrency::default(),
             completed: 0,
             good: 0,
@@ -304,10 +295,7 @@ impl Metrics {
         if count == 0 {
             return;
         }
-        // The histogram grows to any u64 value, so this fails only if it cannot allocate.
-        self.itl.record_n(gap.0.max(1), count).expect("histogram grows to any gap");
-        self.itl_sum_ns += gap.0 as u128 * count as u128;
-        self.itl_count += count;
+        self.itl.push(gap.0, count);
         if let Some(watch) = &mut self.watch {
             watch.on_itl(gap, count);
         }
@@ -486,11 +474,16 @@ impl Metrics {
         ))
     }
 
-    /// The per-request latencies whose samples went beyond the exact-sample limit.
+    /// The latencies whose samples went beyond the exact-sample limit, in report order.
     pub fn streamed_percentiles(&self) -> Vec<String> {
-        let metrics =
+        let per_request =
             [("ttft", &self.ttft_ns), ("tpot", &self.tpot_ns), ("e2el", &self.e2el_ns), ("queue", &self.queue_ns)];
-        metrics.iter().filter(|(_, s)| s.is_streaming()).map(|(name, _)| name.to_string()).collect()
+        let mut names: Vec<String> =
+            per_request.iter().filter(|(_, s)| s.is_streaming()).map(|(name, _)| name.to_string()).collect();
+        if self.itl.is_streaming() {
+            names.insert(names.iter().position(|n| n == "e2el" || n == "queue").unwrap_or(names.len()), "itl".into());
+        }
+        names
     }
 
     pub fn note_waiting(&mut self, waiting: usize) {

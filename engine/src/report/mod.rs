@@ -12,9 +12,11 @@ pub mod html;
 pub mod markdown;
 pub mod metrics;
 pub mod phases;
+pub mod png;
 pub mod samples;
 pub mod stats;
 pub mod summary;
+pub mod token_gaps;
 pub mod vllm_bench;
 pub mod write;
 
@@ -82,15 +84,15 @@ pub struct RunReport {
     pub streamed_percentiles: Vec<String>,
 }
 
-/// [`Report::percentile_method`]: per-request latencies are kept whole (`exact`) unless a run
-/// went beyond its exact-sample limit ([`samples::STREAMING_METHOD`]), per-token gaps in an
-/// HdrHistogram (`report::metrics`).
+/// [`Report::percentile_method`]: per-request latencies and per-token gaps are kept whole
+/// (`exact`) unless a run went beyond its exact-sample limit ([`samples::STREAMING_METHOD`]).
 pub fn percentile_methods<'a>(runs: impl Iterator<Item = &'a RunReport>) -> BTreeMap<&'static str, &'static str> {
     let streamed: std::collections::BTreeSet<&str> =
         runs.flat_map(|r| r.streamed_percentiles.iter().map(String::as_str)).collect();
-    let per_request = ["ttft", "tpot", "e2el", "queue"]
-        .map(|m| (m, if streamed.contains(m) { samples::STREAMING_METHOD } else { "exact" }));
-    per_request.into_iter().chain([("itl", "hdrhistogram, 3 significant digits (within 0.1%)")]).collect()
+    ["ttft", "tpot", "itl", "e2el", "queue"]
+        .map(|m| (m, if streamed.contains(m) { samples::STREAMING_METHOD } else { "exact" }))
+        .into_iter()
+        .collect()
 }
 
 impl Report {

@@ -5,9 +5,9 @@
 //!   output token, `(e2el - ttft) / (output_tokens - 1)`; their percentiles use numpy's default
 //!   linear interpolation over the exact samples, and std is numpy's (ddof 0), up to the run's
 //!   exact-sample limit; beyond it they come from a histogram (`report::samples`).
-//! - ITL is every gap between consecutive tokens of a request; its mean is exact, its
-//!   percentiles come from an HdrHistogram with 3 significant digits (within 0.1%) in
-//!   report.json, and are exact in `--vllm-bench-json` files, which keep every gap.
+//! - ITL is every gap between consecutive tokens of a request, pooled over requests as vLLM
+//!   pools them; its percentiles are numpy's over every gap, kept as (gap, count) pairs per
+//!   step up to the same exact-sample limit (`report::token_gaps`).
 //! - `--percentiles 50,95` adds `p50_<metric>_ms` and `p95_<metric>_ms` for TTFT, TPOT, ITL
 //!   and E2EL, named as `vllm bench serve --metric-percentiles` names them.
 //! - `request_goodput` is present only when the scenario's `slo` sets a per-request threshold
@@ -23,7 +23,7 @@
 use serde_json::{Map, Value};
 
 use super::metrics::Metrics;
-use super::samples::Samples;
+use super::samples::{Samples, SummaryMs};
 
 /// numpy `percentile(samples, q)` with linear interpolation; `samples` must be sorted.
 pub fn percentile_sorted(samples: &[f64], q: f64) -> Option<f64> {
@@ -55,9 +55,9 @@ fn opt(x: Option<f64>) -> Value {
     x.map_or(Value::Null, number)
 }
 
-/// Adds `mean_`, `median_`, `std_`, `p90_` and `p99_` keys for one latency, in ms.
-fn latency_keys(out: &mut Map<String, Value>, name: &str, samples: &Samples) {
-    let summary = samples.summary_ms(&[50.0, 90.0, 99.0]);
+/// Adds `mean_`, `median_`, `std_`, `p90_` and `p99_` keys for one latency, in ms, from its
+/// summary at the 50th, 90th and 99th percentiles.
+fn latency_keys(out: &mut Map<String, Value>, name: &str, summary: Option<SummaryMs>) {
     let at = |i: usize| summary.as_ref().and_then(|s| s.percentiles[i]);
     out.insert(format!("mean_{name}_ms"), opt(summary.as_ref().map(|s| s.mean)));
     out.insert(format!("median_{name}_ms"), opt(at(0)));
@@ -91,17 +91,12 @@ pub fn summarize(m: &Metrics, gpus_per_replica: u64) -> Map<String, Value> {
     out.insert("input_throughput".into(), number(per_s(m.total_input_tokens as f64)));
     out.insert("output_throughput".into(), number(per_s(m.total_output_tokens as f64)));
     out.insert("total_token_throughput".into(), number(per_s((m.total_input_tokens + m.total_output_tokens) as f64)));
-    latency_keys(&mut out, "ttft", &m.ttft_ns);
-    latency_keys(&mut out, "tpot", &m.tpot_ns);
-    let itl_mean = (m.itl_count > 0).then(|| m.itl_sum_ns as f64 / m.itl_count as f64 / 1e6);
-    let itl_q = |q: f64| (m.itl_count > 0).then(|| m.itl.value_at_quantile(q) as f64 / 1e6);
-    out.insert("mean_itl_ms".into(), opt(itl_mean));
-    out.insert("median_itl_ms".into(), opt(itl_q(0.5)));
-    out.insert("std_itl_ms".into(), opt((m.itl_count > 0).then(|| m.itl.stdev() / 1e6)));
-    out.insert("p90_itl_ms".into(), opt(itl_q(0.9)));
-    out.insert("p99_itl_ms".into(), opt(itl_q(0.99)));
-    latency_keys(&mut out, "e2el", &m.e2el_ns);
-    latency_keys(&mut out, "queue", &m.queue_ns);
+    const QS: [f64; 3] = [50.0, 90.0, 99.0];
+    latency_keys(&mut out, "ttft", m.ttft_ns.summary_ms(&QS));
+    latency_keys(&mut out, "tpot", m.tpot_ns.summary_ms(&QS));
+    latency_keys(&mut out, "itl", m.itl.summary_ms(&QS));
+    latency_keys(&mut out, "e2el", m.e2el_ns.summary_ms(&QS));
+    latency_keys(&mut out, "queue", m.queue_ns.summary_ms(&QS));
     out.insert("preemptions".into(), m.preemptions.into());
     out.insert("requests_preempted".into(), m.requests_preempted.into());
     out.insert("recomputed_tokens".into(), m.recomputed_tokens.into());
@@ -222,17 +217,16 @@ pub fn percentile_word(p: f64) -> String {
 }
 
 /// Adds `p<q>_<metric>_ms` for every percentile in `percentiles` to TTFT, TPOT, ITL and E2EL,
-/// each after that metric's `p99_` key. TTFT, TPOT and E2EL are exact (up to the exact-sample
-/// limit); ITL comes from its HdrHistogram like `p99_itl_ms`. Keys already present keep their
-/// values.
+/// each after that metric's `p99_` key, exact up to the exact-sample limit like `p99_<metric>_ms`.
+/// Keys already present keep their values.
 pub fn add_percentiles(out: &mut Map<String, Value>, m: &Metrics, percentiles: &[f64]) {
     if percentiles.is_empty() {
         return;
     }
     let at = |samples: &Samples| samples.summary_ms(percentiles).map(|s| s.percentiles);
     let (ttft, tpot, e2el) = (at(&m.ttft_ns), at(&m.tpot_ns), at(&m.e2el_ns));
+    let itl = m.itl.summary_ms(percentiles).map(|s| s.percentiles);
     let pick = |values: &Option<Vec<Option<f64>>>, i: usize| values.as_ref().and_then(|v| v[i]);
-    let itl = |q: f64| (m.itl_count > 0).then(|| m.itl.value_at_quantile(q / 100.0) as f64 / 1e6);
     let mut extra: Vec<(String, Vec<(String, Value)>)> = Vec::new();
     for metric in ["ttft", "tpot", "itl", "e2el"] {
         let keys = percentiles
@@ -243,7 +237,7 @@ pub fn add_percentiles(out: &mut Map<String, Value>, m: &Metrics, percentiles: &
                     "ttft" => pick(&ttft, i),
                     "tpot" => pick(&tpot, i),
                     "e2el" => pick(&e2el, i),
-                    _ => itl(p),
+                    _ => pick(&itl, i),
                 };
                 (format!("{}_{metric}_ms", percentile_word(p)), opt(value))
             })

@@ -346,8 +346,8 @@ fn reports_say_which_gpus_are_uncalibrated() {
 }
 
 // See: issue 15
-/// Beyond `--exact-percentiles N` samples a run's per-request percentiles come from a
-/// histogram: report.json and report.md say so, means and std stay exact up to rounding, and
+/// Beyond `--exact-percentiles N` samples a run's per-request percentiles (and beyond N
+/// (gap, count) pairs its ITL percentiles) come from a histogram: report.json and report.md say so, means and std stay exact up to rounding, and
 /// the peak concurrency, swept as the run goes, is unchanged. Without the flag (the default
 /// limit) everything is exact. (The 0.1% bound against an exact oracle is tested in
 /// `report::samples`; here the percentiles are only checked to land near the exact run's.)
@@ -372,17 +372,19 @@ fn issue_15_percentiles_stream_beyond_the_exact_sample_limit_and_say_so() {
     assert!(method.starts_with("streaming") && method.contains("relative error <= 0.1%"), "{method}");
     assert_eq!(
         streamed["cases"][0]["runs"][0]["streamed_percentiles"],
-        serde_json::json!(["ttft", "tpot", "e2el", "queue"])
+        serde_json::json!(["ttft", "tpot", "itl", "e2el", "queue"])
     );
     let md = std::fs::read_to_string(dir.join("streamed/cli_ok/report.md")).unwrap();
-    assert!(md.contains("Percentiles: streaming for e2el, queue, tpot, ttft"), "{md}");
+    assert!(md.contains("Percentiles: streaming for e2el, itl, queue, tpot, ttft"), "{md}");
     let (a, b) = (&exact["cases"][0]["runs"][0]["metrics"], &streamed["cases"][0]["runs"][0]["metrics"]);
     assert_eq!(a["max_concurrent_requests"], b["max_concurrent_requests"]);
-    for key in ["mean_e2el_ms", "std_e2el_ms", "mean_ttft_ms", "std_tpot_ms", "mean_queue_ms"] {
+    for key in
+        ["mean_e2el_ms", "std_e2el_ms", "mean_ttft_ms", "std_tpot_ms", "mean_queue_ms", "mean_itl_ms", "std_itl_ms"]
+    {
         let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
         assert!((x - y).abs() <= 1e-9 * x.abs(), "{key}: exact {x}, streamed {y}");
     }
-    for key in ["median_e2el_ms", "p90_e2el_ms", "p99_ttft_ms"] {
+    for key in ["median_e2el_ms", "p90_e2el_ms", "p99_ttft_ms", "p99_itl_ms"] {
         let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
         assert!((x - y).abs() <= 0.05 * x, "{key}: exact {x}, streamed {y}");
     }

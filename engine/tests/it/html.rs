@@ -175,3 +175,20 @@ fn chromium_draws_every_chart() {
     }
     std::fs::remove_dir_all(profile).unwrap();
 }
+
+// See: issue 16
+/// Phases 1 and 2 set a p99 TTFT SLO of 2 s (also the goodput threshold): their TTFT CDF draws
+/// it as a dashed line with a ring at 0.99, and the E2E CDF, without an E2E target, draws none.
+#[test]
+fn slo_lines_on_the_latency_cdfs() {
+    for name in ["phase1_config_matrix", "phase2_burstiness"] {
+        let html = page(name);
+        let cdf = |id: &str| charts(&html).into_iter().find(|c| c.contains(&format!("id=\"{id}\""))).unwrap();
+        let ttft = cdf("cdf-ttft");
+        assert_eq!(ttft.matches("<g class=\"slo\">").count(), 1, "{name}");
+        assert!(ttft.contains(">SLO p99 and goodput: 2 s</text>"), "{name}: {ttft}");
+        assert!(ttft.contains("stroke-dasharray") && ttft.contains("r=\"4\" fill=\"none\""), "{name}");
+        assert!(!cdf("cdf-e2el").contains("class=\"slo\""), "{name}");
+    }
+    assert!(!page("phase3_oom").contains("class=\"slo\""), "phase 3 has no SLO");
+}

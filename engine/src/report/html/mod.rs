@@ -17,8 +17,9 @@ mod svg;
 use serde_json::Value;
 
 use self::scale::Unit;
-use self::svg::{escape, Axis, Bar, Datum, Heat, Ladder, Line};
+use self::svg::{escape, Axis, Bar, Datum, Heat, Ladder, Line, Rule};
 use super::{CaseReport, Report};
+use crate::scenario::file::SloFile;
 pub use series::{CaseSeries, Requests, RunSeries, Timeline};
 
 /// Bar charts: (key, title, unit, always shown). The optional ones appear when some case has
@@ -68,8 +69,9 @@ const CHECK: &str = "<script>\nwindow.addEventListener('load',function(){var c=d
 c.forEach(function(s){var ok=false;s.querySelectorAll('.data').forEach(function(e){var b=e.getBBox();if(b.width>0||b.height>0)ok=true;});\
 if(!ok){bad++;console.error('empty chart: '+s.id);}});document.body.setAttribute('data-charts',c.length+' drawn, '+bad+' empty');});\n</script>\n";
 
-/// The page for `report`, with the CDFs and time series of `series` where it has them.
-pub fn render(report: &Report, series: &RunSeries) -> String {
+/// The page for `report`, with the CDFs and time series of `series` where it has them, and the
+/// scenario's `slo` drawn on the latency CDFs.
+pub fn render(report: &Report, series: &RunSeries, slo: Option<&SloFile>) -> String {
     let mut out = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n<title>{name}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{name}</h1>\n<p>{desc}</p>\n<p class=\"note\">{cases} cases x {seeds} seeds. {summary}.</p>\n",
         name = escape(&report.scenario),
@@ -105,7 +107,7 @@ pub fn render(report: &Report, series: &RunSeries) -> String {
         let title = format!("{title}: percentiles per case");
         out.extend(svg::ladders(&format!("ladder-{stem}"), &title, Unit::Ms, &rows));
     }
-    out.push_str(&request_charts(report, series));
+    out.push_str(&request_charts(report, series, slo));
     out.push_str(&timeline_charts(report, series));
     out.push_str(&runs_table(report));
     out.push_str(CHECK);
@@ -247,20 +249,46 @@ fn zip(x: &[f64], y: &[f64]) -> Vec<(f64, f64)> {
     x.iter().copied().zip(y.iter().copied()).collect()
 }
 
-/// CDFs of TTFT and E2EL and arrivals, queue and completions over time, from requests.csv.
-fn request_charts(report: &Report, series: &RunSeries) -> String {
+/// The SLO targets on one latency's CDF: the p99 target (a ring at 0.99 the CDF must pass
+/// above) and the per-request goodput threshold, each where the scenario sets it.
+fn slo_rules(p99: Option<f64>, goodput: Option<f64>) -> Vec<Rule> {
+    if p99.is_some() && p99 == goodput {
+        return vec![Rule { x: p99.unwrap_or_default(), label: "SLO p99 and goodput".into(), fraction: Some(0.99) }];
+    }
+    let p99 = p99.map(|x| Rule { x, label: "SLO p99".into(), fraction: Some(0.99) });
+    let goodput = goodput.map(|x| Rule { x, label: "goodput threshold".into(), fraction: None });
+    p99.into_iter().chain(goodput).collect()
+}
+
+/// CDFs of TTFT and E2EL (with the SLO's lines) and arrivals, queue and completions over time,
+/// from requests.csv.
+fn request_charts(report: &Report, series: &RunSeries, slo: Option<&SloFile>) -> String {
     let mut out = String::new();
     let note = "from requests.csv, completed requests of each case's first seed";
-    for (id, title, pick) in [
-        ("cdf-ttft", "TTFT distribution (CDF)", (|r: &Requests| &r.ttft_ms) as fn(&Requests) -> &Vec<f64>),
-        ("cdf-e2el", "End-to-end latency distribution (CDF)", |r: &Requests| &r.e2el_ms),
+    let slo = slo.cloned().unwrap_or_default();
+    for (id, title, pick, rules) in [
+        (
+            "cdf-ttft",
+            "TTFT distribution (CDF)",
+            (|r: &Requests| &r.ttft_ms) as fn(&Requests) -> &Vec<f64>,
+            slo_rules(slo.p99_ttft_ms, slo.ttft_ms),
+        ),
+        (
+            "cdf-e2el",
+            "End-to-end latency distribution (CDF)",
+            |r: &Requests| &r.e2el_ms,
+            slo_rules(slo.p99_e2el_ms, slo.e2el_ms),
+        ),
     ] {
         let lines = case_lines(report, series, |s| s.requests.as_ref().map(|r| series::cdf(pick(r))));
-        let values: Vec<f64> = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)).collect();
+        // The targets widen the axis so that a CDF far below (or above) its SLO still shows it.
+        let values: Vec<f64> =
+            lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)).chain(rules.iter().map(|r| r.x)).collect();
         let x = Axis { title: "latency".into(), unit: Unit::Ms, scale: scale::Scale::choose(&values) };
         let y =
             Axis { title: "fraction of requests".into(), unit: Unit::Fraction, scale: scale::Scale::linear(0.0, 1.0) };
-        out.extend(svg::lines(id, title, note, &x, &y, &lines));
+        let note = if rules.is_empty() { note.to_string() } else { format!("{note}; red dashed: the scenario's SLO") };
+        out.extend(svg::lines(id, title, &note, &x, &y, &lines, &rules));
     }
     for (id, title, unit, pick) in [
         (
@@ -276,7 +304,7 @@ fn request_charts(report: &Report, series: &RunSeries) -> String {
     ] {
         let lines = case_lines(report, series, |s| s.requests.as_ref().map(|r| zip(&r.time_s, pick(r))));
         let (x, y) = (time_axis(&lines), y_axis(title, unit, &lines));
-        out.extend(svg::lines(id, title, note, &x, &y, &lines));
+        out.extend(svg::lines(id, title, note, &x, &y, &lines, &[]));
     }
     if out.is_empty() {
         out
@@ -306,7 +334,7 @@ fn timeline_charts(report: &Report, series: &RunSeries) -> String {
             Unit::Fraction => Axis { title: title.into(), unit, scale: scale::Scale::linear(0.0, 1.0) },
             _ => y_axis(title, unit, &lines),
         };
-        out.extend(svg::lines(id, title, note, &x, &y, &lines));
+        out.extend(svg::lines(id, title, note, &x, &y, &lines, &[]));
     }
     if out.is_empty() {
         out

@@ -64,6 +64,15 @@ pub struct Line {
     pub points: Vec<(f64, f64)>,
 }
 
+/// A vertical target line on a line chart (an SLO threshold): drawn dashed at `x` with its
+/// label, and, for a percentile target, a ring at `(x, fraction)` the CDF must pass above.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub x: f64,
+    pub label: String,
+    pub fraction: Option<f64>,
+}
+
 /// An axis of a line chart.
 #[derive(Clone, Debug)]
 pub struct Axis {
@@ -331,7 +340,7 @@ pub fn ladders(id: &str, title: &str, unit: Unit, rows: &[Ladder]) -> Option<Str
 const LADDER_SHADES: [&str; 5] = ["#9ecae1", "#6baed6", "#3182bd", "#08519c", "#08306b"];
 
 /// A line chart: one line per entry, coloured from [`PALETTE`], with a legend below.
-pub fn lines(id: &str, title: &str, note: &str, x: &Axis, y: &Axis, lines: &[Line]) -> Option<String> {
+pub fn lines(id: &str, title: &str, note: &str, x: &Axis, y: &Axis, lines: &[Line], rules: &[Rule]) -> Option<String> {
     let drawn: Vec<&Line> = lines.iter().filter(|l| !l.points.is_empty()).take(PALETTE.len()).collect();
     if drawn.is_empty() {
         return None;
@@ -381,6 +390,7 @@ pub fn lines(id: &str, title: &str, note: &str, x: &Axis, y: &Axis, lines: &[Lin
             ));
         }
     }
+    body.push_str(&rule_lines(rules, x, y, (x0, top, w, h)));
     let mut ly = bottom + 52.0;
     for (i, line) in drawn.iter().enumerate() {
         let col = (i % 2) as f64;
@@ -403,6 +413,34 @@ pub fn lines(id: &str, title: &str, note: &str, x: &Axis, y: &Axis, lines: &[Lin
         note.push_str(&format!("; the first {} cases shown", drawn.len()));
     }
     Some(figure(id, title, &note, ly + 12.0, &body))
+}
+
+/// The SLO rules of a line chart in the plot box `(x0, top, w, h)`, labels stacked from the
+/// top so that two targets close together stay readable; rules off the x scale are left out.
+fn rule_lines(rules: &[Rule], x: &Axis, y: &Axis, (x0, top, w, h): (f64, f64, f64, f64)) -> String {
+    let mut out = String::new();
+    let on_scale = rules.iter().filter(|r| r.x.is_finite() && r.x >= x.scale.min && r.x <= x.scale.max);
+    for (i, rule) in on_scale.enumerate() {
+        let sx = x0 + x.scale.fraction(rule.x) * w;
+        let full = format!("{}: {}", rule.label, format_value(rule.x, x.unit));
+        // Labels sit left of the line when it is in the right half, so they stay in the box.
+        let (lx, anchor) = if sx > x0 + w / 2.0 { (sx - 4.0, "end") } else { (sx + 4.0, "start") };
+        out.push_str(&format!(
+            "<g class=\"slo\"><line x1=\"{sx:.1}\" y1=\"{top:.1}\" x2=\"{sx:.1}\" y2=\"{:.1}\" stroke=\"#b00\" stroke-width=\"1.2\" stroke-dasharray=\"5 3\"/><text x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" fill=\"#b00\"><title>{}</title>{}</text>",
+            top + h,
+            top + 24.0 + 14.0 * i as f64,
+            escape(&full),
+            escape(&full)
+        ));
+        if let Some(fraction) = rule.fraction {
+            let sy = top + h - y.scale.fraction(fraction) * h;
+            out.push_str(&format!(
+                "<circle cx=\"{sx:.1}\" cy=\"{sy:.1}\" r=\"4\" fill=\"none\" stroke=\"#b00\" stroke-width=\"1.5\"/>"
+            ));
+        }
+        out.push_str("</g>\n");
+    }
+    out
 }
 
 /// A heat map: rows x columns of cells coloured by value (on the scale the values need),
@@ -483,7 +521,7 @@ mod tests {
         assert!(!svg.contains("<script") && !svg.contains("\"x\")") && !svg.contains("'quoted'"), "{svg}");
         let line = Line { name: name.into(), points: vec![(1.0, 0.5)] };
         let axis = Axis { title: name.into(), unit: Unit::Ms, scale: Scale::linear(0.0, 1.0) };
-        let svg = lines("l", name, name, &axis, &axis, &[line]).unwrap();
+        let svg = lines("l", name, name, &axis, &axis, &[line], &[]).unwrap();
         assert!(!svg.contains("<script") && !svg.contains("'quoted'"), "{svg}");
         assert!(svg.contains("<circle class=\"data\""), "a one-point line is drawn as a dot");
     }

@@ -230,6 +230,33 @@ impl KvCache {
         hits: &[u32],
         max_model_len: u32,
     ) -> bool {
+        self.allocate(request, num_new_tokens, hits, max_model_len, true)
+    }
+
+    /// Blocks for `num_tokens` tokens whose KV another replica will write (a disaggregated
+    /// decode's remote prefill): allocated like `allocate_slots` but registered in the prefix
+    /// cache only once the KV has arrived (`cache_blocks`), as vLLM's `allocate_slots` with
+    /// `delay_cache_blocks=True` does for an asynchronous load.
+    pub fn allocate_remote(&mut self, request: &mut Request, num_tokens: u32, max_model_len: u32) -> bool {
+        self.allocate(request, num_tokens, &[], max_model_len, false)
+    }
+
+    /// Registers the request's blocks that are full within its first `tokens` tokens (vLLM
+    /// `KVCacheManager.cache_blocks`, called when a remote load finishes).
+    pub fn cache_blocks(&mut self, request: &mut Request, tokens: u32) {
+        if self.prefix_caching {
+            self.cache_full_blocks(request, tokens);
+        }
+    }
+
+    fn allocate(
+        &mut self,
+        request: &mut Request,
+        num_new_tokens: u32,
+        hits: &[u32],
+        max_model_len: u32,
+        cache: bool,
+    ) -> bool {
         let computed = request.num_computed + hits.len() as u32 * self.block_size;
         let total = (computed + num_new_tokens).min(max_model_len);
         let required = total.div_ceil(self.block_size) as usize;
@@ -261,7 +288,7 @@ impl KvCache {
             let block = self.pop_free();
             request.kv.blocks.push(block);
         }
-        if self.prefix_caching {
+        if self.prefix_caching && cache {
             let cacheable = (computed + num_new_tokens).min(request.num_tokens());
             self.cache_full_blocks(request, cacheable);
         }

@@ -6,6 +6,8 @@
 //! admission limit); an offline batch job (Ray Data) hands whole batches to replicas that have
 //! room, least-loaded first.
 
+mod disagg;
+
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -49,6 +51,11 @@ enum Event {
     Dispatch,
     /// An online request leaves the API server for the router, after the front-end overhead.
     Enter(Box<RequestSpec>),
+    /// Disaggregated serving: a prefilled request reaches the decode pool (`disagg`).
+    Handoff(Box<Request>),
+    /// Disaggregated serving: a KV read from prefill replica `prefill`'s parked slot `parked`
+    /// into request `id` of decode replica `decode` arrived.
+    TransferDone { decode: u32, id: u32, prefill: u32, parked: u32 },
 }
 
 /// Bounds on a run: it ends with an outcome, never a hang.
@@ -157,13 +164,30 @@ struct World {
     /// Multi-turn requests due but parked until their session's previous turn ends.
     parked: u64,
     violations: Vec<String>,
+    /// The decode pool and the link of a disaggregated fleet (the prefill pool is `engines[..
+    /// offset]` behind `router` and `fleet`); `None` for a unified one.
+    decode: Option<disagg::DecodePool>,
 }
 
 /// Runs one case with one seed to completion or to a limit.
 pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
-    let (memory, startup_failure) = match memory::plan(&case.model, &case.gpu, &case.memory_config()) {
+    let plan_of = |c: &Case| match memory::plan(&c.model, &c.gpu, &c.memory_config()) {
         Ok(plan) => (plan, None),
         Err(failure) => (failure.breakdown.clone(), Some(*failure)),
+    };
+    // A disaggregated fleet starts when both pools do; its reported memory plan is the decode
+    // pool's (the one whose KV room decides the batch), unless the prefill pool fails.
+    let pools = case.disagg.as_ref().map(|d| (case.pool_case(&d.prefill), case.pool_case(&d.decode)));
+    let (memory, startup_failure) = match &pools {
+        None => plan_of(case),
+        Some((prefill, decode)) => {
+            let (p, d) = (plan_of(prefill), plan_of(decode));
+            if p.1.is_some() {
+                p
+            } else {
+                d
+            }
+        }
     };
     if case.engine.kind == EngineKind::Vllm && startup_failure.is_some() {
         let metrics = Metrics::new(capture, case.goodput, case.replicas as usize);
@@ -179,15 +203,27 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
     }
     let streams = Streams::new(seed);
     let kernels = case.kernel_model();
+    let engines = match &pools {
+        None => build_engines(case, &memory, kernels.clone(), 0),
+        Some((prefill, decode)) => {
+            let mut engines = build_engines(prefill, &plan_of(prefill).0, prefill.kernel_model(), 0);
+            engines.extend(build_engines(decode, &plan_of(decode).0, decode.kernel_model(), prefill.replicas));
+            engines
+        }
+    };
+    let first_pool = pools.as_ref().map_or(case.replicas, |(prefill, _)| prefill.replicas) as usize;
     let mut world = World {
         queue: EventQueue::new(),
         workload: Workload::new(&case.workload, &streams, &case.base_dir),
-        engines: build_engines(case, &memory, kernels.clone()),
+        engines,
         ready: vec![true; case.replicas as usize],
         wake_pending: vec![false; case.replicas as usize],
-        router: Router::new(case.router, streams.get(Stream::Router)),
+        router: Router::new(
+            pools.as_ref().map_or(case.router, |(prefill, _)| prefill.router),
+            streams.get(Stream::Router),
+        ),
         views: Vec::with_capacity(case.replicas as usize),
-        fleet: FleetIndex::new(case.replicas as usize),
+        fleet: FleetIndex::new(first_pool),
         not_ready: 0,
         max_waiting: case.max_waiting,
         pipeline: case.batch.map(|config| Pipeline {
@@ -200,6 +236,7 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         metrics: {
             let mut metrics = Metrics::new(capture, case.goodput, case.replicas as usize);
             metrics.watch = case.slo_watch.as_ref().map(SloWatch::new);
+            metrics.disagg = case.disagg.as_ref().map(disagg::metrics_for);
             metrics
         },
         finished: Vec::new(),
@@ -217,6 +254,7 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         in_frontend: 0,
         parked: 0,
         violations: Vec::new(),
+        decode: case.disagg.as_ref().map(|d| disagg::decode_pool(case, d, &streams)),
     };
     world.start(case);
     let (outcome, events) = world.run(&case.limits);
@@ -238,7 +276,13 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
     RunResult { outcome, startup_failure: world.oom, memory, metrics: world.metrics, events, end_time, violations }
 }
 
-fn build_engines(case: &Case, memory: &MemoryBreakdown, kernels: Option<KernelStepTime>) -> Vec<Engine> {
+/// The replicas of `case` (or of one pool of it), numbered from `first_index`.
+fn build_engines(
+    case: &Case,
+    memory: &MemoryBreakdown,
+    kernels: Option<KernelStepTime>,
+    first_index: u32,
+) -> Vec<Engine> {
     let step_time: Arc<dyn StepTimeModel> = match (case.step_time, kernels) {
         (StepTimeChoice::Constant { per_step, per_token }, _) => Arc::new(ConstantStepTime { per_step, per_token }),
         (_, Some(k)) => Arc::new(k),
@@ -256,7 +300,7 @@ fn build_engines(case: &Case, memory: &MemoryBreakdown, kernels: Option<KernelSt
         long_prefill_token_threshold: case.engine.long_prefill_token_threshold,
         async_scheduling: case.engine.async_scheduling,
     };
-    (0..case.replicas)
+    (first_index..first_index + case.replicas)
         .map(|i| match case.engine.kind {
             EngineKind::Vllm => {
                 let kv = KvCache::new(
@@ -355,6 +399,10 @@ impl World {
                     self.in_frontend -= 1;
                     self.route_and_admit(now, *spec)
                 }
+                Event::Handoff(request) => self.on_handoff(now, *request),
+                Event::TransferDone { decode, id, prefill, parked } => {
+                    self.on_transfer_done(now, decode as usize, id, prefill as usize, parked)
+                }
             }
             self.drain_follow_ups(now);
             if self.oom.is_some() {
@@ -378,7 +426,8 @@ impl World {
     fn finish_accounting(&mut self) -> Vec<String> {
         let outstanding: u64 = self.engines.iter().map(|e| e.outstanding() as u64).sum();
         let follow_ups = self.follow_ups.len() as u64;
-        self.metrics.unfinished = outstanding + self.parked + self.in_frontend + follow_ups;
+        let handing_off = self.decode.as_ref().map_or(0, |d| d.in_handoff);
+        self.metrics.unfinished = outstanding + self.parked + self.in_frontend + follow_ups + handing_off;
         let mut violations = std::mem::take(&mut self.violations);
         violations.extend(self.metrics.check_accounting().err());
         for (i, engine) in self.engines.iter().enumerate() {
@@ -394,8 +443,12 @@ impl World {
         if now < next {
             return;
         }
-        let waiting = self.fleet.waiting() as u32;
-        let running = (self.fleet.outstanding() - self.fleet.waiting()) as u32;
+        let (mut waiting, mut outstanding) = (self.fleet.waiting(), self.fleet.outstanding());
+        if let Some(d) = &self.decode {
+            (waiting, outstanding) = (waiting + d.fleet.waiting(), outstanding + d.fleet.outstanding());
+        }
+        let running = (outstanding - waiting) as u32;
+        let waiting = waiting as u32;
         let periods = (now.0 - next.0) / interval.0.max(1);
         let time = SimTime(next.0 + periods * interval.0.max(1));
         self.metrics.queue_samples.push(crate::report::metrics::QueueSample { time, waiting, running });
@@ -425,7 +478,7 @@ impl World {
     fn route_and_admit(&mut self, now: SimTime, spec: RequestSpec) {
         let (client, session) = (spec.client, spec.session);
         let output = Segment { id: spec.output_segment, len: 0 };
-        let waiting = self.fleet.waiting();
+        let waiting = self.fleet.waiting() + self.decode.as_ref().map_or(0, |d| d.fleet.waiting());
         if self.max_waiting.is_some_and(|limit| waiting >= limit) {
             self.metrics.record_refused(
                 spec.index,
@@ -438,6 +491,17 @@ impl World {
             return;
         }
         let mut request = Request::new(spec.index, spec);
+        if let Some(pool) = &self.decode {
+            // The decode pool serves the client's output: refuse at the proxy what it would
+            // refuse, before any prefill work.
+            if let Some(rejection) = self.engines[pool.offset].length_rejection(&request) {
+                let (index, arrival, prompt_tokens) = (request.seq_no, request.arrival, request.prompt_tokens);
+                self.metrics.record_refused(index, arrival, prompt_tokens, rejection.reason, &rejection.message);
+                self.request_done(now, client, session, false, output);
+                return;
+            }
+            request = request.for_prefill();
+        }
         let lookup = self.router.needs_prefix_lookup();
         if !lookup && self.not_ready == 0 {
             let replica = self.router.choose_indexed(&self.fleet);
@@ -460,7 +524,8 @@ impl World {
         self.views.clear();
         let prompt_blocks = if lookup { prompt_block_hashes(&mut request, self.block_size).len() } else { 0 };
         let hashes = &request.kv.block_hashes[..prompt_blocks];
-        for (i, engine) in self.engines.iter().enumerate() {
+        let pool = self.decode.as_ref().map_or(self.engines.len(), |d| d.offset);
+        for (i, engine) in self.engines[..pool].iter().enumerate() {
             self.views.push(ReplicaView {
                 ready: self.ready[i],
                 outstanding: engine.outstanding(),
@@ -534,7 +599,10 @@ impl World {
         let engine = &self.engines[replica];
         let load =
             ReplicaLoad { outstanding: engine.outstanding(), waiting: engine.waiting(), kv_usage: engine.kv_usage() };
-        self.fleet.update(replica, load);
+        match &mut self.decode {
+            Some(d) if replica >= d.offset => d.fleet.update(replica - d.offset, load),
+            _ => self.fleet.update(replica, load),
+        }
     }
 
     fn wake(&mut self, now: SimTime, replica: usize) {
@@ -561,6 +629,9 @@ impl World {
 
     fn start_step(&mut self, now: SimTime, replica: usize) {
         let started = self.engines[replica].start_step(now, &mut self.metrics);
+        if self.decode.is_some() {
+            self.start_transfers(now, replica);
+        }
         self.refresh(replica);
         match started {
             Ok(Some(duration)) => self.queue.push(now + duration, Event::StepDone { replica: replica as u32 }),
@@ -579,6 +650,9 @@ impl World {
         let mut finished = std::mem::take(&mut self.finished);
         finished.clear();
         self.engines[replica].finish_step(now, &mut self.metrics, &mut finished);
+        if self.decode.is_some() {
+            self.hand_off(now, replica);
+        }
         self.refresh(replica);
         for f in &finished {
             self.row_done(now, f.index);

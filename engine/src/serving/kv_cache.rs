@@ -433,6 +433,26 @@ mod tests {
         kv.check_invariants();
     }
 
+    // See: issue 17
+    /// A remote load's blocks are registered in the prefix cache only once the KV arrived
+    /// (vLLM's `delay_cache_blocks`): before, a second request with the same prompt finds
+    /// nothing; after `cache_blocks`, it finds the full blocks within the computed tokens.
+    #[test]
+    fn issue_17_remote_blocks_are_cached_only_after_the_read() {
+        let mut kv = KvCache::new(20, 16, true);
+        let prompt = vec![Segment { id: 7, len: 40 }];
+        let mut remote = request(1, prompt.clone());
+        assert!(kv.allocate_remote(&mut remote, 40, 4096));
+        assert_eq!(remote.kv.blocks.len(), 3);
+        let mut other = request(2, prompt);
+        let mut hits = Vec::new();
+        assert_eq!(kv.find_cached_prefix(&mut other, &mut hits), 0);
+        // On arrival 39 tokens count as computed: two full blocks are cacheable.
+        kv.cache_blocks(&mut remote, 39);
+        assert_eq!(kv.find_cached_prefix(&mut other, &mut hits), 32);
+        kv.check_invariants();
+    }
+
     #[test]
     fn never_used_blocks_come_before_freed_ones_as_in_vllms_queue() {
         let mut kv = KvCache::new(6, 16, false);

@@ -175,3 +175,16 @@ fn issue_17_bad_disaggregated_fleets_name_the_field_and_the_fix() {
         problems(r#"{"disaggregation": {"prefil": {"replicas": 1}, "decode": {"replicas": 1}, "link": "pcie"}}"#);
     assert!(typo.contains("prefil"), "{typo}");
 }
+
+// See: issue 17
+/// The example in docs/disaggregation.md is a valid scenario, and so is the example scenario.
+#[test]
+fn issue_17_the_documented_examples_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc = std::fs::read_to_string(root.join("docs/disaggregation.md")).unwrap();
+    let block = doc.split("```json\n").nth(1).and_then(|rest| rest.split("```").next()).expect("a JSON example");
+    let s = scenario(block);
+    assert_eq!(s.cases[0].disagg.as_ref().map(|d| (d.prefill.replicas, d.decode.replicas)), Some((1, 3)));
+    symbiote::scenario::validate::load(&root.join("scenarios/examples/disaggregated_prefill_decode.json"))
+        .unwrap_or_else(|p| panic!("{}", p.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")));
+}

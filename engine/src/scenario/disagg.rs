@@ -11,6 +11,7 @@ use crate::serving::router::RouterPolicy;
 const MAX_LATENCY_US: f64 = 1e6;
 
 /// Resolves the pools and the link; `None` (with problems pushed) when any part is wrong.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn resolve(
     d: &DisaggregationFile,
     model: &ModelSpec,

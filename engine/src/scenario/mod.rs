@@ -302,6 +302,10 @@ impl Scenario {
         }
         for case in &mut self.cases {
             case.price = book.price(&case.gpu);
+            if let Some(d) = &mut case.disagg {
+                d.prefill.price = book.price(&d.prefill.gpu);
+                d.decode.price = book.price(&d.decode.gpu);
+            }
         }
     }
 

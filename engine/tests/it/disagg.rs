@@ -113,6 +113,17 @@ fn issue_17_every_request_is_accounted_for_between_pools() {
     // The decode side did wait for blocks: the pressure reached the case we meant to test.
     let waits = d.block_wait_ns.exact().unwrap();
     assert!(waits.iter().any(|&w| w > 0.0), "no decode request waited for blocks");
+    // The decode replicas' fast path for runs of decode steps gives the step-by-step result.
+    let mut slow = s.cases[0].clone();
+    slow.limits.step_by_step = true;
+    let by_step = run_case(&slow, 3, Capture::default());
+    let report = |r: &symbiote::sim::run::RunResult| {
+        let mut m = symbiote::report::summary::summarize(&r.metrics, 1);
+        let d = r.metrics.disagg.as_ref().unwrap();
+        m.insert("disaggregation".into(), symbiote::report::disagg::summarize(&r.metrics, d).into());
+        m
+    };
+    assert_eq!(report(&result), report(&by_step));
 }
 
 // See: issue 17

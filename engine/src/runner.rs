@@ -312,7 +312,9 @@ fn write_bench_file(
 
 pub fn run_report(case: &Case, seed: u64, result: &RunResult, scenario: &Scenario) -> RunReport {
     let mut metrics = summarize(&result.metrics, case.tp);
-    if let Some(price) = &case.price {
+    if case.disagg.is_some() {
+        disagg_fleet_keys(case, result, &mut metrics);
+    } else if let Some(price) = &case.price {
         let batch = case.batch.is_some();
         crate::report::summary::add_cost(&mut metrics, &result.metrics, case.tp, batch, price.usd_per_gpu_hour);
     }
@@ -336,6 +338,22 @@ pub fn run_report(case: &Case, seed: u64, result: &RunResult, scenario: &Scenari
         first_rejection: result.metrics.first_rejection.clone(),
         expectations,
         streamed_percentiles: result.metrics.streamed_percentiles(),
+        disaggregation: result.metrics.disagg.as_ref().map(|d| crate::report::disagg::summarize(&result.metrics, d)),
+    }
+}
+
+/// A disaggregated fleet's GPUs are its pools' (each with its own TP size and price).
+fn disagg_fleet_keys(case: &Case, result: &RunResult, metrics: &mut Map<String, Value>) {
+    let Some(d) = &case.disagg else { return };
+    let gpus = (d.prefill.replicas as u64 * d.prefill.tp + d.decode.replicas as u64 * d.decode.tp) as f64;
+    let duration = result.metrics.last_finish.as_secs_f64();
+    metrics.insert("gpus".into(), serde_json::json!(gpus));
+    metrics.insert("gpu_hours".into(), serde_json::json!(duration * gpus / 3600.0));
+    if let Some((_, usd_per_hour)) = case.fleet_usd_per_hour() {
+        let m = &result.metrics;
+        let c = crate::report::summary::cost(1.0, duration, m.total_output_tokens, usd_per_hour);
+        metrics.insert("cost_usd_per_hour".into(), serde_json::json!(c.usd_per_hour));
+        metrics.insert("cost_usd_per_million_output_tokens".into(), serde_json::json!(c.usd_per_million_output_tokens));
     }
 }
 
@@ -400,6 +418,18 @@ fn case_config(case: &Case) -> Map<String, Value> {
     }
     if let Some(origin) = &case.gpu.origin {
         m.insert("gpu_file".into(), origin.to_json());
+    }
+    if let Some(d) = &case.disagg {
+        let pool = |p: &crate::scenario::Pool| {
+            serde_json::json!({"gpu": p.gpu.name, "tp": p.tp, "replicas": p.replicas,
+                "router": serde_json::to_value(p.router).expect("router serializes"),
+                "usd_per_gpu_hour": p.price.as_ref().map(|x| x.usd_per_gpu_hour)})
+        };
+        m.insert(
+            "disaggregation".into(),
+            serde_json::json!({"prefill": pool(&d.prefill), "decode": pool(&d.decode), "link": d.link_name,
+                "link_gb_per_s": d.link.bytes_per_s / 1e9, "link_latency_us": d.link.latency_s * 1e6}),
+        );
     }
     m
 }

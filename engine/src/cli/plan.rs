@@ -71,6 +71,13 @@ pub struct PlanArgs {
     /// The largest fleet to consider, in replicas.
     #[arg(long, default_value_t = 64)]
     pub max_replicas: u32,
+    /// Prefill:decode splits to try, `unified` for an ordinary fleet (e.g. `unified,1:3,1:1,3:1`);
+    /// a split's fleet grows in whole units of P+D replicas.
+    #[arg(long, value_delimiter = ',', default_value = "unified")]
+    pub pd_splits: Vec<String>,
+    /// The link that carries KV between the pools of a split (`models/links.json`).
+    #[arg(long, default_value = "ib-ndr-400")]
+    pub pd_link: String,
     /// Requests in the sample every configuration is screened on.
     #[arg(long, default_value_t = 1000)]
     pub screen_requests: u64,
@@ -306,6 +313,7 @@ pub fn plan_outputs(args: &PlanArgs, base: (Value, PathBuf, String)) -> Result<P
             max_num_batched_tokens: or_default(&args.max_num_batched_tokens),
             chunked_prefill: on_off(&args.chunked_prefill)?,
             routers: if args.routers.is_empty() { vec![RouterPolicy::LeastOutstanding] } else { args.routers.clone() },
+            pd_splits: pd_splits(&args.pd_splits, &args.pd_link)?,
         },
         slo,
         rate,
@@ -347,4 +355,27 @@ pub fn plan_outputs(args: &PlanArgs, base: (Value, PathBuf, String)) -> Result<P
         (json, md, output::winner_scenario(&plan, &input))
     };
     Ok(PlanOutputs { json, markdown: md, winner, dir })
+}
+
+/// `--pd-splits`: `unified` or `P:D` with P and D from 1 to 64.
+fn pd_splits(words: &[String], link: &str) -> Result<Vec<Option<crate::plan::space::PdSplit>>> {
+    let names = crate::hardware::link::link_names();
+    if !names.iter().any(|n| n == link) {
+        bail!("--pd-link: unknown link `{link}`; use one of {}", names.join(", "));
+    }
+    let mut out = Vec::new();
+    for word in words {
+        if word == "unified" {
+            out.push(None);
+            continue;
+        }
+        let parsed = word.split_once(':').and_then(|(p, d)| Some((p.parse::<u32>().ok()?, d.parse::<u32>().ok()?)));
+        match parsed {
+            Some((p, d)) if (1..=64).contains(&p) && (1..=64).contains(&d) => {
+                out.push(Some(crate::plan::space::PdSplit { prefill: p, decode: d, link: link.to_string() }))
+            }
+            _ => bail!("--pd-splits: `{word}` is neither `unified` nor P:D with P and D from 1 to 64 (e.g. 1:3)"),
+        }
+    }
+    Ok(out)
 }

@@ -10,6 +10,7 @@ pub mod hf_model;
 pub mod hf_step_time;
 pub mod host;
 pub mod kernels;
+pub mod link;
 pub mod memory;
 pub mod prices;
 pub mod quant;

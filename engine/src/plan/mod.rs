@@ -120,6 +120,17 @@ impl Plan {
     }
 }
 
+/// The group a candidate is verified in: its GPU type, and its P:D split if it has one. A
+/// split's screen (one unit of P+D replicas) misjudges a fleet by another factor than a
+/// unified replica's, so each split gets its own verification budget and its own
+/// verified/estimated ratio; a plan without splits groups by GPU type alone, as before.
+fn verify_group(c: &Candidate) -> String {
+    match &c.config.pd {
+        None => c.case.gpu.name.clone(),
+        Some(pd) => format!("{} P:D {}:{}", c.case.gpu.name, pd.prefill, pd.decode),
+    }
+}
+
 /// Every point of the space: its row, and the candidates that can run.
 pub fn resolve_all(input: &PlanInput) -> Result<(Vec<Row>, Vec<Candidate>), String> {
     let configs = space::enumerate(&input.space);
@@ -191,7 +202,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, String> {
     for (i, c) in candidates.iter().enumerate() {
         if let Some(estimate) = estimates[i] {
             let spare = screens[i].knee.unwrap_or(0.0) * estimate as f64;
-            by_gpu.entry(c.case.gpu.name.clone()).or_default().push((i, estimate, spare));
+            by_gpu.entry(verify_group(c)).or_default().push((i, estimate, spare));
         }
     }
     let orders: Vec<&Vec<(usize, u32, f64)>> = by_gpu.values().collect();

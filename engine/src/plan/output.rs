@@ -65,7 +65,7 @@ fn candidate_json(plan: &Plan, slo: &Slo, i: usize) -> Map<String, Value> {
     row.insert("status".into(), status.into());
     if let Some(run) = plan.verified[i].as_ref().and_then(|v| v.run.as_ref()) {
         row.insert("replicas".into(), run.replicas.into());
-        row.insert("gpus".into(), (run.replicas as u64 * c.case.tp).into());
+        row.insert("gpus".into(), (run.replicas as u64 * c.gpus_per_replica()).into());
         row.insert("cost_usd_per_hour".into(), round(cost_per_hour(c, run.replicas), 4).into());
         row.insert(
             "cost_usd_per_million_output_tokens".into(),
@@ -357,7 +357,13 @@ pub fn winner_scenario(plan: &Plan, input: &PlanInput) -> Option<Value> {
     let c = &plan.candidates[w];
     let replicas = plan.verified[w].as_ref()?.run.as_ref()?.replicas;
     let mut case = super::space::merged(&input.base, &c.config.overrides(false));
-    case["fleet"]["replicas"] = replicas.into();
+    match &c.config.pd {
+        None => case["fleet"]["replicas"] = replicas.into(),
+        Some(pd) => {
+            case["fleet"]["disaggregation"]["prefill"]["replicas"] = (pd.prefill * replicas).into();
+            case["fleet"]["disaggregation"]["decode"]["replicas"] = (pd.decode * replicas).into();
+        }
+    }
     if let Some(trace) = case.pointer_mut("/workload/trace") {
         // Make the path independent of where the file is written.
         if let Some(path) = trace.get("path").and_then(Value::as_str) {

@@ -108,8 +108,7 @@ fn simulate(
     census: &Census,
     traffic: &Traffic,
 ) -> Result<RunResult, String> {
-    let mut case = candidate.case.clone();
-    case.replicas = replicas;
+    let mut case = candidate.sized(replicas);
     case.workload = workload.clone();
     case.slo_watch = Some(traffic.slo.watch(census, true));
     let result = run_case(&case, traffic.seed, Capture::default());
@@ -131,7 +130,9 @@ pub fn screen_group(group: &[&Candidate], traffic: &Traffic, settings: &Settings
     for (i, candidate) in group.iter().enumerate() {
         let same_but_router = i > 0 && {
             let (a, b) = (&group[i - 1].case, &candidate.case);
-            a.engine == b.engine && a.gpu.name == b.gpu.name && a.quant == b.quant && a.tp == b.tp
+            // A P:D unit holds several replicas, so its router matters even in the screen.
+            let unified = a.disagg.is_none() && b.disagg.is_none();
+            unified && a.engine == b.engine && a.gpu.name == b.gpu.name && a.quant == b.quant && a.tp == b.tp
         };
         if same_but_router {
             let previous = out[i - 1];

@@ -23,6 +23,18 @@ pub struct Space {
     pub max_num_batched_tokens: Vec<Option<u32>>,
     pub chunked_prefill: Vec<Option<bool>>,
     pub routers: Vec<RouterPolicy>,
+    /// Prefill:decode splits to try (`None`: a unified fleet), innermost; a disaggregated
+    /// candidate's "replica" is one unit of `p + d` replicas.
+    pub pd_splits: Vec<Option<PdSplit>>,
+}
+
+/// A disaggregated fleet's shape: `prefill` prefill replicas per `decode` decode replicas,
+/// over `link` (`hardware::link`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PdSplit {
+    pub prefill: u32,
+    pub decode: u32,
+    pub link: String,
 }
 
 impl Space {
@@ -35,6 +47,7 @@ impl Space {
             * self.max_num_batched_tokens.len()
             * self.chunked_prefill.len()
             * self.routers.len()
+            * self.pd_splits.len()
     }
 }
 
@@ -48,6 +61,7 @@ pub struct Config {
     pub max_num_batched_tokens: Option<u32>,
     pub chunked_prefill: Option<bool>,
     pub router: RouterPolicy,
+    pub pd: Option<PdSplit>,
 }
 
 impl Config {
@@ -65,10 +79,13 @@ impl Config {
             engine.insert("enable_chunked_prefill".into(), v.into());
         }
         let mut out = json!({"gpu": self.gpu, "quant": self.quant, "tp": self.tp, "engine": engine});
-        if offline {
-            out["batch"] = json!({"concurrency": 1});
-        } else {
-            out["fleet"] = json!({"replicas": 1, "router": self.router});
+        match (&self.pd, offline) {
+            (_, true) => out["batch"] = json!({"concurrency": 1}),
+            (None, false) => out["fleet"] = json!({"replicas": 1, "router": self.router}),
+            (Some(pd), false) => {
+                out["fleet"] = json!({"router": self.router, "disaggregation": {
+                    "prefill": {"replicas": pd.prefill}, "decode": {"replicas": pd.decode}, "link": pd.link}})
+            }
         }
         out
     }
@@ -96,7 +113,26 @@ impl Candidate {
             e.max_num_batched_tokens,
             if e.enable_chunked_prefill { " chunked" } else { "" },
             router_name(self.config.router)
-        )
+        ) + &self
+            .config
+            .pd
+            .as_ref()
+            .map_or(String::new(), |pd| format!(" P:D {}:{} {}", pd.prefill, pd.decode, pd.link))
+    }
+
+    /// The case with `replicas` replicas, or, for a disaggregated candidate, `replicas` units
+    /// of its P:D split.
+    pub fn sized(&self, replicas: u32) -> Case {
+        let mut case = self.case.clone();
+        match (&mut case.disagg, &self.config.pd) {
+            (Some(d), Some(pd)) => {
+                d.prefill.replicas = pd.prefill * replicas;
+                d.decode.replicas = pd.decode * replicas;
+                case.replicas = (pd.prefill + pd.decode) * replicas;
+            }
+            _ => case.replicas = replicas,
+        }
+        case
     }
 
     /// Whether the step times rest on measurements of this GPU (a fitted roofline or its
@@ -110,8 +146,9 @@ impl Candidate {
         self.case.error_band().unwrap_or(self.case.gpu.error_band())
     }
 
+    /// GPUs in one "replica" of the search: one replica, or one unit of the P:D split.
     pub fn gpus_per_replica(&self) -> u64 {
-        self.case.tp
+        self.case.tp * self.config.pd.as_ref().map_or(1, |pd| (pd.prefill + pd.decode) as u64)
     }
 }
 
@@ -130,15 +167,18 @@ pub fn enumerate(space: &Space) -> Vec<Config> {
                     for &max_num_batched_tokens in &space.max_num_batched_tokens {
                         for &chunked_prefill in &space.chunked_prefill {
                             for &router in &space.routers {
-                                out.push(Config {
-                                    gpu: gpu.clone(),
-                                    quant: quant.clone(),
-                                    tp,
-                                    max_num_seqs,
-                                    max_num_batched_tokens,
-                                    chunked_prefill,
-                                    router,
-                                });
+                                for pd in &space.pd_splits {
+                                    out.push(Config {
+                                        gpu: gpu.clone(),
+                                        quant: quant.clone(),
+                                        tp,
+                                        max_num_seqs,
+                                        max_num_batched_tokens,
+                                        chunked_prefill,
+                                        router,
+                                        pd: pd.clone(),
+                                    });
+                                }
                             }
                         }
                     }
@@ -172,6 +212,9 @@ pub fn resolve(
     prices: &BTreeMap<String, (f64, String)>,
 ) -> Result<Candidate, String> {
     let offline = base.get("batch").is_some_and(|b| !b.is_null());
+    if offline && config.pd.is_some() {
+        return Err("a P:D split, which a Ray Data batch job does not have (use --pd-splits unified)".into());
+    }
     let case_json = merged(base, &config.overrides(offline));
     let scenario = json!({"name": "plan", "base": case_json});
     let mut parsed =
@@ -203,6 +246,7 @@ mod tests {
             max_num_batched_tokens: vec![None],
             chunked_prefill: vec![None],
             routers: vec![RouterPolicy::RoundRobin, RouterPolicy::LeastOutstanding],
+            pd_splits: vec![None],
         }
     }
 

@@ -321,6 +321,9 @@ fn details(out: &mut String, case: &CaseReport) {
             let counts: Vec<String> = run.rejections.iter().map(|(k, v)| format!("{v} {k}")).collect();
             out.push_str(&format!("\nRejected requests (seed {}): {}; first: {first}\n", run.seed, counts.join(", ")));
         }
+        if let Some(d) = &run.disaggregation {
+            out.push_str(&disagg_line(run.seed, d));
+        }
     }
     if let Some(run) = case.runs.first().filter(|r| r.replicas.len() > 1) {
         out.push_str(&format!(
@@ -386,6 +389,32 @@ fn scaling_line(case: &CaseReport) -> Option<String> {
         mean_cell(case, "peak_replicas", 1),
         mean_cell(case, "gpu_hours", 4),
     ))
+}
+
+/// One line on a disaggregated run's pools and transfers (`report::disagg`).
+fn disagg_line(seed: u64, d: &serde_json::Map<String, Value>) -> String {
+    let f = |key: &str, decimals: usize| {
+        d.get(key).and_then(Value::as_f64).map_or("-".into(), |x| format!("{x:.decimals$}"))
+    };
+    format!(
+        "\nDisaggregated (seed {seed}): {} prefill + {} decode replicas over {}; prefill busy {}, decode busy {}, \
+         decode batch {} running on average, decode KV use {} mean / {} peak; {} KV transfers, {} GB per GPU link, \
+         transfer {} ms mean / {} ms p99, decode block wait {} ms mean / {} ms p99.\n",
+        f("prefill_replicas", 0),
+        f("decode_replicas", 0),
+        d.get("link").and_then(Value::as_str).unwrap_or("-"),
+        f("prefill_busy_fraction", 3),
+        f("decode_busy_fraction", 3),
+        f("decode_mean_running", 1),
+        f("decode_mean_kv_usage", 3),
+        f("decode_kv_usage_peak", 3),
+        f("transfers", 0),
+        f("kv_gb_per_gpu_link", 3),
+        f("mean_transfer_ms", 3),
+        f("p99_transfer_ms", 3),
+        f("mean_decode_block_wait_ms", 3),
+        f("p99_decode_block_wait_ms", 3),
+    )
 }
 
 /// A name as Markdown text that stays inside its table cell or heading: a `|` would end the

@@ -79,6 +79,10 @@ pub struct ReplicaStats {
     pub steps: u64,
     pub busy_ns: u64,
     pub kv_peak: f64,
+    /// Running requests summed over steps, and KV use weighted by step time (pool metrics of
+    /// disaggregated serving).
+    pub running_sum: u64,
+    pub kv_usage_weighted: f64,
     /// When it finished starting up (batch jobs with a start-up time).
     pub ready_at: SimTime,
 }
@@ -216,6 +220,8 @@ pub struct Metrics {
     pub fleet_counts: Option<FleetCounts>,
     /// An autoscaled run's scaling, set at the end of the run.
     pub scaling: Option<ScalingRecord>,
+    /// Pools and KV transfers of a disaggregated fleet; `None` for a unified one.
+    pub disagg: Option<super::disagg::DisaggMetrics>,
 }
 
 impl Metrics {
@@ -267,6 +273,7 @@ impl Metrics {
             watch: None,
             fleet_counts: None,
             scaling: None,
+            disagg: None,
         }
     }
 
@@ -419,6 +426,8 @@ impl Metrics {
             stats.steps += 1;
             stats.busy_ns += duration.0;
             stats.kv_peak = stats.kv_peak.max(kv_usage);
+            stats.running_sum += running as u64;
+            stats.kv_usage_weighted += kv_usage * duration.0 as f64;
         }
         self.scheduled_tokens += tokens as u64;
         self.kv_usage_weighted += kv_usage * duration.0 as f64;

@@ -6,6 +6,7 @@ pub mod bench_fidelity;
 pub mod check;
 pub mod concurrency;
 pub mod csv;
+pub mod disagg;
 pub mod expect;
 pub mod fidelity;
 pub mod html;
@@ -82,6 +83,10 @@ pub struct RunReport {
     /// percentiles come from a histogram (`report::samples`); absent when all are exact.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub streamed_percentiles: Vec<String>,
+    /// Disaggregated serving's pools and KV transfers (`report::disagg`); absent for a unified
+    /// fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disaggregation: Option<Map<String, Value>>,
 }
 
 /// [`Report::percentile_method`]: per-request latencies and per-token gaps are kept whole

@@ -47,7 +47,7 @@ pub fn mean_std(samples: &[f64]) -> Option<(f64, f64)> {
     Some((mean, var.sqrt()))
 }
 
-fn number(x: f64) -> Value {
+pub(crate) fn number(x: f64) -> Value {
     serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
 }
 

@@ -95,6 +95,9 @@ pub struct FleetFile {
     pub autoscaling_config: Option<AutoscalingConfigFile>,
     /// What a replica added by the autoscaler pays before it serves.
     pub cold_start: Option<ColdStartFile>,
+    /// Disaggregated prefill and decode (vLLM's disaggregated prefilling with the NIXL
+    /// connector): a prefill pool and a decode pool instead of `replicas` unified replicas.
+    pub disaggregation: Option<DisaggregationFile>,
 }
 
 /// Ray Serve's `autoscaling_config` of a deployment; every field defaults as Ray's
@@ -143,6 +146,34 @@ pub struct ColdStartFile {
     /// confidence, cold compile caches take longer: #19824 reports 70 s of torch.compile and
     /// 60 s of CUDA-graph capture for Llama-70B on TP 8).
     pub engine_startup_s: Option<f64>,
+}
+
+/// Two pools behind a proxy (vLLM's `toy_proxy_server.py`): each request is prefilled on a
+/// prefill replica, its KV read by a decode replica over `link`, and decoded there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisaggregationFile {
+    pub prefill: PoolFile,
+    pub decode: PoolFile,
+    /// What carries the KV: `nvlink`, `pcie` (the GPU's own figures) or an RDMA NIC per GPU
+    /// (`ib-ndr-400`, `ib-hdr-200`, `ethernet-100`; `models/links.json`).
+    pub link: String,
+    /// Replaces the link's fixed latency per transfer, in microseconds.
+    pub link_latency_us: Option<f64>,
+}
+
+/// One pool of a disaggregated fleet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoolFile {
+    /// Replicas in the pool, each one engine on `tp` GPUs.
+    pub replicas: u32,
+    /// The pool's GPU; default the case's `gpu`.
+    pub gpu: Option<String>,
+    /// The pool's tensor-parallel size; default the case's `tp`.
+    pub tp: Option<u32>,
+    /// How the proxy picks a replica of this pool; default the fleet's `router`.
+    pub router: Option<crate::serving::router::RouterPolicy>,
 }
 
 /// Offline batch inference as Ray Data LLM runs it (`vLLMEngineProcessorConfig`): a dataset of

@@ -4,6 +4,7 @@
 
 mod autoscaling;
 pub mod bench_runs;
+mod disagg;
 mod expand;
 pub mod file;
 mod hints;
@@ -104,6 +105,64 @@ pub struct Case {
     /// The price of one GPU-hour of `gpu` (the catalog's lowest on-demand quote, or
     /// `--prices`); `None` leaves the run's cost keys out.
     pub price: Option<crate::hardware::Price>,
+    /// Disaggregated prefill and decode pools; `None` for a unified fleet.
+    pub disagg: Option<Disaggregation>,
+}
+
+/// A validated disaggregated fleet: `replicas` is `prefill.replicas + decode.replicas`, the
+/// prefill replicas first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Disaggregation {
+    pub prefill: Pool,
+    pub decode: Pool,
+    pub link_name: String,
+    pub link: crate::hardware::link::Link,
+}
+
+/// One pool: its GPU (already the effective one, as `Case::gpu`), TP size, replicas, router
+/// and price.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pool {
+    pub gpu: GpuSpec,
+    pub tp: u64,
+    pub replicas: u32,
+    pub router: crate::serving::router::RouterPolicy,
+    pub price: Option<crate::hardware::Price>,
+}
+
+impl Case {
+    /// The case as one pool of its disaggregated fleet runs it: that pool's GPU, TP size,
+    /// replicas and router (memory plan, step-time model).
+    pub fn pool_case(&self, pool: &Pool) -> Case {
+        let mut case = self.clone();
+        case.gpu = pool.gpu.clone();
+        case.tp = pool.tp;
+        case.replicas = pool.replicas;
+        case.router = pool.router;
+        case.price = pool.price.clone();
+        case.disagg = None;
+        case
+    }
+
+    /// GPUs the case holds and their price per hour (every pool's, for a disaggregated fleet);
+    /// `None` when a GPU has no price.
+    pub fn fleet_usd_per_hour(&self) -> Option<(u64, f64)> {
+        match &self.disagg {
+            None => self
+                .price
+                .as_ref()
+                .map(|p| (self.replicas as u64 * self.tp, self.replicas as f64 * self.tp as f64 * p.usd_per_gpu_hour)),
+            Some(d) => {
+                let pool = |p: &Pool| {
+                    p.price.as_ref().map(|price| {
+                        (p.replicas as u64 * p.tp, p.replicas as f64 * p.tp as f64 * price.usd_per_gpu_hour)
+                    })
+                };
+                let (a, b) = (pool(&d.prefill)?, pool(&d.decode)?);
+                Some((a.0 + b.0, a.1 + b.1))
+            }
+        }
+    }
 }
 
 /// `vllm bench serve --goodput`: a request is good when each given latency is within its
@@ -252,6 +311,10 @@ impl Scenario {
         }
         for case in &mut self.cases {
             case.price = book.price(&case.gpu);
+            if let Some(d) = &mut case.disagg {
+                d.prefill.price = book.price(&d.prefill.gpu);
+                d.decode.price = book.price(&d.decode.gpu);
+            }
         }
     }
 

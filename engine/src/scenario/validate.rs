@@ -341,6 +341,38 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
     let replicas = autoscaling.map_or(replicas, |a| a.initial_replicas);
     let (model, gpu) = (model?, gpu?);
     let engine = resolve_engine(&f, model, gpu, path, ctx)?;
+    let host_for_pools = crate::hardware::HostParams::shipped().scaled(f.host_scale.unwrap_or(1.0).clamp(0.1, 10.0));
+    let disagg = match &fleet.disaggregation {
+        None => None,
+        Some(d) => {
+            let at = format!("{path}.fleet");
+            if fleet.replicas.is_some() {
+                ctx.push(
+                    format!("{at}.replicas"),
+                    "a disaggregated fleet's size is its pools' `replicas`; remove `fleet.replicas`",
+                );
+            }
+            if batch.is_some() {
+                ctx.push(
+                    format!("{at}.disaggregation"),
+                    "a Ray Data batch job has no prefill/decode pools; remove `fleet.disaggregation` or `batch`",
+                );
+            }
+            if fleet.autoscaling_config.is_some() {
+                ctx.push(
+                    format!("{at}.autoscaling_config"),
+                    "autoscaling a disaggregated fleet's pools is not modelled; remove `fleet.autoscaling_config` or `fleet.disaggregation`",
+                );
+            }
+            if engine.kind != EngineKind::Vllm {
+                ctx.push(format!("{at}.disaggregation"), "disaggregated serving needs the vllm engine (NIXL connector); remove `engine.kind` or the disaggregation");
+            }
+            let effective = crate::hardware::transfer::effective_gpu(gpu, &host_for_pools);
+            let router = fleet.router.unwrap_or_default();
+            super::disagg::resolve(d, model, &effective, tp, router, &host_for_pools, path, ctx)
+        }
+    };
+    let replicas = disagg.as_ref().map_or(replicas, |d| d.prefill.replicas + d.decode.replicas);
     let step_time = match f.step_time.unwrap_or(StepTimeFile::Auto) {
         StepTimeFile::Auto => StepTimeChoice::Auto,
         StepTimeFile::Roofline => StepTimeChoice::Roofline,
@@ -420,11 +452,18 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
         base_dir: std::path::PathBuf::new(),
         slo_watch: None,
         price: crate::hardware::PriceBook::builtin().price(gpu),
+        disagg,
     };
     // The memory plan divides by the TP size and the block size: plan only a case whose
     // fields all passed.
     if ctx.problems.len() == problems_before {
-        check_cache_size(&case, path, ctx);
+        match &case.disagg {
+            None => check_cache_size(&case, path, ctx),
+            Some(d) => {
+                check_cache_size(&case.pool_case(&d.prefill), &format!("{path}.fleet.disaggregation.prefill"), ctx);
+                check_cache_size(&case.pool_case(&d.decode), &format!("{path}.fleet.disaggregation.decode"), ctx);
+            }
+        }
     }
     Some(case)
 }

@@ -246,6 +246,33 @@ impl KvCache {
         hits: &[u32],
         max_model_len: u32,
     ) -> bool {
+        self.allocate(request, num_new_tokens, hits, max_model_len, true)
+    }
+
+    /// Blocks for `num_tokens` tokens whose KV another replica will write (a disaggregated
+    /// decode's remote prefill): allocated like `allocate_slots` but registered in the prefix
+    /// cache only once the KV has arrived (`cache_blocks`), as vLLM's `allocate_slots` with
+    /// `delay_cache_blocks=True` does for an asynchronous load.
+    pub fn allocate_remote(&mut self, request: &mut Request, num_tokens: u32, max_model_len: u32) -> bool {
+        self.allocate(request, num_tokens, &[], max_model_len, false)
+    }
+
+    /// Registers the request's blocks that are full within its first `tokens` tokens (vLLM
+    /// `KVCacheManager.cache_blocks`, called when a remote load finishes).
+    pub fn cache_blocks(&mut self, request: &mut Request, tokens: u32) {
+        if self.prefix_caching {
+            self.cache_full_blocks(request, tokens);
+        }
+    }
+
+    fn allocate(
+        &mut self,
+        request: &mut Request,
+        num_new_tokens: u32,
+        hits: &[u32],
+        max_model_len: u32,
+        cache: bool,
+    ) -> bool {
         let computed = request.num_computed + hits.len() as u32 * self.block_size;
         let total = (computed + num_new_tokens).min(max_model_len);
         let required = total.div_ceil(self.block_size) as usize;
@@ -277,7 +304,7 @@ impl KvCache {
             let block = self.pop_free();
             request.kv.blocks.push(block);
         }
-        if self.prefix_caching {
+        if self.prefix_caching && cache {
             let cacheable = (computed + num_new_tokens).min(request.num_tokens());
             self.cache_full_blocks(request, cacheable);
         }
@@ -422,6 +449,26 @@ mod tests {
         assert_eq!(kv.num_free(), (1 << 31) - 4);
         kv.free(&mut r.kv);
         assert_eq!(kv.num_free(), (1 << 31) - 1);
+        kv.check_invariants();
+    }
+
+    // See: issue 17
+    /// A remote load's blocks are registered in the prefix cache only once the KV arrived
+    /// (vLLM's `delay_cache_blocks`): before, a second request with the same prompt finds
+    /// nothing; after `cache_blocks`, it finds the full blocks within the computed tokens.
+    #[test]
+    fn issue_17_remote_blocks_are_cached_only_after_the_read() {
+        let mut kv = KvCache::new(20, 16, true);
+        let prompt = vec![Segment { id: 7, len: 40 }];
+        let mut remote = request(1, prompt.clone());
+        assert!(kv.allocate_remote(&mut remote, 40, 4096));
+        assert_eq!(remote.kv.blocks.len(), 3);
+        let mut other = request(2, prompt);
+        let mut hits = Vec::new();
+        assert_eq!(kv.find_cached_prefix(&mut other, &mut hits), 0);
+        // On arrival 39 tokens count as computed: two full blocks are cacheable.
+        kv.cache_blocks(&mut remote, 39);
+        assert_eq!(kv.find_cached_prefix(&mut other, &mut hits), 32);
         kv.check_invariants();
     }
 

@@ -20,7 +20,7 @@ use decode_run::DecodeRun;
 
 use super::admission::{check_length, FrontDoor};
 use super::kv_cache::KvCache;
-use super::request::{Request, RequestSlab, Status};
+use super::request::{KvState, RemoteKv, Request, RequestSlab, Status};
 use super::scheduler::{Scheduler, SchedulerConfig, StepPlan};
 use crate::hardware::{SeqWork, StepTimeModel};
 use crate::report::metrics::{Metrics, RequestRecord};
@@ -45,6 +45,24 @@ pub struct Finished {
     pub output: Segment,
 }
 
+/// A prefill request that finished on a prefill replica (disaggregated serving): its decode
+/// copy, which the proxy routes to a decode replica; its blocks stay parked here.
+#[derive(Debug)]
+pub struct Handoff {
+    pub request: Request,
+}
+
+/// A remote read a decode replica started: request `id` there, `blocks` blocks, from slot
+/// `parked` of prefill replica `prefill`, for a request that reached this replica at `since`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransferStart {
+    pub id: u32,
+    pub blocks: u32,
+    pub prefill: u32,
+    pub parked: u32,
+    pub since: SimTime,
+}
+
 pub struct Replica {
     pub index: u32,
     pub scheduler: Scheduler,
@@ -66,6 +84,14 @@ pub struct Replica {
     /// planned by the scheduler (`Limits::step_by_step`). The results are the same.
     pub fast_path: bool,
     run: DecodeRun,
+    /// Disaggregated prefill: blocks of finished prefill requests held until the decode side
+    /// has read them, in reused slots.
+    parked: Vec<Option<KvState>>,
+    parked_free: Vec<u32>,
+    /// Finished prefill requests' decode copies, for the loop to take after a step.
+    pub handoffs: Vec<Handoff>,
+    /// Disaggregated decode: requests whose KV read is in flight (neither waiting nor running).
+    receiving: usize,
 }
 
 impl Replica {
@@ -86,6 +112,10 @@ impl Replica {
             door: FrontDoor::default(),
             fast_path: true,
             run: DecodeRun::default(),
+            parked: Vec::new(),
+            parked_free: Vec::new(),
+            handoffs: Vec::new(),
+            receiving: 0,
         }
     }
 
@@ -227,12 +257,31 @@ impl Replica {
         let requests = &mut self.requests;
         let kv = &mut self.kv;
         let index = self.index;
+        let (parked, parked_free, handoffs) = (&mut self.parked, &mut self.parked_free, &mut self.handoffs);
         let mut count = 0u64;
         self.scheduler.running.retain(|&id| {
             if !is_finished(id, requests) {
                 return true;
             }
             let mut request = requests.remove(id);
+            if let RemoteKv::Prefill { .. } = request.remote {
+                // The proxy's prefill copy: its blocks wait for the decode side's read, its
+                // one token is dropped, and the request lives on as its decode copy.
+                let blocks = KvState { blocks: std::mem::take(&mut request.kv.blocks), ..KvState::default() };
+                let slot = match parked_free.pop() {
+                    Some(slot) => {
+                        parked[slot as usize] = Some(blocks);
+                        slot
+                    }
+                    None => {
+                        parked.push(Some(blocks));
+                        (parked.len() - 1) as u32
+                    }
+                };
+                handoffs.push(Handoff { request: request.decode_copy(index, slot) });
+                count += 1;
+                return false;
+            }
             kv.free(&mut request.kv);
             metrics.record_request(RequestRecord::of(&request, now, index));
             finished.push(Finished {
@@ -247,11 +296,54 @@ impl Replica {
         self.finished += count;
     }
 
+    /// The remote reads the last plan started (disaggregated decode), appended to `out`.
+    pub fn take_transfers(&mut self, out: &mut Vec<TransferStart>) {
+        for (id, blocks) in self.scheduler.receiving_started.drain(..) {
+            let RemoteKv::Receiving { prefill, parked, since } = self.requests.get(id).remote else {
+                unreachable!("a started read belongs to a receiving request")
+            };
+            out.push(TransferStart { id, blocks, prefill, parked, since });
+            self.receiving += 1;
+        }
+    }
+
+    /// Request `id`'s KV arrived: it counts its prompt as computed but for the last token,
+    /// which the next step recomputes to sample the first output token (vLLM
+    /// `Scheduler._update_waiting_for_remote_kv`: `num_computed_tokens = min(blocks *
+    /// block_size, num_tokens)`, minus one when that is the whole prompt), registers its full
+    /// blocks in the prefix cache, and goes back to the front of the waiting queue, where vLLM
+    /// keeps requests it skipped while they waited for their KV.
+    pub fn transfer_done(&mut self, id: u32) {
+        let block_size = self.kv.block_size();
+        let request = self.requests.get_mut(id);
+        debug_assert!(matches!(request.remote, RemoteKv::Receiving { .. }), "transfer done twice");
+        let computed = (request.kv.blocks.len() as u32 * block_size).min(request.num_tokens());
+        request.num_computed = if computed == request.num_tokens() { computed - 1 } else { computed };
+        request.remote = RemoteKv::Received;
+        let tokens = request.num_computed;
+        self.kv.cache_blocks(request, tokens);
+        self.receiving -= 1;
+        self.scheduler.waiting.push_front(id);
+    }
+
+    /// Frees the parked blocks of slot `slot` (the decode side finished reading them: vLLM's
+    /// prefill side frees them on the decode side's notification, `get_finished`).
+    pub fn release_parked(&mut self, slot: u32) {
+        let mut blocks = self.parked[slot as usize].take().expect("parked blocks released twice");
+        self.kv.free(&mut blocks);
+        self.parked_free.push(slot);
+    }
+
+    /// Slots holding parked blocks (prefill side) and reads in flight (decode side).
+    pub fn in_transfer(&self) -> (usize, usize) {
+        (self.parked.len() - self.parked_free.len(), self.receiving)
+    }
+
     /// Conservation checks after every step in debug and test builds.
     pub fn check_invariants(&self) {
         if cfg!(debug_assertions) {
             self.kv.check_invariants();
-            let live = self.scheduler.waiting.len() + self.scheduler.running.len() + self.held.len();
+            let live = self.scheduler.waiting.len() + self.scheduler.running.len() + self.held.len() + self.receiving;
             assert_eq!(live, self.requests.live(), "requests not conserved on replica {}", self.index);
             assert_eq!(self.accepted, self.finished + live as u64, "accepted != finished + in flight");
             assert!(self.scheduler.running.len() <= self.scheduler.config.max_num_seqs as usize);

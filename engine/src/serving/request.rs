@@ -11,6 +11,28 @@ pub enum Status {
     Finished,
 }
 
+/// A request's part in disaggregated prefill/decode (vLLM's `kv_transfer_params` under the NIXL
+/// connector, `nixl_connector.py`); `Local` everywhere else.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RemoteKv {
+    /// Served here from start to end (a unified fleet).
+    #[default]
+    Local,
+    /// On a prefill replica: the proxy's copy with `max_tokens=1` and `do_remote_decode`; when
+    /// it finishes, its blocks stay held for the decode side to read
+    /// (`NixlConnectorScheduler.request_finished` returns `delay_free_blocks`).
+    /// `max_output_tokens` is the client's own limit, which the decode side serves.
+    Prefill { max_output_tokens: u32 },
+    /// On a decode replica, before its blocks are allocated: the prompt's KV lives on prefill
+    /// replica `prefill`, in its parked slot `parked` (`do_remote_prefill`); `since` is when
+    /// it reached the decode replica.
+    Pending { prefill: u32, parked: u32, since: SimTime },
+    /// Blocks allocated and the read in flight (vLLM's `WAITING_FOR_REMOTE_KVS`).
+    Receiving { prefill: u32, parked: u32, since: SimTime },
+    /// The KV arrived; from here the request is an ordinary one (a preemption recomputes).
+    Received,
+}
+
 /// The KV blocks a request holds and the hashes of its full blocks.
 #[derive(Clone, Debug, Default)]
 pub struct KvState {
@@ -49,6 +71,8 @@ pub struct Request {
     pub kv: KvState,
     /// Set while the request is in the current step's plan.
     pub scheduled_this_step: bool,
+    /// Its part in disaggregated serving.
+    pub remote: RemoteKv,
 }
 
 impl Request {
@@ -73,6 +97,52 @@ impl Request {
             last_token: None,
             kv: KvState::default(),
             scheduled_this_step: false,
+            remote: RemoteKv::Local,
+        }
+    }
+
+    /// The proxy's two copies of a request in disaggregated serving
+    /// (`tests/v1/kv_connector/nixl_integration/toy_proxy_server.py`): this one, sent to a
+    /// prefill replica with `max_tokens=1`, and the decode copy made from it when it finishes.
+    pub fn for_prefill(mut self) -> Request {
+        self.remote = RemoteKv::Prefill { max_output_tokens: self.max_output_tokens };
+        self.max_output_tokens = 1;
+        self
+    }
+
+    /// The decode copy of a finished prefill request whose KV sits in slot `parked` of prefill
+    /// replica `prefill`: the client's output limit, nothing computed, its block hashes kept
+    /// (the same tokens), its first scheduling time kept so that queueing delay counts from
+    /// the prefill side. Takes the hashes out of `self`, whose blocks stay parked.
+    pub fn decode_copy(&mut self, prefill: u32, parked: u32) -> Request {
+        let RemoteKv::Prefill { max_output_tokens } = self.remote else {
+            panic!("decode copy of a request that was not a prefill request")
+        };
+        Request {
+            seq_no: self.seq_no,
+            arrival: self.arrival,
+            prompt_tokens: self.prompt_tokens,
+            max_output_tokens,
+            segments: std::mem::take(&mut self.segments),
+            output_segment: self.output_segment,
+            client: self.client,
+            session: self.session,
+            status: Status::Waiting,
+            num_computed: 0,
+            output_tokens: 0,
+            cached_prompt_tokens: self.cached_prompt_tokens,
+            num_preemptions: self.num_preemptions,
+            recomputed_tokens: self.recomputed_tokens,
+            first_scheduled: self.first_scheduled,
+            first_token: None,
+            last_token: None,
+            kv: KvState {
+                blocks: Vec::new(),
+                block_hashes: std::mem::take(&mut self.kv.block_hashes),
+                num_cached_blocks: 0,
+            },
+            scheduled_this_step: false,
+            remote: RemoteKv::Pending { prefill, parked, since: SimTime::ZERO },
         }
     }
 

@@ -9,11 +9,17 @@
 //! is the victim. Waiting requests are admitted next, in FCFS order, only if nothing was
 //! preempted in this step, while budget, `max_num_seqs` and KV blocks allow; the first that
 //! does not fit blocks those behind it (head-of-line blocking).
+//!
+//! Disaggregated serving: a waiting request whose prompt KV lives on a prefill replica
+//! (`RemoteKv::Pending`) takes blocks for its whole prompt and no token budget, and leaves the
+//! queue to wait for the read (vLLM's `schedule()` with `load_kv_async`: status
+//! `WAITING_FOR_REMOTE_KVS`, `num_new_tokens = 0`); it still needs the free blocks, and when
+//! they are missing it blocks the queue like any request.
 
 use std::collections::VecDeque;
 
 use super::kv_cache::KvCache;
-use super::request::{RequestSlab, Status};
+use super::request::{RemoteKv, RequestSlab, Status};
 
 /// The scheduler's limits, under vLLM's flag names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,11 +65,19 @@ pub struct Scheduler {
     pub waiting: VecDeque<u32>,
     pub running: Vec<u32>,
     hits: Vec<u32>,
+    /// Remote loads started by the last plan: (request, blocks allocated for the prompt).
+    pub receiving_started: Vec<(u32, u32)>,
 }
 
 impl Scheduler {
     pub fn new(config: SchedulerConfig) -> Scheduler {
-        Scheduler { config, waiting: VecDeque::new(), running: Vec::new(), hits: Vec::new() }
+        Scheduler {
+            config,
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            hits: Vec::new(),
+            receiving_started: Vec::new(),
+        }
     }
 
     pub fn add(&mut self, id: u32) {
@@ -192,7 +206,25 @@ impl Scheduler {
                 break;
             }
             let request = requests.get_mut(id);
-            let hit_tokens = if request.num_computed == 0 { kv.find_cached_prefix(request, &mut self.hits) } else { 0 };
+            if let RemoteKv::Pending { prefill, parked, since } = request.remote {
+                // The decode side reads every prompt block from the prefill side (its own
+                // prefix cache is not consulted: see docs/disaggregation.md).
+                let prompt = request.prompt_tokens;
+                if !kv.allocate_remote(request, prompt, self.config.max_model_len) {
+                    break;
+                }
+                self.waiting.pop_front();
+                request.remote = RemoteKv::Receiving { prefill, parked, since };
+                self.receiving_started.push((id, request.kv.blocks.len() as u32));
+                continue;
+            }
+            let hit_tokens = if request.num_computed == 0 {
+                kv.find_cached_prefix(request, &mut self.hits)
+            } else {
+                // A request whose prompt KV arrived from a prefill replica: no lookup.
+                self.hits.clear();
+                0
+            };
             let computed = request.num_computed + hit_tokens;
             let mut tokens = request.num_tokens() - computed;
             if self.config.long_prefill_token_threshold > 0 {

@@ -18,6 +18,8 @@ pub enum Stream {
     Router = 5,
     ThinkTime = 6,
     Dataset = 7,
+    /// The decode pool's router in disaggregated serving (the prefill pool uses `Router`).
+    DecodeRouter = 8,
 }
 
 /// Hands out one independent generator per [`Stream`] for a given run seed.

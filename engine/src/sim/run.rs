@@ -6,6 +6,7 @@
 //! admission limit); an offline batch job (Ray Data) hands whole batches to replicas that have
 //! room, least-loaded first.
 
+mod disagg;
 mod scaling;
 
 use std::sync::Arc;
@@ -57,6 +58,11 @@ enum Event {
     ScaleTick,
     /// An autoscaled replica's cold start ends; stale when its start was cancelled since.
     ReplicaUp { replica: u32, generation: u32 },
+    /// Disaggregated serving: a prefilled request reaches the decode pool (`disagg`).
+    Handoff(Box<Request>),
+    /// Disaggregated serving: a KV read from prefill replica `prefill`'s parked slot `parked`
+    /// into request `id` of decode replica `decode` arrived.
+    TransferDone { decode: u32, id: u32, prefill: u32, parked: u32 },
 }
 
 /// Bounds on a run: it ends with an outcome, never a hang.
@@ -167,6 +173,9 @@ struct World {
     violations: Vec<String>,
     /// Ray Serve autoscaling, when the fleet has it.
     scaling: Option<Scaling>,
+    /// The decode pool and the link of a disaggregated fleet (the prefill pool is `engines[..
+    /// offset]` behind `router` and `fleet`); `None` for a unified one.
+    decode: Option<disagg::DecodePool>,
 }
 
 /// An autoscaled fleet: the policy, the replica slots, and what a new replica is built from.
@@ -179,9 +188,23 @@ struct Scaling {
 
 /// Runs one case with one seed to completion or to a limit.
 pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
-    let (memory, startup_failure) = match memory::plan(&case.model, &case.gpu, &case.memory_config()) {
+    let plan_of = |c: &Case| match memory::plan(&c.model, &c.gpu, &c.memory_config()) {
         Ok(plan) => (plan, None),
         Err(failure) => (failure.breakdown.clone(), Some(*failure)),
+    };
+    // A disaggregated fleet starts when both pools do; its reported memory plan is the decode
+    // pool's (the one whose KV room decides the batch), unless the prefill pool fails.
+    let pools = case.disagg.as_ref().map(|d| (case.pool_case(&d.prefill), case.pool_case(&d.decode)));
+    let (memory, startup_failure) = match &pools {
+        None => plan_of(case),
+        Some((prefill, decode)) => {
+            let (p, d) = (plan_of(prefill), plan_of(decode));
+            if p.1.is_some() {
+                p
+            } else {
+                d
+            }
+        }
     };
     if case.engine.kind == EngineKind::Vllm && startup_failure.is_some() {
         let metrics = Metrics::new(capture, case.goodput, case.slots() as usize);
@@ -199,15 +222,34 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
     let kernels = case.kernel_model();
     let slots = case.slots() as usize;
     let step_time = step_time_model(case, kernels.clone());
+    let engines: Vec<Engine> = match &pools {
+        None => (0..slots as u32).map(|i| build_engine(case, &memory, &step_time, i)).collect(),
+        Some((prefill, decode)) => {
+            let (prefill_memory, decode_memory) = (plan_of(prefill).0, plan_of(decode).0);
+            let prefill_step = step_time_model(prefill, prefill.kernel_model());
+            let decode_step = step_time_model(decode, decode.kernel_model());
+            (0..prefill.replicas)
+                .map(|i| build_engine(prefill, &prefill_memory, &prefill_step, i))
+                .chain(
+                    (0..decode.replicas)
+                        .map(|i| build_engine(decode, &decode_memory, &decode_step, prefill.replicas + i)),
+                )
+                .collect()
+        }
+    };
+    let first_pool = pools.as_ref().map_or(slots, |(prefill, _)| prefill.replicas as usize);
     let mut world = World {
         queue: EventQueue::new(),
         workload: Workload::new(&case.workload, &streams, &case.base_dir),
-        engines: (0..slots as u32).map(|i| build_engine(case, &memory, &step_time, i)).collect(),
+        engines,
         ready: vec![true; slots],
         wake_pending: vec![false; slots],
-        router: Router::new(case.router, streams.get(Stream::Router)),
+        router: Router::new(
+            pools.as_ref().map_or(case.router, |(prefill, _)| prefill.router),
+            streams.get(Stream::Router),
+        ),
         views: Vec::with_capacity(slots),
-        fleet: FleetIndex::new(slots),
+        fleet: FleetIndex::new(first_pool),
         not_ready: 0,
         max_waiting: case.max_waiting,
         pipeline: case.batch.map(|config| Pipeline {
@@ -220,6 +262,7 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         metrics: {
             let mut metrics = Metrics::new(capture, case.goodput, slots);
             metrics.watch = case.slo_watch.as_ref().map(SloWatch::new);
+            metrics.disagg = case.disagg.as_ref().map(disagg::metrics_for);
             metrics
         },
         finished: Vec::new(),
@@ -243,6 +286,7 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
             case: Box::new(case.clone()),
             step_time: step_time.clone(),
         }),
+        decode: case.disagg.as_ref().map(|d| disagg::decode_pool(case, d, &streams)),
     };
     world.start(case);
     let (outcome, events) = world.run(&case.limits);
@@ -406,6 +450,10 @@ impl World {
                 }
                 Event::ScaleTick => self.on_scale_tick(now),
                 Event::ReplicaUp { replica, generation } => self.on_replica_up(now, replica, generation),
+                Event::Handoff(request) => self.on_handoff(now, *request),
+                Event::TransferDone { decode, id, prefill, parked } => {
+                    self.on_transfer_done(now, decode as usize, id, prefill as usize, parked)
+                }
             }
             self.drain_follow_ups(now);
             if self.oom.is_some() {
@@ -429,7 +477,8 @@ impl World {
     fn finish_accounting(&mut self) -> Vec<String> {
         let outstanding: u64 = self.engines.iter().map(|e| e.outstanding() as u64).sum();
         let follow_ups = self.follow_ups.len() as u64;
-        self.metrics.unfinished = outstanding + self.parked + self.in_frontend + follow_ups;
+        let handing_off = self.decode.as_ref().map_or(0, |d| d.in_handoff);
+        self.metrics.unfinished = outstanding + self.parked + self.in_frontend + follow_ups + handing_off;
         let mut violations = std::mem::take(&mut self.violations);
         violations.extend(self.metrics.check_accounting().err());
         for (i, engine) in self.engines.iter().enumerate() {
@@ -445,8 +494,12 @@ impl World {
         if now < next {
             return;
         }
-        let waiting = self.fleet.waiting() as u32;
-        let running = (self.fleet.outstanding() - self.fleet.waiting()) as u32;
+        let (mut waiting, mut outstanding) = (self.fleet.waiting(), self.fleet.outstanding());
+        if let Some(d) = &self.decode {
+            (waiting, outstanding) = (waiting + d.fleet.waiting(), outstanding + d.fleet.outstanding());
+        }
+        let running = (outstanding - waiting) as u32;
+        let waiting = waiting as u32;
         let periods = (now.0 - next.0) / interval.0.max(1);
         let time = SimTime(next.0 + periods * interval.0.max(1));
         self.metrics.queue_samples.push(crate::report::metrics::QueueSample { time, waiting, running });
@@ -476,7 +529,7 @@ impl World {
     fn route_and_admit(&mut self, now: SimTime, spec: RequestSpec) {
         let (client, session) = (spec.client, spec.session);
         let output = Segment { id: spec.output_segment, len: 0 };
-        let waiting = self.fleet.waiting();
+        let waiting = self.fleet.waiting() + self.decode.as_ref().map_or(0, |d| d.fleet.waiting());
         if self.max_waiting.is_some_and(|limit| waiting >= limit) {
             self.metrics.record_refused(
                 spec.index,
@@ -489,6 +542,17 @@ impl World {
             return;
         }
         let mut request = Request::new(spec.index, spec);
+        if let Some(pool) = &self.decode {
+            // The decode pool serves the client's output: refuse at the proxy what it would
+            // refuse, before any prefill work.
+            if let Some(rejection) = self.engines[pool.offset].length_rejection(&request) {
+                let (index, arrival, prompt_tokens) = (request.seq_no, request.arrival, request.prompt_tokens);
+                self.metrics.record_refused(index, arrival, prompt_tokens, rejection.reason, &rejection.message);
+                self.request_done(now, client, session, false, output);
+                return;
+            }
+            request = request.for_prefill();
+        }
         let lookup = self.router.needs_prefix_lookup();
         if !lookup && self.not_ready == 0 {
             let replica = self.router.choose_indexed(&self.fleet);
@@ -511,7 +575,8 @@ impl World {
         self.views.clear();
         let prompt_blocks = if lookup { prompt_block_hashes(&mut request, self.block_size).len() } else { 0 };
         let hashes = &request.kv.block_hashes[..prompt_blocks];
-        for (i, engine) in self.engines.iter().enumerate() {
+        let pool = self.decode.as_ref().map_or(self.engines.len(), |d| d.offset);
+        for (i, engine) in self.engines[..pool].iter().enumerate() {
             self.views.push(ReplicaView {
                 ready: self.ready[i],
                 outstanding: engine.outstanding(),
@@ -585,7 +650,10 @@ impl World {
         let engine = &self.engines[replica];
         let load =
             ReplicaLoad { outstanding: engine.outstanding(), waiting: engine.waiting(), kv_usage: engine.kv_usage() };
-        self.fleet.update(replica, load);
+        match &mut self.decode {
+            Some(d) if replica >= d.offset => d.fleet.update(replica - d.offset, load),
+            _ => self.fleet.update(replica, load),
+        }
     }
 
     fn wake(&mut self, now: SimTime, replica: usize) {
@@ -612,6 +680,9 @@ impl World {
 
     fn start_step(&mut self, now: SimTime, replica: usize) {
         let started = self.engines[replica].start_step(now, &mut self.metrics);
+        if self.decode.is_some() {
+            self.start_transfers(now, replica);
+        }
         self.refresh(replica);
         match started {
             Ok(Some(duration)) => self.queue.push(now + duration, Event::StepDone { replica: replica as u32 }),
@@ -630,6 +701,9 @@ impl World {
         let mut finished = std::mem::take(&mut self.finished);
         finished.clear();
         self.engines[replica].finish_step(now, &mut self.metrics, &mut finished);
+        if self.decode.is_some() {
+            self.hand_off(now, replica);
+        }
         self.refresh(replica);
         for f in &finished {
             self.row_done(now, f.index);

@@ -6,6 +6,7 @@ mod broken;
 mod catalog;
 mod cli;
 mod determinism;
+mod disagg;
 mod docs;
 mod engine;
 mod fast_path;

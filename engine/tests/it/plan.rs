@@ -34,6 +34,7 @@ fn input(rate: RateTarget) -> PlanInput {
             max_num_batched_tokens: vec![None],
             chunked_prefill: vec![None],
             routers: vec![RouterPolicy::LeastOutstanding, RouterPolicy::RoundRobin],
+            pd_splits: vec![None],
         },
         slo: Slo::parse("p99_ttft_ms=500,p99_itl_ms=60", None).unwrap(),
         rate,

@@ -10,7 +10,7 @@ use super::request::{KvState, Request};
 
 /// Block hashes are already uniformly mixed 64-bit values, so the map hashes them as they are.
 #[derive(Default)]
-struct PassThrough(u64);
+pub(super) struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {
@@ -223,12 +223,46 @@ impl KvCache {
     /// vLLM `allocate_slots`: makes room for `num_new_tokens` more tokens after the request's
     /// computed tokens and the `hits` just found. Returns false, changing nothing, when the free
     /// blocks (counting hit blocks that sit in the free queue as taken) do not suffice.
+    #[inline]
     pub fn allocate_slots(
         &mut self,
         request: &mut Request,
         num_new_tokens: u32,
         hits: &[u32],
         max_model_len: u32,
+    ) -> bool {
+        self.allocate(request, num_new_tokens, hits, max_model_len, true)
+    }
+
+    /// `allocate_slots` with `delay_cache_blocks`: room for `num_load_tokens` tokens that an
+    /// asynchronous load from the CPU tier will fill, after the GPU `hits`. The new blocks are
+    /// registered in the prefix cache only when the load is done (`cache_loaded`), so no other
+    /// request hits them before their contents arrive.
+    pub fn allocate_for_load(
+        &mut self,
+        request: &mut Request,
+        num_load_tokens: u32,
+        hits: &[u32],
+        max_model_len: u32,
+    ) -> bool {
+        self.allocate(request, num_load_tokens, hits, max_model_len, false)
+    }
+
+    /// vLLM `_update_waiting_for_remote_kv` -> `cache_blocks`: registers the request's blocks
+    /// that are full within its first `tokens` tokens, once their load is done.
+    pub fn cache_loaded(&mut self, request: &mut Request, tokens: u32) {
+        if self.prefix_caching {
+            self.cache_full_blocks(request, tokens);
+        }
+    }
+
+    fn allocate(
+        &mut self,
+        request: &mut Request,
+        num_new_tokens: u32,
+        hits: &[u32],
+        max_model_len: u32,
+        cache: bool,
     ) -> bool {
         let computed = request.num_computed + hits.len() as u32 * self.block_size;
         let total = (computed + num_new_tokens).min(max_model_len);
@@ -261,7 +295,7 @@ impl KvCache {
             let block = self.pop_free();
             request.kv.blocks.push(block);
         }
-        if self.prefix_caching {
+        if self.prefix_caching && cache {
             let cacheable = (computed + num_new_tokens).min(request.num_tokens());
             self.cache_full_blocks(request, cacheable);
         }

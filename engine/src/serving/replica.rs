@@ -120,6 +120,7 @@ impl Replica {
             return Some(duration);
         }
         self.settle();
+        self.scheduler.now = now;
         self.scheduler.schedule(&mut self.requests, &mut self.kv, &mut self.plan);
         if self.plan.scheduled.is_empty() && !self.held.is_empty() {
             self.release_held();
@@ -138,6 +139,13 @@ impl Replica {
             request.first_scheduled.get_or_insert(now);
         }
         let duration = self.step_time.step_time(&self.work);
+        if let Some(offload) = &mut self.scheduler.offload {
+            // Stores copy each step's newly full blocks once its forward pass ends.
+            let block_size = self.kv.block_size();
+            for s in &self.plan.scheduled {
+                offload.store_step(self.requests.get_mut(s.id), block_size, now, now + duration);
+            }
+        }
         self.busy = true;
         self.step_started = now;
         metrics.on_step(
@@ -247,11 +255,23 @@ impl Replica {
         self.finished += count;
     }
 
+    /// When this idle replica must look again for work without another event: a load from
+    /// the CPU tier finishes then (vLLM's engine keeps stepping while requests wait for loads).
+    pub fn next_wake(&self) -> Option<SimTime> {
+        self.scheduler.offload.as_ref().and_then(|o| o.next_ready())
+    }
+
     /// Conservation checks after every step in debug and test builds.
     pub fn check_invariants(&self) {
         if cfg!(debug_assertions) {
             self.kv.check_invariants();
-            let live = self.scheduler.waiting.len() + self.scheduler.running.len() + self.held.len();
+            let live = self.scheduler.waiting.len()
+                + self.scheduler.running.len()
+                + self.held.len()
+                + self.scheduler.loading();
+            if let Some(offload) = &self.scheduler.offload {
+                offload.tier.check_invariants_cheap();
+            }
             assert_eq!(live, self.requests.live(), "requests not conserved on replica {}", self.index);
             assert_eq!(self.accepted, self.finished + live as u64, "accepted != finished + in flight");
             assert!(self.scheduler.running.len() <= self.scheduler.config.max_num_seqs as usize);

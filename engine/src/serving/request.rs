@@ -49,6 +49,9 @@ pub struct Request {
     pub kv: KvState,
     /// Set while the request is in the current step's plan.
     pub scheduled_this_step: bool,
+    /// Full blocks handed to the CPU tier so far (the OffloadingConnector's
+    /// `_next_stored_block_idx`; kept across preemptions as vLLM keeps it).
+    pub offload_stored_blocks: u32,
 }
 
 impl Request {
@@ -73,6 +76,7 @@ impl Request {
             last_token: None,
             kv: KvState::default(),
             scheduled_this_step: false,
+            offload_stored_blocks: 0,
         }
     }
 

@@ -13,6 +13,7 @@ mod fleet;
 mod hf_config;
 mod hostile;
 mod html;
+mod offload;
 mod phases;
 mod plan;
 mod sweeps;

@@ -33,6 +33,7 @@ fn input(rate: RateTarget) -> PlanInput {
             max_num_seqs: vec![Some(16), None],
             max_num_batched_tokens: vec![None],
             chunked_prefill: vec![None],
+            kv_offloading: vec![None],
             routers: vec![RouterPolicy::LeastOutstanding, RouterPolicy::RoundRobin],
         },
         slo: Slo::parse("p99_ttft_ms=500,p99_itl_ms=60", None).unwrap(),

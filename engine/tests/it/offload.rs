@@ -255,7 +255,7 @@ fn single_request_ttfts(prompts: &[u32]) -> Vec<(u32, f64, f64)> {
         drain(&mut r, &mut metrics, SimTime::ZERO);
         r.admit(request(1, 100_000, vec![text], 1)).unwrap();
         drain(&mut r, &mut metrics, SimTime(100_000 * MS));
-        let c = metrics.records.as_ref().unwrap().iter().find(|x| x.seq_no == 1).unwrap().clone();
+        let c = *metrics.records.as_ref().unwrap().iter().find(|x| x.seq_no == 1).unwrap();
         (c.first_token.0 - c.arrival.0) as f64 / 1e6
     };
     prompts.iter().map(|&p| (p, ttft(p, false), ttft(p, true))).collect()
@@ -274,5 +274,28 @@ fn issue_17_a_cpu_hit_beats_recompute_more_the_longer_the_prompt() {
         println!("prompt {prompt:>6}: recompute {recompute:8.2} ms, CPU load {loaded:7.2} ms, speedup {speedup:5.2}x");
         assert!(speedup > last_speedup, "prompt {prompt}: speedup {speedup} not above {last_speedup}");
         last_speedup = speedup;
+    }
+}
+
+/// The sim2real runs that used vLLM's OffloadingConnector (`cpu_kv_offload: true`, an 8 GiB
+/// tier in their details) are simulated with that tier, and it is in use: blocks are stored.
+/// `cargo test --test it offload -- --nocapture` prints where their tokens came from.
+#[test]
+fn issue_17_the_sim2real_runs_with_offload_simulate_their_cpu_tier() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/validation/sim2real_trainval.json");
+    let (experiments, _) = symbiote::scenario::measurements::load(&path, false).unwrap();
+    let with_tier: Vec<_> = experiments.iter().filter(|e| e.case.engine.kv_offloading.is_some()).collect();
+    assert_eq!(with_tier.len(), 3, "the three Feb-2026 Llama-2-7B runs");
+    for e in with_tier {
+        assert_eq!(e.case.engine.kv_offloading, Some(symbiote::scenario::OffloadSize::Gib(8.0)));
+        let result = run_case(&e.case, 1, Capture::default());
+        let t = result.metrics.offload.expect("a tier");
+        println!(
+            "{}: {} CPU blocks; tokens GPU hit {} CPU hit {} miss {}; stored {} blocks, evicted {}",
+            e.key, t.cpu_blocks, t.gpu_hit_tokens, t.cpu_hit_tokens, t.miss_tokens, t.stored_blocks, t.evicted_blocks
+        );
+        // 8 GiB over 16 x 524,288-byte blocks (Llama-2-7B, fp16).
+        assert_eq!(t.cpu_blocks, 1024);
+        assert!(t.stored_blocks > 0);
     }
 }

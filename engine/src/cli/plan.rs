@@ -61,6 +61,10 @@ pub struct PlanArgs {
     /// Chunked prefill: on, off, or both (default: vLLM's default).
     #[arg(long, value_delimiter = ',')]
     pub chunked_prefill: Vec<String>,
+    /// CPU KV offload tier sizes in GiB, or `off` (vLLM --kv-offloading-size; default: the
+    /// scenario's own setting, usually off): `off,8,32` searches offload off and two sizes.
+    #[arg(long, value_delimiter = ',')]
+    pub kv_offloading_size: Vec<String>,
     /// Router policies for fleets (default: least_outstanding, the closest to Ray Serve's
     /// power-of-two-choices routing on queue length).
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -119,6 +123,24 @@ fn on_off(values: &[String]) -> Result<Vec<Option<bool>>> {
             "on" | "true" => Ok(Some(true)),
             "off" | "false" => Ok(Some(false)),
             other => bail!("--chunked-prefill takes on and/or off; got `{other}`"),
+        })
+        .collect()
+}
+
+fn offload_sizes(values: &[String]) -> Result<Vec<Option<Option<f64>>>> {
+    if values.is_empty() {
+        return Ok(vec![None]);
+    }
+    values
+        .iter()
+        .map(|v| match v.trim() {
+            "off" | "0" => Ok(Some(None)),
+            other => match other.parse::<f64>() {
+                Ok(gib) if gib.is_finite() && gib > 0.0 => Ok(Some(Some(gib))),
+                _ => {
+                    bail!("--kv-offloading-size takes `off` and/or sizes in GiB above 0 (like off,8,32); got `{other}`")
+                }
+            },
         })
         .collect()
 }
@@ -312,6 +334,7 @@ pub fn plan_outputs(args: &PlanArgs, base: (Value, PathBuf, String)) -> Result<P
             max_num_seqs: or_default(&args.max_num_seqs),
             max_num_batched_tokens: or_default(&args.max_num_batched_tokens),
             chunked_prefill: on_off(&args.chunked_prefill)?,
+            kv_offloading: offload_sizes(&args.kv_offloading_size)?,
             routers: if args.routers.is_empty() { vec![RouterPolicy::LeastOutstanding] } else { args.routers.clone() },
             pd_splits: pd_splits(&args.pd_splits, &args.pd_link)?,
         },

@@ -119,6 +119,9 @@ fn run_loaded(mut scenarios: Vec<Scenario>, args: &RunArgs) -> Result<u8> {
         all_pass &= report.all_expectations_pass();
         if !args.quiet {
             println!("{}\n{}", scenario.name, markdown::table(&report));
+            if let Some(table) = markdown::offload_table(&report) {
+                println!("CPU KV offload (shares of admitted tokens by where they came from)\n{table}");
+            }
             if let Some(findings) = &report.findings {
                 println!("{}\n", findings.headline);
             }

@@ -79,6 +79,13 @@ pub struct GpuSpec {
     /// GPU-to-GPU bandwidth, GB/s, bidirectional total per GPU as vendors quote it.
     pub interconnect_gbps: Option<f64>,
     pub pcie_gbps: f64,
+    /// Effective one-direction bandwidth of the GPU's host link (pinned-memory DMA), GB/s:
+    /// what KV blocks offloaded to the CPU tier move at. `None` where the file gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_link_gbps: Option<f64>,
+    /// Fixed cost of one host-link transfer, microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_link_latency_us: Option<f64>,
     /// Public list prices of one GPU-hour, each with provider, source and date
     /// ([`super::prices`] picks the one a report uses); empty where none was found.
     #[serde(default)]

@@ -358,6 +358,12 @@ fn check_gpu(g: &GpuSpec) -> Vec<(String, String)> {
     if let Some(v) = g.interconnect_gbps {
         in_range(&mut out, "interconnect_gbps", v, false, 1e6, " GB/s");
     }
+    if let Some(v) = g.host_link_gbps {
+        in_range(&mut out, "host_link_gbps", v, false, 1e6, " GB/s");
+    }
+    if let Some(v) = g.host_link_latency_us {
+        in_range(&mut out, "host_link_latency_us", v, true, 1e6, " us");
+    }
     let t = &g.tflops;
     for (field, value) in [("tflops.fp32", Some(t.fp32)), ("tflops.fp16_bf16", Some(t.fp16_bf16))].into_iter().chain([
         ("tflops.tf32", t.tf32),

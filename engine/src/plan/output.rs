@@ -42,6 +42,9 @@ fn candidate_json(plan: &Plan, slo: &Slo, i: usize) -> Map<String, Value> {
     row.insert("max_num_seqs".into(), e.max_num_seqs.into());
     row.insert("max_num_batched_tokens".into(), e.max_num_batched_tokens.into());
     row.insert("enable_chunked_prefill".into(), e.enable_chunked_prefill.into());
+    if let Some(size) = c.config.kv_offloading_size {
+        row.insert("kv_offloading_size".into(), size.into());
+    }
     row.insert("router".into(), router_name(c.config.router).into());
     row.insert("calibrated".into(), c.calibrated().into());
     row.insert("error_band".into(), c.error_band().into());

@@ -22,6 +22,9 @@ pub struct Space {
     pub max_num_seqs: Vec<Option<u32>>,
     pub max_num_batched_tokens: Vec<Option<u32>>,
     pub chunked_prefill: Vec<Option<bool>>,
+    /// CPU KV offload (`--kv-offloading-size`): `None` keeps the base case's setting,
+    /// `Some(None)` turns it off, `Some(Some(gib))` gives a tier of that many GiB.
+    pub kv_offloading: Vec<Option<Option<f64>>>,
     pub routers: Vec<RouterPolicy>,
     /// Prefill:decode splits to try (`None`: a unified fleet), innermost; a disaggregated
     /// candidate's "replica" is one unit of `p + d` replicas.
@@ -46,6 +49,7 @@ impl Space {
             * self.max_num_seqs.len()
             * self.max_num_batched_tokens.len()
             * self.chunked_prefill.len()
+            * self.kv_offloading.len()
             * self.routers.len()
             * self.pd_splits.len()
     }
@@ -60,6 +64,9 @@ pub struct Config {
     pub max_num_seqs: Option<u32>,
     pub max_num_batched_tokens: Option<u32>,
     pub chunked_prefill: Option<bool>,
+    /// The CPU KV tier: `None` leaves the base case's setting, `Some(None)` is off,
+    /// `Some(Some(gib))` a tier of that many GiB.
+    pub kv_offloading_size: Option<Option<f64>>,
     pub router: RouterPolicy,
     pub pd: Option<PdSplit>,
 }
@@ -77,6 +84,16 @@ impl Config {
         }
         if let Some(v) = self.chunked_prefill {
             engine.insert("enable_chunked_prefill".into(), v.into());
+        }
+        match self.kv_offloading_size {
+            Some(Some(gib)) => {
+                engine.insert("kv_offloading_size".into(), gib.into());
+            }
+            Some(None) => {
+                engine.insert("kv_offloading_size".into(), Value::Null);
+                engine.insert("num_cpu_blocks".into(), Value::Null);
+            }
+            None => {}
         }
         let mut out = json!({"gpu": self.gpu, "quant": self.quant, "tp": self.tp, "engine": engine});
         match (&self.pd, offline) {
@@ -105,13 +122,18 @@ impl Candidate {
     pub fn label(&self) -> String {
         let e = &self.case.engine;
         format!(
-            "{} {} tp{} seqs {} tokens {}{} {}",
+            "{} {} tp{} seqs {} tokens {}{}{} {}",
             self.case.gpu.name,
             self.config.quant,
             self.case.tp,
             e.max_num_seqs,
             e.max_num_batched_tokens,
             if e.enable_chunked_prefill { " chunked" } else { "" },
+            match e.kv_offloading {
+                Some(crate::scenario::OffloadSize::Gib(g)) => format!(" offload {g} GiB"),
+                Some(crate::scenario::OffloadSize::Blocks(n)) => format!(" offload {n} blocks"),
+                None => String::new(),
+            },
             router_name(self.config.router)
         ) + &self
             .config
@@ -166,18 +188,21 @@ pub fn enumerate(space: &Space) -> Vec<Config> {
                 for &max_num_seqs in &space.max_num_seqs {
                     for &max_num_batched_tokens in &space.max_num_batched_tokens {
                         for &chunked_prefill in &space.chunked_prefill {
-                            for &router in &space.routers {
-                                for pd in &space.pd_splits {
-                                    out.push(Config {
-                                        gpu: gpu.clone(),
-                                        quant: quant.clone(),
-                                        tp,
-                                        max_num_seqs,
-                                        max_num_batched_tokens,
-                                        chunked_prefill,
-                                        router,
-                                        pd: pd.clone(),
-                                    });
+                            for &kv_offloading_size in &space.kv_offloading {
+                                for &router in &space.routers {
+                                    for pd in &space.pd_splits {
+                                        out.push(Config {
+                                            gpu: gpu.clone(),
+                                            quant: quant.clone(),
+                                            tp,
+                                            max_num_seqs,
+                                            max_num_batched_tokens,
+                                            chunked_prefill,
+                                            kv_offloading_size,
+                                            router,
+                                            pd: pd.clone(),
+                                        });
+                                    }
                                 }
                             }
                         }
@@ -245,6 +270,7 @@ mod tests {
             max_num_seqs: vec![None, Some(64)],
             max_num_batched_tokens: vec![None],
             chunked_prefill: vec![None],
+            kv_offloading: vec![None],
             routers: vec![RouterPolicy::RoundRobin, RouterPolicy::LeastOutstanding],
             pd_splits: vec![None],
         }

@@ -63,6 +63,45 @@ pub fn table(report: &Report) -> String {
     out
 }
 
+/// CPU KV offload columns: (metric key, column title, decimals).
+const OFFLOAD: [(&str, &str, usize); 7] = [
+    ("offload_gpu_hit_rate", "GPU hit", 3),
+    ("offload_cpu_hit_rate", "CPU hit", 3),
+    ("offload_miss_rate", "miss", 3),
+    ("offload_loads", "loads", 0),
+    ("offload_loaded_bytes", "loaded bytes", 0),
+    ("offload_stored_bytes", "stored bytes", 0),
+    ("offload_evicted_blocks", "CPU evictions", 0),
+];
+
+/// Where prompt tokens came from when a case has a CPU KV tier, one row per (case, seed):
+/// the share of admitted tokens found in the GPU prefix cache, loaded from the CPU tier or
+/// computed, and what crossed the host link. `None` when no run has a CPU tier.
+pub fn offload_table(report: &Report) -> Option<String> {
+    let runs = || report.cases.iter().flat_map(|c| c.runs.iter().map(move |r| (c, r)));
+    if !runs().any(|(_, r)| r.metrics.contains_key("offload_cpu_hit_rate")) {
+        return None;
+    }
+    let mut out = String::from("| case | seed | CPU blocks |");
+    for (_, title, _) in OFFLOAD {
+        out.push_str(&format!(" {title} |"));
+    }
+    out.push_str(&format!("\n|---|---|---:|{}\n", "---:|".repeat(OFFLOAD.len())));
+    for (case, run) in runs() {
+        out.push_str(&format!(
+            "| {} | {} | {} |",
+            md_text(&case.name),
+            run.seed,
+            cell(&run.metrics, "offload_cpu_blocks", 0)
+        ));
+        for (key, _, decimals) in OFFLOAD {
+            out.push_str(&format!(" {} |", cell(&run.metrics, key, decimals)));
+        }
+        out.push('\n');
+    }
+    Some(out)
+}
+
 /// How sure the report's latencies are, from each case's GPU calibration: `None` when no case
 /// says (constant step times). Lists the GPUs on each side with their error bands.
 pub fn sureness_line(report: &Report) -> Option<String> {
@@ -224,6 +263,14 @@ pub fn render(report: &Report) -> String {
             out.push_str(&format!(" {} |", mean_cell(case, key, decimals)));
         }
         out.push('\n');
+    }
+    if let Some(table) = offload_table(report) {
+        out.push_str(
+            "\n## CPU KV offload\n\nShares of the tokens of admitted requests (re-admissions after preemption \
+             included) found in the GPU prefix cache, loaded from the CPU tier over the host link, or computed; \
+             bytes over all tensor-parallel ranks.\n\n",
+        );
+        out.push_str(&table);
     }
     out.push_str("\n## Expectations\n\n");
     let failures: Vec<String> = report

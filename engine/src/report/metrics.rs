@@ -177,6 +177,8 @@ pub struct Metrics {
     /// vLLM's prefix-cache counters, in tokens, summed over replicas at the end of the run.
     pub prefix_queries: u64,
     pub prefix_hits: u64,
+    /// CPU KV offload counters summed over replicas; `None` when the case has no CPU tier.
+    pub offload: Option<crate::serving::cpu_tier::TierStats>,
     pub requests_preempted: u64,
     pub rejected: BTreeMap<String, u64>,
     pub first_rejection: Option<String>,
@@ -242,6 +244,7 @@ impl Metrics {
             cached_prompt_tokens: 0,
             prefix_queries: 0,
             prefix_hits: 0,
+            offload: None,
             requests_preempted: 0,
             rejected: BTreeMap::new(),
             first_rejection: None,

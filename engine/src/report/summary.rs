@@ -114,6 +114,9 @@ pub fn summarize(m: &Metrics, gpus_per_replica: u64) -> Map<String, Value> {
     out.insert("prefix_cache_queries".into(), m.prefix_queries.into());
     out.insert("prefix_cache_hits".into(), m.prefix_hits.into());
     out.insert("cached_prompt_tokens".into(), m.cached_prompt_tokens.into());
+    if let Some(tier) = &m.offload {
+        offload_keys(&mut out, tier);
+    }
     let busy = m.busy_ns as f64;
     out.insert("kv_usage_mean".into(), number(if busy > 0.0 { m.kv_usage_weighted / busy } else { 0.0 }));
     out.insert("kv_usage_peak".into(), number(m.kv_usage_peak));
@@ -158,6 +161,26 @@ fn mean_replicas(m: &Metrics) -> f64 {
         Some(s) => s.held.iter().filter(|p| p.0 == crate::sim::SimTime::ZERO).count().max(1) as f64,
         None => m.replicas.len().max(1) as f64,
     }
+}
+
+/// CPU KV offload: where admitted requests' tokens came from (GPU prefix cache, CPU tier,
+/// neither), over every admission (re-admissions after preemption included), and the bytes
+/// moved over the host link (all tensor-parallel ranks).
+fn offload_keys(out: &mut Map<String, Value>, t: &crate::serving::cpu_tier::TierStats) {
+    let tokens = (t.gpu_hit_tokens + t.cpu_hit_tokens + t.miss_tokens) as f64;
+    let rate = |x: u64| number(if tokens > 0.0 { x as f64 / tokens } else { 0.0 });
+    out.insert("offload_gpu_hit_rate".into(), rate(t.gpu_hit_tokens));
+    out.insert("offload_cpu_hit_rate".into(), rate(t.cpu_hit_tokens));
+    out.insert("offload_miss_rate".into(), rate(t.miss_tokens));
+    out.insert("offload_gpu_hit_tokens".into(), t.gpu_hit_tokens.into());
+    out.insert("offload_cpu_hit_tokens".into(), t.cpu_hit_tokens.into());
+    out.insert("offload_miss_tokens".into(), t.miss_tokens.into());
+    out.insert("offload_loads".into(), t.loads.into());
+    out.insert("offload_loaded_bytes".into(), (t.loaded_blocks * t.bytes_per_block).into());
+    out.insert("offload_stored_bytes".into(), (t.stored_blocks * t.bytes_per_block).into());
+    out.insert("offload_evicted_blocks".into(), t.evicted_blocks.into());
+    out.insert("offload_stores_refused".into(), t.stores_refused.into());
+    out.insert("offload_cpu_blocks".into(), t.cpu_blocks.into());
 }
 
 /// What a run cost at one price per GPU-hour.

@@ -74,6 +74,15 @@ pub struct EngineFile {
     pub generation_config: Option<GenerationConfig>,
     /// `--num-gpu-blocks-override`.
     pub num_gpu_blocks_override: Option<u64>,
+    /// `--kv-offloading-size`: a CPU tier of this many GiB (over all tensor-parallel ranks)
+    /// for vLLM's OffloadingConnector, which stores full KV blocks to host memory and loads
+    /// prefix hits back over PCIe. Default none (off).
+    pub kv_offloading_size: Option<f64>,
+    /// `--kv-offloading-backend`: `native` (vLLM's OffloadingConnector, the one modelled).
+    pub kv_offloading_backend: Option<String>,
+    /// The CPU tier in blocks instead of GiB (`kv_connector_extra_config.num_cpu_blocks` of
+    /// vLLM 0.11's OffloadingConnector); give this or `kv_offloading_size`, not both.
+    pub num_cpu_blocks: Option<u64>,
     /// Which entrypoint's defaults apply. Default `server`.
     pub entrypoint: Option<Entrypoint>,
     /// `vllm` (default) or `static`.

@@ -167,7 +167,21 @@ fn experiment(
         }
     }
     if s["cpu_kv_offload"].as_bool() == Some(true) {
-        warnings.push("CPU KV offload (OffloadingConnector) is not modelled: assumes the GPU KV cache alone".into());
+        // The tier's size as the run recorded it: a number of GiB, or the GiB figure in its
+        // details ("8 GiB CPU KV tier via vLLM OffloadingConnector ...").
+        match s["cpu_kv_offload_gib"].as_f64().or_else(|| offload_gib(s["cpu_kv_offload_details"].as_str())) {
+            Some(gib) => {
+                engine["kv_offloading_size"] = json!(gib);
+                warnings.push(format!(
+                    "CPU KV offload modelled as vLLM's OffloadingConnector with a {gib} GiB CPU tier (the run's serving config); \
+                     stores do not hold finished requests' GPU blocks, and the 'recompute' failure policy never triggers"
+                ));
+            }
+            None => warnings.push(
+                "CPU KV offload (OffloadingConnector) on but its size is not stated: not modelled, assumes the GPU KV cache alone"
+                    .into(),
+            ),
+        }
     }
     let (workload, mut assumed) = workload(e, templates, multi_turn);
     warnings.append(&mut assumed);
@@ -271,4 +285,27 @@ fn workload(e: &Value, templates: &Value, multi_turn: bool) -> (Value, Vec<Strin
         warnings.push(format!("workload spec not published for this run: uses the `{kind}` template"));
     }
     (json!({"arrival": {"process": "constant", "stages": stages}, "shared_prefix": shared}), warnings)
+}
+
+/// The GiB figure of a serving config's offload description ("8 GiB CPU KV tier ...").
+fn offload_gib(details: Option<&str>) -> Option<f64> {
+    let words: Vec<&str> = details?.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[1].eq_ignore_ascii_case("GiB"))
+        .and_then(|w| w[0].parse().ok())
+        .filter(|g: &f64| *g > 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::offload_gib;
+
+    #[test]
+    fn the_offload_size_is_read_from_the_runs_details() {
+        let details = "8 GiB CPU KV tier via vLLM OffloadingConnector, 'recompute' failure policy";
+        assert_eq!(offload_gib(Some(details)), Some(8.0));
+        assert_eq!(offload_gib(Some("a CPU tier")), None);
+        assert_eq!(offload_gib(None), None);
+    }
 }

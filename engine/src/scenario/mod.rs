@@ -37,8 +37,30 @@ pub struct EngineConfig {
     pub enable_expert_parallel: bool,
     pub generation_config: file::GenerationConfig,
     pub num_gpu_blocks_override: Option<u64>,
+    /// CPU KV offload, when on.
+    pub kv_offloading: Option<OffloadSize>,
     pub entrypoint: Entrypoint,
     pub kind: file::EngineKind,
+}
+
+/// The size of the CPU KV tier as the case gave it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OffloadSize {
+    /// `--kv-offloading-size`, GiB over all ranks.
+    Gib(f64),
+    /// `num_cpu_blocks`.
+    Blocks(u64),
+}
+
+impl OffloadSize {
+    /// The tier's blocks: `CPUOffloadingSpec` divides the bytes by one block's bytes over all
+    /// ranks (`page_size_bytes x layers x world_size`), rounding down.
+    pub fn num_blocks(self, rank_block_bytes: u64, ranks: u64) -> u64 {
+        match self {
+            OffloadSize::Gib(gib) => (gib * crate::hardware::memory::GIB / (rank_block_bytes * ranks) as f64) as u64,
+            OffloadSize::Blocks(n) => n,
+        }
+    }
 }
 
 /// A resolved Ray Data batch job.

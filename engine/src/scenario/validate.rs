@@ -565,6 +565,7 @@ fn resolve_engine(
     if seqs > MAX_SEQS {
         ctx.push(at("max_num_seqs"), format!("{seqs} sequences is above the limit of {MAX_SEQS}; lower it"));
     }
+    let kv_offloading = offload_size(e, gpu, &at, ctx);
     Some(EngineConfig {
         max_num_batched_tokens: budget,
         max_num_seqs: seqs,
@@ -578,9 +579,74 @@ fn resolve_engine(
         enable_expert_parallel: e.enable_expert_parallel.unwrap_or(false),
         generation_config: e.generation_config.unwrap_or_default(),
         num_gpu_blocks_override: e.num_gpu_blocks_override,
+        kv_offloading,
         entrypoint,
         kind: e.kind.unwrap_or_default(),
     })
+}
+
+/// The CPU KV tier (`--kv-offloading-size` / `num_cpu_blocks`, `--kv-offloading-backend`):
+/// vLLM's own checks (`apply_kv_offloading_config`: a positive size, a known backend) plus
+/// what symbiote needs to price it.
+fn offload_size(
+    e: &super::file::EngineFile,
+    gpu: &GpuSpec,
+    at: &dyn Fn(&str) -> String,
+    ctx: &mut Ctx<'_>,
+) -> Option<super::OffloadSize> {
+    if let Some(backend) = e.kv_offloading_backend.as_deref().filter(|b| *b != "native") {
+        ctx.push(
+            at("kv_offloading_backend"),
+            format!("backend `{backend}` is not modelled; use `native` (vLLM's OffloadingConnector) or leave it out"),
+        );
+    }
+    let size = match (e.kv_offloading_size, e.num_cpu_blocks) {
+        (None, None) => {
+            if e.kv_offloading_backend.is_some() {
+                ctx.push(
+                    at("kv_offloading_backend"),
+                    "a backend without a size turns nothing on; give `kv_offloading_size` (GiB) too, as vLLM requires",
+                );
+            }
+            return None;
+        }
+        (Some(_), Some(_)) => {
+            ctx.push(
+                at("num_cpu_blocks"),
+                "give the CPU tier's size once: `kv_offloading_size` (GiB) or `num_cpu_blocks`, not both",
+            );
+            return None;
+        }
+        (Some(gib), None) if !(gib.is_finite() && gib > 0.0 && gib <= 1e6) => {
+            ctx.push(
+                at("kv_offloading_size"),
+                format!("must be a positive number of GiB (at most 1e6), got {gib}; leave it out to turn offload off"),
+            );
+            return None;
+        }
+        (Some(gib), None) => super::OffloadSize::Gib(gib),
+        (None, Some(0)) => {
+            ctx.push(at("num_cpu_blocks"), "must be at least 1 block; leave it out to turn offload off");
+            return None;
+        }
+        (None, Some(n)) if n > MAX_BLOCKS => {
+            ctx.push(at("num_cpu_blocks"), format!("{n} blocks is above the limit of {MAX_BLOCKS}; lower it"));
+            return None;
+        }
+        (None, Some(n)) => super::OffloadSize::Blocks(n),
+    };
+    if e.kind == Some(EngineKind::Static) {
+        ctx.push(at("kind"), "CPU KV offload is a vLLM connector; the static engine has no paged cache to offload: drop `kv_offloading_size` or use the vllm engine");
+        return None;
+    }
+    if gpu.host_link_gbps.is_none() {
+        ctx.push(
+            at("kv_offloading_size"),
+            format!("GPU `{}` gives no `host_link_gbps` (and `host_link_latency_us`), which price loads from the CPU tier; add them to its catalog file", gpu.name),
+        );
+        return None;
+    }
+    Some(size)
 }
 
 #[cfg(test)]

@@ -70,6 +70,11 @@ const FLAGS: &[Flag] = &[
     flag("long_prefill_token_threshold", "engine.long_prefill_token_threshold", Kind::Int),
     flag("enable_chunked_prefill", "engine.enable_chunked_prefill", Kind::Bool),
     flag("async_scheduling", "engine.async_scheduling", Kind::Bool),
+    // `CacheConfig.kv_offloading_size` / `kv_offloading_backend` (vLLM 0.12+,
+    // `vllm/config/cache.py`), turned into an OffloadingConnector by
+    // `apply_kv_offloading_config`.
+    flag("kv_offloading_size", "engine.kv_offloading_size", Kind::Float),
+    flag("kv_offloading_backend", "engine.kv_offloading_backend", Kind::Text),
     flag("host", "", Kind::Ignored { takes_value: true }),
     flag("port", "", Kind::Ignored { takes_value: true }),
     flag("served_model_name", "", Kind::Ignored { takes_value: true }),

@@ -10,7 +10,7 @@ use super::request::{KvState, Request};
 
 /// Block hashes are already uniformly mixed 64-bit values, so the map hashes them as they are.
 #[derive(Default)]
-struct PassThrough(u64);
+pub(super) struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {
@@ -239,6 +239,7 @@ impl KvCache {
     /// vLLM `allocate_slots`: makes room for `num_new_tokens` more tokens after the request's
     /// computed tokens and the `hits` just found. Returns false, changing nothing, when the free
     /// blocks (counting hit blocks that sit in the free queue as taken) do not suffice.
+    #[inline]
     pub fn allocate_slots(
         &mut self,
         request: &mut Request,
@@ -249,17 +250,25 @@ impl KvCache {
         self.allocate(request, num_new_tokens, hits, max_model_len, true)
     }
 
-    /// Blocks for `num_tokens` tokens whose KV another replica will write (a disaggregated
-    /// decode's remote prefill): allocated like `allocate_slots` but registered in the prefix
-    /// cache only once the KV has arrived (`cache_blocks`), as vLLM's `allocate_slots` with
-    /// `delay_cache_blocks=True` does for an asynchronous load.
-    pub fn allocate_remote(&mut self, request: &mut Request, num_tokens: u32, max_model_len: u32) -> bool {
-        self.allocate(request, num_tokens, &[], max_model_len, false)
+    /// `allocate_slots` with `delay_cache_blocks`: room for `num_load_tokens` tokens that an
+    /// asynchronous load will fill (from the CPU tier, after the GPU `hits`; or a disaggregated
+    /// decode's read of its prompt from a prefill replica, with no hits). The new blocks are
+    /// registered in the prefix cache only when the load is done (`cache_loaded`), so no other
+    /// request hits them before their contents arrive.
+    pub fn allocate_for_load(
+        &mut self,
+        request: &mut Request,
+        num_load_tokens: u32,
+        hits: &[u32],
+        max_model_len: u32,
+    ) -> bool {
+        self.allocate(request, num_load_tokens, hits, max_model_len, false)
     }
 
-    /// Registers the request's blocks that are full within its first `tokens` tokens (vLLM
-    /// `KVCacheManager.cache_blocks`, called when a remote load finishes).
-    pub fn cache_blocks(&mut self, request: &mut Request, tokens: u32) {
+    /// vLLM `_update_waiting_for_remote_kv` -> `cache_blocks`: registers the request's blocks
+    /// that are full within its first `tokens` tokens, once their load (CPU tier or remote
+    /// prefill) is done.
+    pub fn cache_loaded(&mut self, request: &mut Request, tokens: u32) {
         if self.prefix_caching {
             self.cache_full_blocks(request, tokens);
         }
@@ -461,13 +470,13 @@ mod tests {
         let mut kv = KvCache::new(20, 16, true);
         let prompt = vec![Segment { id: 7, len: 40 }];
         let mut remote = request(1, prompt.clone());
-        assert!(kv.allocate_remote(&mut remote, 40, 4096));
+        assert!(kv.allocate_for_load(&mut remote, 40, &[], 4096));
         assert_eq!(remote.kv.blocks.len(), 3);
         let mut other = request(2, prompt);
         let mut hits = Vec::new();
         assert_eq!(kv.find_cached_prefix(&mut other, &mut hits), 0);
         // On arrival 39 tokens count as computed: two full blocks are cacheable.
-        kv.cache_blocks(&mut remote, 39);
+        kv.cache_loaded(&mut remote, 39);
         assert_eq!(kv.find_cached_prefix(&mut other, &mut hits), 32);
         kv.check_invariants();
     }

@@ -3,8 +3,10 @@
 
 pub mod admission;
 pub mod autoscaler;
+pub mod cpu_tier;
 pub mod fleet_index;
 pub mod kv_cache;
+pub mod offload;
 pub mod replica;
 pub mod request;
 pub mod router;
@@ -76,7 +78,7 @@ impl Engine {
 
     pub fn waiting(&self) -> usize {
         match self {
-            Engine::Vllm(r) => r.scheduler.waiting.len(),
+            Engine::Vllm(r) => r.scheduler.waiting.len() + r.scheduler.loading(),
             Engine::Static(s) => s.waiting(),
         }
     }
@@ -116,6 +118,22 @@ impl Engine {
         match self {
             Engine::Vllm(r) => r.kv.check_accounting(),
             Engine::Static(_) => Ok(()),
+        }
+    }
+
+    /// When an idle engine must look for work again by itself (a CPU-tier load finishing).
+    pub fn next_wake(&self) -> Option<SimTime> {
+        match self {
+            Engine::Vllm(r) => r.next_wake(),
+            Engine::Static(_) => None,
+        }
+    }
+
+    /// The CPU tier's counters, when the engine has one.
+    pub fn tier_stats(&self) -> Option<cpu_tier::TierStats> {
+        match self {
+            Engine::Vllm(r) => r.scheduler.offload.as_ref().map(|o| o.tier.stats),
+            Engine::Static(_) => None,
         }
     }
 

@@ -150,6 +150,7 @@ impl Replica {
             return Some(duration);
         }
         self.settle();
+        self.scheduler.now = now;
         self.scheduler.schedule(&mut self.requests, &mut self.kv, &mut self.plan);
         if self.plan.scheduled.is_empty() && !self.held.is_empty() {
             self.release_held();
@@ -168,6 +169,13 @@ impl Replica {
             request.first_scheduled.get_or_insert(now);
         }
         let duration = self.step_time.step_time(&self.work);
+        if let Some(offload) = &mut self.scheduler.offload {
+            // Stores copy each step's newly full blocks once its forward pass ends.
+            let block_size = self.kv.block_size();
+            for s in &self.plan.scheduled {
+                offload.store_step(self.requests.get_mut(s.id), block_size, now, now + duration);
+            }
+        }
         self.busy = true;
         self.step_started = now;
         metrics.on_step(
@@ -321,7 +329,7 @@ impl Replica {
         request.num_computed = if computed == request.num_tokens() { computed - 1 } else { computed };
         request.remote = RemoteKv::Received;
         let tokens = request.num_computed;
-        self.kv.cache_blocks(request, tokens);
+        self.kv.cache_loaded(request, tokens);
         self.receiving -= 1;
         self.scheduler.waiting.push_front(id);
     }
@@ -339,11 +347,24 @@ impl Replica {
         (self.parked.len() - self.parked_free.len(), self.receiving)
     }
 
+    /// When this idle replica must look again for work without another event: a load from
+    /// the CPU tier finishes then (vLLM's engine keeps stepping while requests wait for loads).
+    pub fn next_wake(&self) -> Option<SimTime> {
+        self.scheduler.offload.as_ref().and_then(|o| o.next_ready())
+    }
+
     /// Conservation checks after every step in debug and test builds.
     pub fn check_invariants(&self) {
         if cfg!(debug_assertions) {
             self.kv.check_invariants();
-            let live = self.scheduler.waiting.len() + self.scheduler.running.len() + self.held.len() + self.receiving;
+            let live = self.scheduler.waiting.len()
+                + self.scheduler.running.len()
+                + self.held.len()
+                + self.receiving
+                + self.scheduler.loading();
+            if let Some(offload) = &self.scheduler.offload {
+                offload.tier.check_invariants_cheap();
+            }
             assert_eq!(live, self.requests.live(), "requests not conserved on replica {}", self.index);
             assert_eq!(self.accepted, self.finished + live as u64, "accepted != finished + in flight");
             assert!(self.scheduler.running.len() <= self.scheduler.config.max_num_seqs as usize);

@@ -73,6 +73,9 @@ pub struct Request {
     pub scheduled_this_step: bool,
     /// Its part in disaggregated serving.
     pub remote: RemoteKv,
+    /// Full blocks handed to the CPU tier so far (the OffloadingConnector's
+    /// `_next_stored_block_idx`; kept across preemptions as vLLM keeps it).
+    pub offload_stored_blocks: u32,
 }
 
 impl Request {
@@ -98,6 +101,7 @@ impl Request {
             kv: KvState::default(),
             scheduled_this_step: false,
             remote: RemoteKv::Local,
+            offload_stored_blocks: 0,
         }
     }
 
@@ -143,6 +147,7 @@ impl Request {
             },
             scheduled_this_step: false,
             remote: RemoteKv::Pending { prefill, parked, since: SimTime::ZERO },
+            offload_stored_blocks: 0,
         }
     }
 

@@ -19,7 +19,9 @@
 use std::collections::VecDeque;
 
 use super::kv_cache::KvCache;
+use super::offload::{Loading, Offload};
 use super::request::{RemoteKv, RequestSlab, Status};
+use crate::sim::SimTime;
 
 /// The scheduler's limits, under vLLM's flag names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +69,12 @@ pub struct Scheduler {
     hits: Vec<u32>,
     /// Remote loads started by the last plan: (request, blocks allocated for the prompt).
     pub receiving_started: Vec<(u32, u32)>,
+    /// CPU KV offload (vLLM's OffloadingConnector), when the case has a CPU tier.
+    pub offload: Option<Box<Offload>>,
+    /// When the step being planned starts: loads finished by then are picked up, and loads
+    /// and stores are timed from it. Only the offload path reads it.
+    pub now: SimTime,
+    loaded: Vec<Loading>,
 }
 
 impl Scheduler {
@@ -77,7 +85,15 @@ impl Scheduler {
             running: Vec::new(),
             hits: Vec::new(),
             receiving_started: Vec::new(),
+            offload: None,
+            now: SimTime::ZERO,
+            loaded: Vec::new(),
         }
+    }
+
+    /// Requests waiting for loads from the CPU tier.
+    pub fn loading(&self) -> usize {
+        self.offload.as_ref().map_or(0, |o| o.loading.len())
     }
 
     pub fn add(&mut self, id: u32) {
@@ -201,6 +217,9 @@ impl Scheduler {
         plan: &mut StepPlan,
         budget: &mut u32,
     ) {
+        if self.offload.is_some() {
+            self.release_loaded(requests, kv);
+        }
         while let Some(&id) = self.waiting.front() {
             if *budget == 0 || self.running.len() >= self.config.max_num_seqs as usize {
                 break;
@@ -210,7 +229,7 @@ impl Scheduler {
                 // The decode side reads every prompt block from the prefill side (its own
                 // prefix cache is not consulted: see docs/disaggregation.md).
                 let prompt = request.prompt_tokens;
-                if !kv.allocate_remote(request, prompt, self.config.max_model_len) {
+                if !kv.allocate_for_load(request, prompt, &[], self.config.max_model_len) {
                     break;
                 }
                 self.waiting.pop_front();
@@ -218,13 +237,22 @@ impl Scheduler {
                 self.receiving_started.push((id, request.kv.blocks.len() as u32));
                 continue;
             }
-            let hit_tokens = if request.num_computed == 0 {
-                kv.find_cached_prefix(request, &mut self.hits)
-            } else {
-                // A request whose prompt KV arrived from a prefill replica: no lookup.
+            let fresh = request.num_computed == 0;
+            let hit_tokens = if fresh { kv.find_cached_prefix(request, &mut self.hits) } else { 0 };
+            if !fresh {
+                // A request back from a CPU-tier load, or whose prompt KV arrived from a prefill
+                // replica, gets here with tokens computed: no lookup, and the hits of an earlier
+                // one are not its own.
                 self.hits.clear();
-                0
-            };
+            }
+            if fresh && self.offload.is_some() {
+                match self.try_load(id, requests, kv, hit_tokens) {
+                    LoadStart::Started => continue,
+                    LoadStart::NoRoom => break,
+                    LoadStart::NotInCpu => {}
+                }
+            }
+            let request = requests.get_mut(id);
             let computed = request.num_computed + hit_tokens;
             let mut tokens = request.num_tokens() - computed;
             if self.config.long_prefill_token_threshold > 0 {
@@ -238,10 +266,19 @@ impl Scheduler {
                 break;
             }
             self.waiting.pop_front();
-            if request.num_preemptions == 0 {
+            if !fresh {
+                // Loaded from the CPU tier: `release_loaded` counted its hits.
+            } else if request.num_preemptions == 0 {
                 request.cached_prompt_tokens = hit_tokens;
             } else {
                 request.recomputed_tokens = request.recomputed_tokens.saturating_sub(hit_tokens as u64);
+            }
+            if fresh {
+                if let Some(offload) = &mut self.offload {
+                    let stats = &mut offload.tier.stats;
+                    stats.gpu_hit_tokens += hit_tokens as u64;
+                    stats.miss_tokens += (request.num_tokens() - hit_tokens) as u64;
+                }
             }
             request.num_computed = computed;
             request.status = Status::Running;
@@ -250,6 +287,66 @@ impl Scheduler {
             plan.scheduled.push(Scheduled { id, tokens, computed_before: computed });
             plan.admitted += 1;
             *budget -= tokens;
+        }
+    }
+}
+
+/// What `Scheduler::try_load` did with the request at the head of the waiting queue.
+enum LoadStart {
+    /// Its blocks are allocated and their load from the CPU tier started.
+    Started,
+    /// The CPU tier has blocks for it but the GPU has no room for them: it waits.
+    NoRoom,
+    /// No CPU blocks extend its GPU hit: it is scheduled as usual.
+    NotInCpu,
+}
+
+impl Scheduler {
+    /// The OffloadingConnector's path for a waiting request (vLLM `Scheduler.schedule`, the
+    /// `load_kv_async` branch): when CPU blocks extend its GPU prefix hit, allocate GPU blocks
+    /// for both (the loaded ones not yet cached), start the load and move the request aside
+    /// until it is done, taking no token budget in this step.
+    fn try_load(&mut self, id: u32, requests: &mut RequestSlab, kv: &mut KvCache, hit_tokens: u32) -> LoadStart {
+        let offload = self.offload.as_mut().expect("offload on");
+        let block_size = kv.block_size();
+        let gpu_blocks = hit_tokens / block_size;
+        let request = requests.get_mut(id);
+        let cpu_blocks = offload.lookup(request, gpu_blocks as usize, block_size, self.now) as u32;
+        if cpu_blocks == 0 {
+            return LoadStart::NotInCpu;
+        }
+        let load_tokens = cpu_blocks * block_size;
+        if !kv.allocate_for_load(request, load_tokens, &self.hits, self.config.max_model_len) {
+            return LoadStart::NoRoom;
+        }
+        self.waiting.pop_front();
+        // `_update_waiting_for_remote_kv`: a load that covers every token leaves the last one
+        // to compute.
+        let computed = (hit_tokens + load_tokens).min(request.num_tokens() - 1);
+        let stats = &mut offload.tier.stats;
+        stats.gpu_hit_tokens += hit_tokens as u64;
+        stats.cpu_hit_tokens += (computed - hit_tokens) as u64;
+        stats.miss_tokens += (request.num_tokens() - computed) as u64;
+        if request.num_preemptions == 0 {
+            request.cached_prompt_tokens = computed;
+        } else {
+            request.recomputed_tokens = request.recomputed_tokens.saturating_sub(computed as u64);
+        }
+        offload.start_load(id, request, gpu_blocks, cpu_blocks, computed, self.now);
+        LoadStart::Started
+    }
+
+    /// Requests whose loads are done by `now` go back to the front of the waiting queue, in
+    /// the order they were admitted (vLLM keeps them there, skipped, while they load), with
+    /// their loaded blocks registered in the prefix cache and their computed tokens set.
+    fn release_loaded(&mut self, requests: &mut RequestSlab, kv: &mut KvCache) {
+        let offload = self.offload.as_mut().expect("offload on");
+        offload.take_ready(self.now, &mut self.loaded, requests);
+        for l in self.loaded.iter().rev() {
+            let request = requests.get_mut(l.id);
+            request.num_computed = l.computed;
+            kv.cache_loaded(request, l.computed);
+            self.waiting.push_front(l.id);
         }
     }
 }

@@ -26,8 +26,10 @@ use crate::scenario::Entrypoint;
 use crate::scenario::{BatchConfig, Case, StepTimeChoice};
 use crate::serving::admission::FrontDoor;
 use crate::serving::autoscaler::Autoscaler;
+use crate::serving::cpu_tier::{TierConfig, TierStats};
 use crate::serving::fleet_index::{FleetIndex, ReplicaLoad};
 use crate::serving::kv_cache::KvCache;
+use crate::serving::offload::Offload;
 use crate::serving::replica::{Finished, Replica};
 use crate::serving::request::Request;
 use crate::serving::router::{prompt_block_hashes, ReplicaView, Router};
@@ -302,6 +304,13 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         let stats = engine.prefix_stats();
         world.metrics.prefix_queries += stats.queries;
         world.metrics.prefix_hits += stats.hits;
+        if let Some(tier) = engine.tier_stats() {
+            world.metrics.offload.get_or_insert_with(TierStats::default).add(&tier);
+        }
+    }
+    if let (Some(totals), Some(config)) = (&mut world.metrics.offload, offload_tier(case, &memory)) {
+        totals.bytes_per_block = config.rank_block_bytes * config.ranks;
+        totals.cpu_blocks = config.num_blocks as u64;
     }
     let end_time = world.now;
     if let Some(scaling) = &world.scaling {
@@ -350,7 +359,10 @@ fn build_engine(case: &Case, memory: &MemoryBreakdown, step_time: &Arc<dyn StepT
                 case.engine.enable_prefix_caching,
             );
             let mut replica = Replica::new(i, scheduler, kv, step_time.clone());
-            replica.fast_path = !case.limits.step_by_step;
+            replica.scheduler.offload = offload_tier(case, memory).map(|c| Box::new(Offload::new(c)));
+            // The decode fast path does not store the blocks decodes fill; with a CPU tier
+            // every step takes the full path (same results, `tests/it/fast_path.rs`).
+            replica.fast_path = !case.limits.step_by_step && replica.scheduler.offload.is_none();
             replica.door = match case.engine.entrypoint {
                 Entrypoint::Server => FrontDoor::ApiServer,
                 Entrypoint::Offline => FrontDoor::Offline,
@@ -366,6 +378,22 @@ fn build_engine(case: &Case, memory: &MemoryBreakdown, step_time: &Arc<dyn StepT
             static_step_time(case, step_time),
         )),
     }
+}
+
+/// The CPU KV tier of each replica, when the case turns offload on: its size in blocks from
+/// the case, one block's bytes from the memory plan's KV bytes per token (per rank), the link
+/// from the GPU catalog (validation made sure it has one).
+pub fn offload_tier(case: &Case, memory: &MemoryBreakdown) -> Option<TierConfig> {
+    let size = case.engine.kv_offloading?;
+    let rank_block_bytes = memory.kv_bytes_per_token * memory.block_size;
+    let num_blocks = size.num_blocks(rank_block_bytes, case.tp).min(u32::MAX as u64 - 1) as u32;
+    Some(TierConfig {
+        num_blocks,
+        rank_block_bytes,
+        ranks: case.tp,
+        link_bytes_per_s: case.gpu.host_link_gbps.expect("validation requires a host link") * 1e9,
+        link_latency: Nanos::from_secs_f64(case.gpu.host_link_latency_us.unwrap_or(0.0) * 1e-6),
+    })
 }
 
 /// The static engine's step model: eager `generate` with HF's default DynamicCache, unless the
@@ -686,7 +714,13 @@ impl World {
         self.refresh(replica);
         match started {
             Ok(Some(duration)) => self.queue.push(now + duration, Event::StepDone { replica: replica as u32 }),
-            Ok(None) => {}
+            Ok(None) => {
+                // Idle while requests wait for loads from the CPU tier: look again when the
+                // next one is done (wake_pending is for same-time wakes, so it is left alone).
+                if let Some(at) = self.engines[replica].next_wake() {
+                    self.queue.push(at.max(now), Event::Wake { replica: replica as u32 });
+                }
+            }
             Err(plan) => {
                 self.oom = Some(StartupFailure {
                     message: plan.oom_message(),

@@ -15,6 +15,7 @@ mod fleet;
 mod hf_config;
 mod hostile;
 mod html;
+mod offload;
 mod phases;
 mod plan;
 mod sweeps;

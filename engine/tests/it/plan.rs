@@ -33,6 +33,7 @@ fn input(rate: RateTarget) -> PlanInput {
             max_num_seqs: vec![Some(16), None],
             max_num_batched_tokens: vec![None],
             chunked_prefill: vec![None],
+            kv_offloading: vec![None],
             routers: vec![RouterPolicy::LeastOutstanding, RouterPolicy::RoundRobin],
             pd_splits: vec![None],
         },

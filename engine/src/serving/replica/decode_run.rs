@@ -87,7 +87,11 @@ impl Replica {
     /// block boundary would find no free block (the full path preempts).
     pub(super) fn start_decode_step(&mut self, now: SimTime, metrics: &mut Metrics) -> Option<Nanos> {
         // Per-request token gaps (`--vllm-bench-json`) need every request every step.
-        if !self.fast_path || metrics.detail.is_some() || self.scheduler.running.is_empty() {
+        if !self.fast_path
+            || metrics.detail.is_some()
+            || self.scheduler.running.is_empty()
+            || self.scheduler.offload.is_some()
+        {
             return None;
         }
         let batch = self.scheduler.running.len();

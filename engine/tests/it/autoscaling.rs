@@ -6,7 +6,6 @@ use symbiote::hardware::shape::ParamBreakdown;
 use symbiote::hardware::Quant;
 use symbiote::report::metrics::{Capture, TimelineRow};
 use symbiote::report::summary::summarize;
-use symbiote::runner::{run_scenario, RunOptions};
 use symbiote::scenario::parse;
 use symbiote::sim::run::{run_case, Outcome};
 use symbiote::sim::{Nanos, SimTime};
@@ -102,13 +101,7 @@ fn issue_17_gpu_hours_count_cold_starts_and_drains() {
 fn issue_17_autoscaled_runs_are_deterministic() {
     let text = tiny_fleet("").replace(r#""name": "autoscaling","#, r#""name": "autoscaling", "seeds": [1, 2, 3],"#);
     let s = scenario(&text);
-    let with = |threads| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| run_scenario(&s, &RunOptions::default()).unwrap().to_json())
-    };
+    let with = |threads| crate::report_at_threads(&s, threads);
     let one = with(1);
     assert_eq!(one, with(4));
     assert_eq!(one, with(1));

@@ -31,13 +31,7 @@ fn a_scenario_run_twice_gives_identical_reports() {
 #[test]
 fn thread_count_does_not_change_the_report() {
     let s = scenario(SCENARIO);
-    let with = |threads| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| run_scenario(&s, &RunOptions::default()).unwrap().to_json())
-    };
+    let with = |threads| crate::report_at_threads(&s, threads);
     let one = with(1);
     assert_eq!(one, with(4));
     // The report is not trivially empty: every case ran and completed.

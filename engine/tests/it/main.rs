@@ -31,6 +31,15 @@ pub fn scenario(text: &str) -> Scenario {
         .unwrap_or_else(|problems| panic!("{}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")))
 }
 
+/// The scenario's report.json text, run on a pool of `threads` threads (determinism tests).
+pub fn report_at_threads(s: &Scenario, threads: usize) -> String {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(|| symbiote::runner::run_scenario(s, &symbiote::runner::RunOptions::default()).unwrap().to_json())
+}
+
 /// A fresh temporary folder for one test.
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("symbiote-it-{name}-{}", std::process::id()));

@@ -156,7 +156,8 @@ enum Command {
     },
     /// Fit a GPU's step-time parameters to measured runs; --write stores them in the catalog.
     Calibrate {
-        /// Measured runs: a sim2real file or `vllm bench serve` runs; with --host, several.
+        /// Measured runs: sim2real files and `vllm bench serve` runs (light and saturated load
+        /// are fitted together, weighted by runs).
         #[arg(required = true)]
         measurements: Vec<PathBuf>,
         /// The GPU whose roofline parameters to fit (models/gpu/<gpu>.json).
@@ -256,13 +257,7 @@ fn run(args: Args) -> Result<u8> {
             cli::cmd_fidelity(&measurements, &out, cross_validate, max_evaluations, multi_turn, step_model, quiet)
         }
         Command::Calibrate { measurements, gpu, host, max_evaluations, write } => match (gpu, &measurements[..]) {
-            (Some(gpu), [file]) if !host => cli::cmd_calibrate(file, &gpu, max_evaluations, write.as_deref(), quiet),
-            (Some(_), _) if !host => {
-                eprintln!(
-                    "error: --gpu fits one measurements file; give one, or --host to fit the host profile to several"
-                );
-                Ok(cli::EXIT_BAD_INPUT)
-            }
+            (Some(gpu), files) if !host => cli::cmd_calibrate(files, &gpu, max_evaluations, write.as_deref(), quiet),
             _ => cli::cmd_calibrate_host(&measurements, max_evaluations, write.as_deref(), quiet),
         },
         Command::Schema => {

@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
-
 use super::*;
 use crate::report::bench_fidelity;
 use crate::scenario::bench_runs::{self, BenchExperiment, Format};
@@ -17,7 +15,7 @@ pub(super) fn format_of(file: &Path) -> std::result::Result<Format, u8> {
         .map_err(|problems| print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()))
 }
 
-fn load(file: &Path, step_model: StepModel) -> std::result::Result<(Vec<BenchExperiment>, String), u8> {
+pub(super) fn load(file: &Path, step_model: StepModel) -> std::result::Result<(Vec<BenchExperiment>, String), u8> {
     let (mut experiments, hash) = bench_runs::load(file)
         .map_err(|problems| print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()))?;
     for e in &mut experiments {
@@ -66,29 +64,4 @@ pub(super) fn fidelity_bench(
     }
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("fidelity");
     Ok(FidelityReport { stem: step_model.stem(stem.to_string()), markdown: text, json, warnings })
-}
-
-/// `symbiote calibrate` on `vllm bench serve` runs: fits `gpu`'s step-time parameters to the
-/// runs on it (objective: duration, mean TTFT, mean TPOT) and prints them; with `write_to`,
-/// stores them like the sim2real path does.
-pub(super) fn cmd_calibrate_bench(
-    file: &Path,
-    gpu: &str,
-    max_evaluations: u32,
-    write_to: Option<&Path>,
-    quiet: bool,
-) -> Result<u8> {
-    let (experiments, hash) = match load(file, StepModel::Roofline) {
-        Ok(x) => x,
-        Err(code) => return Ok(code),
-    };
-    let gpu_spec = crate::hardware::active_catalog().gpu(gpu)?;
-    let mine: Vec<_> = experiments.into_iter().filter(|e| e.case.gpu.name == gpu_spec.name).collect();
-    if mine.is_empty() {
-        bail!("{} has no run on {}; nothing to fit", file.display(), gpu_spec.name);
-    }
-    let start = crate::report::fidelity::uncalibrated(&gpu_spec.step_time);
-    let fit = bench_fidelity::calibrate(&mine, &start, max_evaluations);
-    let objective = "mean |ln(sim/measured)| of duration, mean TTFT, mean TPOT";
-    super::fidelity::report_fit(file, gpu_spec, mine.len(), &fit, objective, &hash, write_to, quiet)
 }

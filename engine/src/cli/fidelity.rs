@@ -143,33 +143,66 @@ impl StepModel {
     }
 }
 
-/// `symbiote calibrate`: fits `gpu`'s step-time parameters to the experiments run on it and,
-/// with `write_to`, stores them in that catalog folder's GPU file with their provenance.
-pub fn cmd_calibrate(file: &Path, gpu: &str, max_evaluations: u32, write_to: Option<&Path>, quiet: bool) -> Result<u8> {
-    use crate::report::fidelity;
-    match super::bench_fidelity::format_of(file) {
-        Ok(crate::scenario::bench_runs::Format::Sim2Real) => {}
-        Ok(_) => return super::bench_fidelity::cmd_calibrate_bench(file, gpu, max_evaluations, write_to, quiet),
-        Err(code) => return Ok(code),
-    }
-    let (experiments, hash) = match crate::scenario::measurements::load(file, false) {
-        Ok(x) => x,
-        Err(problems) => return Ok(print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
-    };
+/// `symbiote calibrate --gpu`: fits `gpu`'s step-time parameters to the runs on it in every
+/// file (sim2real experiments and `vllm bench serve` runs alike: light and saturated load,
+/// weighted by runs) and, with `write_to`, stores them in that catalog folder's GPU file with
+/// their provenance.
+pub fn cmd_calibrate(
+    files: &[std::path::PathBuf],
+    gpu: &str,
+    max_evaluations: u32,
+    write_to: Option<&Path>,
+    quiet: bool,
+) -> Result<u8> {
+    use crate::report::{bench_fidelity, fidelity};
     let gpu_spec = crate::hardware::active_catalog().gpu(gpu)?;
-    let mine: Vec<_> = experiments.into_iter().filter(|e| e.case.gpu.name == gpu_spec.name).collect();
-    if mine.is_empty() {
-        bail!("{} has no experiment on {}; nothing to fit", file.display(), gpu_spec.name);
+    let mut sim2real = Vec::new();
+    let mut bench = Vec::new();
+    let mut hashes = Vec::new();
+    for file in files {
+        match super::bench_fidelity::format_of(file) {
+            Ok(crate::scenario::bench_runs::Format::Sim2Real) => {
+                let (experiments, hash) = match crate::scenario::measurements::load(file, false) {
+                    Ok(x) => x,
+                    Err(p) => return Ok(print_problems(&p.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
+                };
+                hashes.push(hash);
+                sim2real.extend(experiments.into_iter().filter(|e| e.case.gpu.name == gpu_spec.name));
+            }
+            Ok(_) => {
+                let (experiments, hash) = match super::bench_fidelity::load(file, StepModel::Roofline) {
+                    Ok(x) => x,
+                    Err(code) => return Ok(code),
+                };
+                hashes.push(hash);
+                bench.extend(experiments.into_iter().filter(|e| e.case.gpu.name == gpu_spec.name));
+            }
+            Err(code) => return Ok(code),
+        }
     }
-    let fit = fidelity::calibrate(&mine, &fidelity::uncalibrated(&gpu_spec.step_time), max_evaluations);
-    let objective = "mean |ln(sim/measured)| of mean E2E, mean TTFT, ITL";
-    report_fit(file, gpu_spec, mine.len(), &fit, objective, &hash, write_to, quiet)
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    if sim2real.is_empty() && bench.is_empty() {
+        bail!("{} has no run on {}; nothing to fit", names.join(", "), gpu_spec.name);
+    }
+    let start = fidelity::uncalibrated(&gpu_spec.step_time);
+    let fitted = bench_fidelity::calibrate_across_load(&sim2real, &bench, &start, max_evaluations);
+    let fit = fitted.fit;
+    let objective = match (sim2real.is_empty(), bench.is_empty()) {
+        (false, true) => "mean |ln(sim/measured)| of mean E2E, mean TTFT, ITL".to_string(),
+        (true, false) => "mean |ln(sim/measured)| of duration, mean TTFT, mean TPOT".to_string(),
+        _ => format!(
+            "light load: mean |ln(sim/measured)| of mean E2E, mean TTFT, ITL; the matmul efficiency fitted to the saturated runs alone, whose objective (duration, mean TTFT, mean TPOT) went {:.4} -> {:.4}",
+            fitted.saturated_before, fitted.saturated_after
+        ),
+    };
+    let runs = sim2real.len() + bench.len();
+    report_fit(files, gpu_spec, runs, &fit, &objective, &hashes.join(", "), write_to, quiet)
 }
 
 /// Prints a fit and, with `write_to`, stores it in that catalog folder's GPU file with its provenance.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn report_fit(
-    file: &Path,
+    files: &[std::path::PathBuf],
     gpu_spec: &crate::hardware::GpuSpec,
     experiments: usize,
     fit: &crate::report::fidelity::Fit,
@@ -195,13 +228,13 @@ pub(super) fn report_fit(
         let mut params = serde_json::to_value(p).expect("params serialize");
         params["provenance"] = serde_json::json!(format!(
             "calibrated by `symbiote calibrate {} --gpu {}` on {} experiments (input FNV-1a {hash}, {}); objective {:.4} before, {:.4} after",
-            file.file_name().and_then(|f| f.to_str()).unwrap_or("?"),
+            files.iter().map(|f| f.file_name().and_then(|f| f.to_str()).unwrap_or("?")).collect::<Vec<_>>().join(" "),
             gpu_spec.name,
             experiments,
             today(),
             fit.objective_before,
             fit.objective_after
-        ));
+        ) + &if files.len() > 1 { format!(" ({objective})") } else { String::new() });
         value["step_time"] = params;
         let mut out = serde_json::to_string_pretty(&value).expect("json");
         out.push('\n');

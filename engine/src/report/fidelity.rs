@@ -323,7 +323,7 @@ pub const CALIBRATION_SCALE: f64 = 0.25;
 pub const DEFAULT_EVALUATIONS: u32 = 800;
 
 /// The result of a calibration.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Fit {
     pub params: StepTimeParams,
     pub objective_before: f64,
@@ -340,13 +340,30 @@ pub fn calibrate(experiments: &[Experiment], start: &StepTimeParams, max_evaluat
 /// The compass search of [`calibrate`] over any objective of the step-time parameters (lower
 /// is better), so other kinds of measurements (`report::bench_fidelity`) fit the same way.
 pub fn search(start: &StepTimeParams, max_evaluations: u32, evaluate: impl Fn(&StepTimeParams) -> f64) -> Fit {
+    search_only(start, &FITTED.map(|f| f.name), max_evaluations, evaluate)
+}
+
+/// The names of the fitted parameters, in search order.
+pub fn fitted_names() -> [&'static str; 5] {
+    FITTED.map(|f| f.name)
+}
+
+/// [`search`] over the named fitted parameters only (in [`FITTED`]'s order), the others held
+/// at `start`'s values.
+pub fn search_only(
+    start: &StepTimeParams,
+    names: &[&str],
+    max_evaluations: u32,
+    evaluate: impl Fn(&StepTimeParams) -> f64,
+) -> Fit {
+    let fitted: Vec<Fitted> = FITTED.iter().filter(|f| names.contains(&f.name)).copied().collect();
     let with = |v: &[f64]| {
         let mut p = start.clone();
-        FITTED.iter().zip(v).for_each(|(f, &x)| set(&mut p, f.name, x));
+        fitted.iter().zip(v).for_each(|(f, &x)| set(&mut p, f.name, x));
         p
     };
-    let first: Vec<f64> = FITTED.iter().map(|f| get(start, f.name)).collect();
-    let (v, before, after, evaluations) = compass(&FITTED, first, |v| evaluate(&with(v)), max_evaluations);
+    let first: Vec<f64> = fitted.iter().map(|f| get(start, f.name)).collect();
+    let (v, before, after, evaluations) = compass(&fitted, first, |v| evaluate(&with(v)), max_evaluations);
     Fit { params: with(&v), objective_before: before, objective_after: after, evaluations }
 }
 

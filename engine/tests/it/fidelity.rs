@@ -111,9 +111,9 @@ fn metrics_follow_the_files_definitions() {
     assert_eq!(simulate(&counted, None).simulated[6], 20.0);
 }
 
-/// Calibrating twice on the same runs gives the same parameters.
-#[test]
-fn calibration_is_deterministic() {
+/// A toy light-load experiment (Qwen2.5-0.5B on an H100 at 5 req/s) with reachable targets,
+/// and the step-time parameters it starts from.
+fn toy_experiments() -> (Vec<Experiment>, symbiote::hardware::catalog::StepTimeParams) {
     let s = symbiote::scenario::parse(
         r#"{"name": "t", "base": {"model": "qwen2.5-0.5b", "gpu": "h100",
             "workload": {"arrival": {"process": "poisson", "rate": 5}, "num_requests": 40,
@@ -138,12 +138,62 @@ fn calibration_is_deterministic() {
         measured,
         warnings: vec![],
     }];
-    let start = s.cases[0].gpu.step_time.clone();
+    (experiments, s.cases[0].gpu.step_time.clone())
+}
+
+/// Calibrating twice on the same runs gives the same parameters.
+#[test]
+fn calibration_is_deterministic() {
+    let (experiments, start) = toy_experiments();
     let a = calibrate(&experiments, &start, 25);
     let b = calibrate(&experiments, &start, 25);
     assert_eq!(a.params, b.params);
     assert!(a.objective_after <= a.objective_before);
     assert!(a.objective_after < a.objective_before, "the toy target is reachable by moving the overheads");
+}
+
+/// Calibrating across load (issue 12): without saturated runs it is the light-load calibration
+/// exactly; with a saturated run that the light-load fit simulates 1.5x too fast (prefill-bound:
+/// every request at t=0), the matmul efficiency falls and that run's objective with it.
+#[test]
+fn calibration_across_load_fits_the_matmul_efficiency_to_saturated_runs() {
+    use symbiote::report::bench_fidelity::{calibrate_across_load, simulate_all};
+    use symbiote::scenario::bench_runs::BenchExperiment;
+    let (light, start) = toy_experiments();
+    let alone = calibrate_across_load(&light, &[], &start, 20);
+    assert_eq!(alone.fit.params, calibrate(&light, &start, 20).params);
+
+    let s = symbiote::scenario::parse(
+        r#"{"name": "s", "base": {"model": "qwen2.5-0.5b", "gpu": "h100",
+            "workload": {"clients": {"users": 200}, "num_requests": 200,
+                         "prompt": {"dist": "fixed", "value": 2000}, "output": {"dist": "fixed", "value": 4}}}}"#,
+        "s.json",
+    )
+    .unwrap();
+    let mut saturated = vec![BenchExperiment {
+        key: "s".into(),
+        model: "qwen2.5-0.5b".into(),
+        case: s.cases[0].clone(),
+        measured: Default::default(),
+        warnings: vec![],
+    }];
+    // Only keys a run measured are simulated: ask for the three of the objective, then set
+    // the "measured" values 1.5x the light-load fit's.
+    let keys = ["duration", "mean_ttft_ms", "mean_tpot_ms"];
+    saturated[0].measured = keys.iter().map(|k| (k.to_string(), 1.0)).collect();
+    let simulated = simulate_all(&saturated, Some(&alone.fit.params)).remove(0).simulated;
+    for key in keys {
+        saturated[0].measured.insert(key.to_string(), 1.5 * simulated[key]);
+    }
+    let across = calibrate_across_load(&light, &saturated, &start, 20);
+    assert!(
+        across.fit.params.matmul_efficiency < alone.fit.params.matmul_efficiency,
+        "{} vs {}",
+        across.fit.params.matmul_efficiency,
+        alone.fit.params.matmul_efficiency
+    );
+    assert!(across.saturated_after < across.saturated_before);
+    assert_eq!(across, calibrate_across_load(&light, &saturated, &start, 20), "deterministic");
 }
 
 /// Cross-validation must not see the held-out runs through the start of its search: the

@@ -257,10 +257,16 @@ fn run_one(
 /// `fixed_cost` (a tie goes to the fixed fleet: same money, no cold-start risk); ties among
 /// autoscaled fleets go to the earlier configuration, then the earlier range.
 pub fn cheapest(runs: &[AutoscaledRun], candidates: &[Candidate], fixed_cost: Option<f64>) -> Option<usize> {
-    let best = runs
+    let costs: Vec<Option<f64>> = runs.iter().map(|r| r.cost_per_hour(candidates)).collect();
+    cheapest_of(&costs, fixed_cost)
+}
+
+/// [`cheapest`] on the runs' costs per hour (`None`: did not pass).
+fn cheapest_of(costs: &[Option<f64>], fixed_cost: Option<f64>) -> Option<usize> {
+    let best = costs
         .iter()
         .enumerate()
-        .filter_map(|(k, r)| r.cost_per_hour(candidates).map(|c| (k, c)))
+        .filter_map(|(k, c)| c.map(|c| (k, c)))
         .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))?;
     (best.1 < fixed_cost.unwrap_or(f64::INFINITY)).then_some(best.0)
 }
@@ -313,6 +319,19 @@ mod tests {
         assert!(huge.contains("max_replicas: need 1 to 2048 replicas, got 5000"), "{huge}");
         let word = parse_ranges(&words("two-eight")).unwrap_err();
         assert!(word.contains("`two-eight` is neither `off` nor MIN-MAX"), "{word}");
+    }
+
+    #[test]
+    fn the_cheapest_autoscaled_fleet_wins_only_when_strictly_cheaper_than_the_fixed_one() {
+        let costs = [None, Some(5.0), Some(4.0), Some(4.0)];
+        // The earlier of two equal costs.
+        assert_eq!(cheapest_of(&costs, Some(5.38)), Some(2));
+        // A tie with the fixed fleet goes to the fixed fleet.
+        assert_eq!(cheapest_of(&costs, Some(4.0)), None);
+        assert_eq!(cheapest_of(&costs, Some(3.9)), None);
+        // Fixed fleets not offered (or none verified): the cheapest passing one.
+        assert_eq!(cheapest_of(&costs, None), Some(2));
+        assert_eq!(cheapest_of(&[None, None], None), None);
     }
 
     #[test]

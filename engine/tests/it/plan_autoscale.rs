@@ -173,6 +173,17 @@ fn issue_17_plan_autoscales_a_surge_and_keeps_a_fixed_fleet_for_flat_traffic() {
     assert_eq!(fleet["autoscaling_config"]["min_replicas"], json!(1), "{fleet}");
     assert_eq!(fleet["autoscaling_config"]["downscale_delay_s"], json!(60), "{fleet}");
     assert!(fleet.get("replicas").is_none(), "{fleet}");
+    let winner_path = dir.join("plan_autoscale_surge/winner.json");
+    let rerun_dir = dir.join("rerun");
+    let (code, stdout, stderr) =
+        symbiote(&["run", winner_path.to_str().unwrap(), "--out", rerun_dir.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let rerun: Value =
+        serde_json::from_slice(&std::fs::read(rerun_dir.join("plan_winner/report.json")).unwrap()).unwrap();
+    let m = &rerun["cases"][0]["runs"][0]["metrics"];
+    let round4 = |x: &Value| (x.as_f64().unwrap() * 1e4).round() / 1e4;
+    assert_eq!(round4(&m["gpu_hours"]), winner["gpu_hours"].as_f64().unwrap(), "{m}");
+    assert_eq!(m["peak_replicas"], winner["peak_replicas"], "{m}");
 
     let flat = plan_report("autoscale_flat.json", &dir);
     let winner = &flat["winner"];

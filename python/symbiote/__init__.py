@@ -241,6 +241,8 @@ def plan(
     max_num_batched_tokens: Optional[Sequence[int]] = None,
     chunked_prefill: Optional[Sequence[bool]] = None,
     routers: Optional[Sequence[str]] = None,
+    autoscale: Optional[Sequence[str]] = None,
+    autoscale_target: Optional[Sequence[Union[str, float]]] = None,
     prices: Union[None, str, "os.PathLike[str]"] = None,
     max_replicas: Optional[int] = None,
     screen_requests: Optional[int] = None,
@@ -258,8 +260,9 @@ def plan(
     """Finds the cheapest deployment for a workload, as `symbiote plan` does: online serving
     against an `slo` (`{"p99_ttft_ms": 2000}`), or a batch job (a scenario whose `base` has
     `batch`) against `deadline_h`. The workload is a scenario (path, JSON text or dict) or a
-    `trace` with `model`. Lists give the search space; None takes the CLI's defaults. Writes the
-    report folder only under `out=`."""
+    `trace` with `model`. Lists give the search space; None takes the CLI's defaults.
+    `autoscale=["off", "1-4"]` adds Ray Serve autoscaled fleets (`--autoscale`, docs/plan.md),
+    `autoscale_target=["knee", 32]` their targets. Writes the report folder only under `out=`."""
     flag_values = {
         "trace": trace,
         "model": model,
@@ -274,6 +277,8 @@ def plan(
         "max_num_batched_tokens": max_num_batched_tokens,
         "chunked_prefill": chunked_prefill,
         "routers": [r.replace("_", "-") for r in routers] if routers else None,
+        "autoscale": autoscale,
+        "autoscale_target": autoscale_target,
         "prices": prices,
         "max_replicas": max_replicas,
         "screen_requests": screen_requests,

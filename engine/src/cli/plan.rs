@@ -82,6 +82,17 @@ pub struct PlanArgs {
     /// The link that carries KV between the pools of a split (`models/links.json`).
     #[arg(long, default_value = "ib-ndr-400")]
     pub pd_link: String,
+    /// Ray Serve autoscaling ranges to try beside fixed fleets, MIN-MAX replicas, and `off` for
+    /// fixed fleets (e.g. `off,1-4,2-8`); without `off` only autoscaled fleets are offered.
+    /// Each range runs once on the full traffic for every configuration whose fixed fleet was
+    /// verified, priced by the GPU-hours it held.
+    #[arg(long, value_delimiter = ',')]
+    pub autoscale: Vec<String>,
+    /// target_ongoing_requests values for the autoscaled fleets, each tried with every range:
+    /// numbers, or `knee` for each configuration's concurrency at its knee (default: the
+    /// scenario's `fleet.autoscaling_config.target_ongoing_requests`, else `knee`).
+    #[arg(long, value_name = "N|knee", value_delimiter = ',')]
+    pub autoscale_target: Vec<String>,
     /// Requests in the sample every configuration is screened on.
     #[arg(long, default_value_t = 1000)]
     pub screen_requests: u64,
@@ -195,9 +206,22 @@ pub fn scenario_base(args: &PlanArgs, text: &str, label: &str, dir: PathBuf) -> 
     }
     let mut base = file.get("base").cloned().unwrap_or_else(|| json!({}));
     if let Some(object) = base.as_object_mut() {
-        // The space sets these; what the file says of them would only conflict.
-        for key in ["expect", "fleet", "name"] {
+        // The space sets these; what the file says of them would only conflict. The fleet's
+        // autoscaling policy and cold start stay, for `--autoscale` ([`plan_outputs`] takes
+        // them out before the search).
+        let fleet = object.remove("fleet");
+        for key in ["expect", "name"] {
             object.remove(key);
+        }
+        let policy: serde_json::Map<String, Value> = fleet
+            .iter()
+            .filter_map(Value::as_object)
+            .flatten()
+            .filter(|(k, v)| (k.as_str() == "autoscaling_config" || k.as_str() == "cold_start") && !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !policy.is_empty() {
+            object.insert("fleet".into(), policy.into());
         }
     }
     if let Some(model) = &args.model {
@@ -276,6 +300,7 @@ pub fn write_plan(outputs: &PlanOutputs) -> Result<()> {
 /// [`scenario_base`]), on a pool of `--jobs` threads.
 pub fn plan_outputs(args: &PlanArgs, base: (Value, PathBuf, String)) -> Result<PlanOutputs> {
     let (mut base, base_dir, workload_label) = base;
+    let scenario_fleet = base.as_object_mut().and_then(|o| o.remove("fleet"));
     let offline = base.get("batch").is_some_and(|b| !b.is_null());
     let slo = match (&args.slo, offline) {
         (Some(text), false) => Slo::parse(text, args.goodput).map_err(anyhow::Error::msg)?,
@@ -323,6 +348,8 @@ pub fn plan_outputs(args: &PlanArgs, base: (Value, PathBuf, String)) -> Result<P
     if !(args.precision >= 0.001 && args.precision <= 1.0) {
         bail!("--precision must be within 0.001..1");
     }
+    let pd_splits = pd_splits(&args.pd_splits, &args.pd_link)?;
+    let autoscale = autoscale_space(args, scenario_fleet.as_ref(), offline, &pd_splits)?;
     let input = PlanInput {
         base,
         base_dir,
@@ -336,7 +363,7 @@ pub fn plan_outputs(args: &PlanArgs, base: (Value, PathBuf, String)) -> Result<P
             chunked_prefill: on_off(&args.chunked_prefill)?,
             kv_offloading: offload_sizes(&args.kv_offloading_size)?,
             routers: if args.routers.is_empty() { vec![RouterPolicy::LeastOutstanding] } else { args.routers.clone() },
-            pd_splits: pd_splits(&args.pd_splits, &args.pd_link)?,
+            pd_splits,
         },
         slo,
         rate,
@@ -348,6 +375,7 @@ pub fn plan_outputs(args: &PlanArgs, base: (Value, PathBuf, String)) -> Result<P
             precision: args.precision,
             verify_per_gpu: args.verify_per_gpu.max(1),
         },
+        autoscale,
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
     let dir = args.out.join(crate::scenario::names::file_name(&format!("plan_{}", input.workload_label)));
@@ -401,4 +429,72 @@ fn pd_splits(words: &[String], link: &str) -> Result<Vec<Option<crate::plan::spa
         }
     }
     Ok(out)
+}
+
+/// `--autoscale` and `--autoscale-target`, with the scenario's own `fleet.autoscaling_config`
+/// (its delays, look-back and factors, and its target unless `--autoscale-target` is given) and
+/// `fleet.cold_start`; `None` when no range is asked for.
+fn autoscale_space(
+    args: &PlanArgs,
+    scenario_fleet: Option<&Value>,
+    offline: bool,
+    pd_splits: &[Option<crate::plan::space::PdSplit>],
+) -> Result<Option<crate::plan::autoscale::AutoscaleSpace>> {
+    let (fixed, ranges) = crate::plan::autoscale::parse_ranges(&args.autoscale).map_err(anyhow::Error::msg)?;
+    if ranges.is_empty() {
+        if !args.autoscale_target.is_empty() {
+            bail!("--autoscale-target needs --autoscale with at least one MIN-MAX range (like --autoscale off,1-4)");
+        }
+        // No flag, or `--autoscale off`: fixed fleets only.
+        return Ok(None);
+    }
+    if offline {
+        bail!("--autoscale applies to online fleets: a batch job's replicas are `batch.concurrency`; drop --autoscale");
+    }
+    if let Some(pd) = pd_splits.iter().flatten().next() {
+        bail!(
+            "--autoscale with --pd-splits {}:{}: {}; give --pd-splits unified or drop --autoscale",
+            pd.prefill,
+            pd.decode,
+            crate::scenario::autoscaling::DISAGGREGATED_AUTOSCALING
+        );
+    }
+    let mut policy = scenario_fleet
+        .and_then(|f| f.get("autoscaling_config"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let scenario_target = policy.get("target_ongoing_requests").and_then(Value::as_f64);
+    // The range comes from --autoscale, and the fleet starts at its minimum (Ray's default).
+    for key in ["min_replicas", "max_replicas", "initial_replicas", "target_ongoing_requests"] {
+        policy.remove(key);
+    }
+    let knee = "the requests one replica holds at its knee (Little's law on the screen's passing run), as docs/autoscaling.md advises";
+    let mut targets: Vec<Option<f64>> = Vec::new();
+    for word in &args.autoscale_target {
+        let target = match word.trim() {
+            "knee" => None,
+            text => match text.parse::<f64>() {
+                Ok(n) if n > 0.0 && n <= 1e6 => Some(n),
+                _ => bail!("--autoscale-target takes `knee` and/or numbers of requests per replica above 0 (up to 1e6), like knee,32; got `{text}`"),
+            },
+        };
+        if !targets.contains(&target) {
+            targets.push(target);
+        }
+    }
+    let target_source = match (targets.is_empty(), scenario_target) {
+        (false, _) if targets.contains(&None) => format!("--autoscale-target; knee: {knee}"),
+        (false, _) => "--autoscale-target".to_string(),
+        (true, Some(t)) => {
+            targets.push(Some(t));
+            "the scenario's fleet.autoscaling_config".to_string()
+        }
+        (true, None) => {
+            targets.push(None);
+            knee.to_string()
+        }
+    };
+    let cold_start = scenario_fleet.and_then(|f| f.get("cold_start")).cloned();
+    Ok(Some(crate::plan::autoscale::AutoscaleSpace { ranges, fixed, targets, target_source, policy, cold_start }))
 }

@@ -3,9 +3,12 @@
 //! An analysis above the runner: it builds cases from a base case and a search space
 //! (`space`), counts the traffic once (`traffic`), and runs many short simulations through
 //! `sim::run` (`search`): screening every candidate on a sample, verifying the promising ones
-//! on the full traffic, measuring the winners' headroom. `output` turns the result into
-//! report.json, report.md and the winner's scenario file.
+//! on the full traffic, measuring the winners' headroom; with `--autoscale`, running
+//! autoscaled fleets of the verified configurations beside them (`autoscale`). `output` turns
+//! the result into report.json, report.md and the winner's scenario file.
 
+pub mod autoscale;
+pub mod autoscale_output;
 pub mod offline;
 pub mod output;
 pub mod search;
@@ -53,6 +56,8 @@ pub struct PlanInput {
     /// Requests in the screening sample.
     pub screen_requests: u64,
     pub settings: Settings,
+    /// Autoscaled fleets to try beside the fixed ones (`--autoscale`); `None`: fixed only.
+    pub autoscale: Option<autoscale::AutoscaleSpace>,
 }
 
 /// One point of the space and what the search learned about it.
@@ -88,6 +93,12 @@ pub struct Plan {
     pub sample_census: Census,
     pub target_rate: f64,
     pub work: StageWork,
+    /// Autoscaled fleets (`--autoscale`), in candidate then range order; `None` when not asked.
+    pub autoscaled: Option<Vec<autoscale::AutoscaledRun>>,
+    /// The answer, when it is an autoscaled fleet (index into `autoscaled`): the cheapest by
+    /// mean cost per hour over the run, strictly cheaper than `winner` (or fixed fleets were not
+    /// offered). `winner` is then the cheapest fixed fleet beside it.
+    pub autoscaled_winner: Option<usize>,
 }
 
 /// Simulations and simulated requests per stage of the search.
@@ -96,6 +107,7 @@ pub struct StageWork {
     pub screen: Work,
     pub verify: Work,
     pub headroom: Work,
+    pub autoscale: Work,
 }
 
 impl StageWork {
@@ -103,6 +115,7 @@ impl StageWork {
         let mut total = self.screen;
         total.add(self.verify);
         total.add(self.headroom);
+        total.add(self.autoscale);
         total
     }
 }
@@ -228,6 +241,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, String> {
         sample_census: traffic.sample_census,
         target_rate,
         work: StageWork::default(),
+        autoscaled: None,
+        autoscaled_winner: None,
     };
     for (gpu, order) in &by_gpu {
         let best = order
@@ -243,7 +258,24 @@ pub fn plan(input: &PlanInput) -> Result<Plan, String> {
         let (ca, cb) = (plan.verified_cost(a).unwrap_or(f64::INFINITY), plan.verified_cost(b).unwrap_or(f64::INFINITY));
         ca.total_cmp(&cb).then(a.cmp(&b))
     });
-    if let Some(w) = plan.winner {
+    if let Some(space) = &input.autoscale {
+        let runs = autoscale::run_all(
+            &input.base,
+            &input.base_dir,
+            space,
+            &plan.candidates,
+            &plan.screens,
+            &plan.verified,
+            &traffic,
+        )?;
+        runs.iter().for_each(|r| work.autoscale.add(r.work));
+        let fixed_cost = if space.fixed { plan.winner.and_then(|w| plan.verified_cost(w)) } else { None };
+        plan.autoscaled_winner = autoscale::cheapest(&runs, &plan.candidates, fixed_cost);
+        plan.autoscaled = Some(runs);
+    }
+    // The fixed winner's headroom, when it is the answer.
+    let fixed_answer = plan.autoscaled_winner.is_none() && input.autoscale.as_ref().is_none_or(|a| a.fixed);
+    if let Some(w) = plan.winner.filter(|_| fixed_answer) {
         let replicas = plan.verified[w].as_ref().and_then(|v| v.run.as_ref()).map_or(1, |r| r.replicas);
         let (factor, capped, spent) = search::headroom(&plan.candidates[w], replicas, &traffic, &settings)?;
         work.headroom.add(spent);

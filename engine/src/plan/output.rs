@@ -16,7 +16,7 @@ use super::{Plan, PlanInput};
 /// The format tag of a plan's report.json.
 pub const FORMAT: &str = "symbiote-plan/1";
 
-fn round(x: f64, digits: i32) -> f64 {
+pub(super) fn round(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (x * f).round() / f
 }
@@ -74,18 +74,14 @@ fn candidate_json(plan: &Plan, slo: &Slo, i: usize) -> Map<String, Value> {
             "cost_usd_per_million_output_tokens".into(),
             per_million_tokens(plan, i).map(|x| round(x, 4)).into(),
         );
-        let mut observed = Map::new();
-        for (k, t) in slo.targets.iter().enumerate() {
-            let key = t.key();
-            let value = run.summary.get(&key).and_then(Value::as_f64);
-            observed.insert(
-                key.clone(),
-                json!({"value_ms": value.map(|x| round(x, 3)), "threshold_ms": t.threshold_ms,
-                       "violations": run.violations.get(k), "allowed_violations": run.allowed.get(k),
-                       "margin": value.map(|x| round(1.0 - x / t.threshold_ms, 4))}),
-            );
+        if plan.autoscaled.is_some() {
+            // Beside autoscaled fleets, the same measures for the fixed one.
+            let gpu_hours = run.summary.get("gpu_hours").and_then(Value::as_f64).unwrap_or(0.0);
+            row.insert("fleet".into(), "fixed".into());
+            row.insert("gpu_hours".into(), round(gpu_hours, 4).into());
+            row.insert("run_cost_usd".into(), round(gpu_hours * c.usd_per_gpu_hour, 4).into());
         }
-        row.insert("slo".into(), observed.into());
+        row.insert("slo".into(), slo_json(slo, &run.summary, &run.violations, &run.allowed).into());
     }
     if let Some(&(factor, capped)) = plan.headroom.get(&i) {
         row.insert("headroom_factor".into(), round(factor, 4).into());
@@ -95,6 +91,28 @@ fn candidate_json(plan: &Plan, slo: &Slo, i: usize) -> Map<String, Value> {
         row.insert("estimated_headroom_factor".into(), round(knee * run.replicas as f64 / plan.target_rate, 4).into());
     }
     row
+}
+
+/// Each SLO target's observed value (from `summary`, when the run finished), threshold,
+/// violations against the allowance, and margin.
+pub(super) fn slo_json(
+    slo: &Slo,
+    summary: &Map<String, Value>,
+    violations: &[u64],
+    allowed: &[u64],
+) -> Map<String, Value> {
+    let mut observed = Map::new();
+    for (k, t) in slo.targets.iter().enumerate() {
+        let key = t.key();
+        let value = summary.get(&key).and_then(Value::as_f64);
+        observed.insert(
+            key.clone(),
+            json!({"value_ms": value.map(|x| round(x, 3)), "threshold_ms": t.threshold_ms,
+                   "violations": violations.get(k), "allowed_violations": allowed.get(k),
+                   "margin": value.map(|x| round(1.0 - x / t.threshold_ms, 4))}),
+        );
+    }
+    observed
 }
 
 /// Indices on the frontier of `points` (index, cost, value), lower cost and `better` value.
@@ -112,23 +130,44 @@ fn frontier(mut points: Vec<(usize, f64, f64)>, higher_is_better: bool) -> Vec<u
     out
 }
 
-/// Candidates within the error band of the winner's cost, the winner excluded.
-pub fn ties(plan: &Plan) -> Vec<usize> {
-    let Some(w) = plan.winner else { return Vec::new() };
-    let cost = plan.verified_cost(w).unwrap_or(f64::INFINITY);
-    let mut out: Vec<usize> = (0..plan.candidates.len())
-        .filter(|&i| i != w)
-        .filter_map(|i| plan.verified_cost(i).map(|c| (i, c)))
-        .filter(|&(i, c)| {
-            let b = plan.candidates[i].error_band().max(plan.candidates[w].error_band());
-            c <= cost * (1.0 + b)
+/// Whether fixed fleets may be the answer (always, unless `--autoscale` left out `off`).
+pub fn fixed_offered(input: &PlanInput) -> bool {
+    input.autoscale.as_ref().is_none_or(|a| a.fixed)
+}
+
+/// Fleets within the error band of the answer's cost, the answer excluded: (label, $/hour),
+/// cheapest first (ties on cost: fixed fleets, then autoscaled, each in the order of the space).
+pub fn ties(plan: &Plan, input: &PlanInput) -> Vec<(String, f64)> {
+    // (kind: 0 fixed, 1 autoscaled; index; cost per hour; error band)
+    let mut fleets: Vec<(u8, usize, f64, f64)> = Vec::new();
+    if fixed_offered(input) {
+        for (i, c) in plan.candidates.iter().enumerate() {
+            if let Some(cost) = plan.verified_cost(i) {
+                fleets.push((0, i, cost, c.error_band()));
+            }
+        }
+    }
+    for (k, r) in plan.autoscaled.iter().flatten().enumerate() {
+        if let Some(cost) = r.cost_per_hour(&plan.candidates) {
+            fleets.push((1, k, cost, plan.candidates[r.candidate].error_band()));
+        }
+    }
+    let answer = match (plan.autoscaled_winner, plan.winner) {
+        (Some(k), _) => (1, k),
+        (None, Some(w)) if fixed_offered(input) => (0, w),
+        _ => return Vec::new(),
+    };
+    let Some(&(_, _, cost, band)) = fleets.iter().find(|f| (f.0, f.1) == answer) else { return Vec::new() };
+    let mut out: Vec<(u8, usize, f64, f64)> =
+        fleets.into_iter().filter(|f| (f.0, f.1) != answer && f.2 <= cost * (1.0 + f.3.max(band))).collect();
+    out.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+    let autoscaled = plan.autoscaled.as_deref().unwrap_or(&[]);
+    out.into_iter()
+        .map(|(kind, i, cost, _)| {
+            let label = if kind == 0 { plan.candidates[i].label() } else { autoscaled[i].label(&plan.candidates) };
+            (label, cost)
         })
-        .map(|(i, _)| i)
-        .collect();
-    out.sort_by(|&a, &b| {
-        plan.verified_cost(a).unwrap_or(0.0).total_cmp(&plan.verified_cost(b).unwrap_or(0.0)).then(a.cmp(&b))
-    });
-    out
+        .collect()
 }
 
 /// report.json.
@@ -160,12 +199,17 @@ pub fn report_json(plan: &Plan, input: &PlanInput) -> Value {
         .collect();
     let labels =
         |v: Vec<usize>| -> Vec<Value> { v.into_iter().map(|i| Value::from(plan.candidates[i].label())).collect() };
-    let winner = plan.winner.map(|w| {
-        let mut row = candidate_json(plan, slo, w);
-        row.insert("ties".into(), labels(ties(plan)).into());
+    let tied: Vec<Value> = ties(plan, input).into_iter().map(|(label, _)| Value::from(label)).collect();
+    let winner = match (plan.autoscaled_winner, plan.winner) {
+        (Some(k), _) => Some(super::autoscale_output::autoscaled_json(plan, input, k)),
+        (None, Some(w)) if fixed_offered(input) => Some(candidate_json(plan, slo, w)),
+        _ => None,
+    }
+    .map(|mut row| {
+        row.insert("ties".into(), tied.into());
         Value::Object(row)
     });
-    json!({
+    let mut out = json!({
         "format": FORMAT,
         "workload": {
             "label": input.workload_label, "requests": f.requests, "span_s": round(f.span_s, 3),
@@ -192,10 +236,14 @@ pub fn report_json(plan: &Plan, input: &PlanInput) -> Value {
         "pareto_cost_vs_latency": {"latency_key": latency_key, "configurations": labels(frontier(latency_points, false))},
         "pareto_cost_vs_capacity": labels(frontier(capacity_points, true)),
         "configurations": rows,
-    })
+    });
+    if input.autoscale.is_some() {
+        super::autoscale_output::add_json(&mut out, plan, input);
+    }
+    out
 }
 
-fn money(x: f64) -> String {
+pub(super) fn money(x: f64) -> String {
     format!("${x:.2}")
 }
 
@@ -210,18 +258,26 @@ pub fn report_markdown(plan: &Plan, input: &PlanInput, json: &Value) -> String {
         w["mean_input_tokens"], w["mean_output_tokens"], w["model"].as_str().unwrap_or("?")
     ));
     md.push_str(&format!("SLO: {}.\n\n", input.slo.describe()));
-    match plan.winner {
+    let answer = match (plan.autoscaled_winner, plan.winner) {
+        (Some(k), _) => plan.autoscaled.as_ref().map(|runs| runs[k].candidate),
+        (None, w) => w.filter(|_| fixed_offered(input)),
+    };
+    match answer {
         Some(i) => {
             let c = &plan.candidates[i];
             let row = &json["winner"];
-            md.push_str(&format!(
-                "**Cheapest: {} x {}** ({} GPUs) at **{}/hour**, {} per million output tokens.\n\n",
-                row["replicas"],
-                c.label(),
-                row["gpus"],
-                money(row["cost_usd_per_hour"].as_f64().unwrap_or(0.0)),
-                row["cost_usd_per_million_output_tokens"].as_f64().map_or("-".into(), money)
-            ));
+            if plan.autoscaled_winner.is_some() {
+                md.push_str(&super::autoscale_output::headline(row));
+            } else {
+                md.push_str(&format!(
+                    "**Cheapest: {} x {}** ({} GPUs) at **{}/hour**, {} per million output tokens.\n\n",
+                    row["replicas"],
+                    c.label(),
+                    row["gpus"],
+                    money(row["cost_usd_per_hour"].as_f64().unwrap_or(0.0)),
+                    row["cost_usd_per_million_output_tokens"].as_f64().map_or("-".into(), money)
+                ));
+            }
             let margins: Vec<String> = input
                 .slo
                 .targets
@@ -266,14 +322,10 @@ pub fn report_markdown(plan: &Plan, input: &PlanInput, json: &Value) -> String {
                 money(c.usd_per_gpu_hour),
                 c.price_basis
             ));
-            let tied = ties(plan);
+            let tied = ties(plan, input);
             if !tied.is_empty() {
-                let names: Vec<String> = tied
-                    .iter()
-                    .map(|&t| {
-                        format!("{} ({}/hour)", plan.candidates[t].label(), money(plan.verified_cost(t).unwrap_or(0.0)))
-                    })
-                    .collect();
+                let names: Vec<String> =
+                    tied.iter().map(|(label, cost)| format!("{label} ({}/hour)", money(*cost))).collect();
                 md.push_str(&format!(
                     "**Tie** within the simulator's error band: {}. The simulator cannot tell these apart; measure before choosing.\n\n",
                     names.join("; ")
@@ -305,6 +357,9 @@ pub fn report_markdown(plan: &Plan, input: &PlanInput, json: &Value) -> String {
             },
             if row["calibrated"] == true { "yes" } else { "no (uncalibrated)" }
         ));
+    }
+    if input.autoscale.is_some() {
+        md.push_str(&super::autoscale_output::markdown_section(json, input));
     }
     let list = |v: &Value| {
         v.as_array().map_or(String::new(), |a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "))
@@ -356,17 +411,35 @@ pub fn report_markdown(plan: &Plan, input: &PlanInput, json: &Value) -> String {
 
 /// winner.json: a scenario file that reruns the winning fleet (`symbiote run winner.json`).
 pub fn winner_scenario(plan: &Plan, input: &PlanInput) -> Option<Value> {
-    let w = plan.winner?;
-    let c = &plan.candidates[w];
-    let replicas = plan.verified[w].as_ref()?.run.as_ref()?.replicas;
-    let mut case = super::space::merged(&input.base, &c.config.overrides(false));
-    match &c.config.pd {
-        None => case["fleet"]["replicas"] = replicas.into(),
-        Some(pd) => {
-            case["fleet"]["disaggregation"]["prefill"]["replicas"] = (pd.prefill * replicas).into();
-            case["fleet"]["disaggregation"]["decode"]["replicas"] = (pd.decode * replicas).into();
+    let (c, mut case, fleet_text, cost) = match (plan.autoscaled_winner, plan.winner) {
+        (Some(k), _) => {
+            let run = &plan.autoscaled.as_ref()?[k];
+            let c = &plan.candidates[run.candidate];
+            let mut case = super::space::merged(&input.base, &c.config.overrides(false));
+            let range = (run.min_replicas, run.max_replicas);
+            case["fleet"] = super::autoscale::fleet_json(
+                input.autoscale.as_ref()?,
+                &router_name(c.config.router),
+                range,
+                run.target_ongoing_requests?,
+            );
+            (c, case, run.label(&plan.candidates), run.cost_per_hour(&plan.candidates)?)
         }
-    }
+        (None, Some(w)) if fixed_offered(input) => {
+            let c = &plan.candidates[w];
+            let replicas = plan.verified[w].as_ref()?.run.as_ref()?.replicas;
+            let mut case = super::space::merged(&input.base, &c.config.overrides(false));
+            match &c.config.pd {
+                None => case["fleet"]["replicas"] = replicas.into(),
+                Some(pd) => {
+                    case["fleet"]["disaggregation"]["prefill"]["replicas"] = (pd.prefill * replicas).into();
+                    case["fleet"]["disaggregation"]["decode"]["replicas"] = (pd.decode * replicas).into();
+                }
+            }
+            (c, case, format!("{replicas} x {}", c.label()), cost_per_hour(c, replicas))
+        }
+        _ => return None,
+    };
     if let Some(trace) = case.pointer_mut("/workload/trace") {
         // Make the path independent of where the file is written.
         if let Some(path) = trace.get("path").and_then(Value::as_str) {
@@ -393,8 +466,8 @@ pub fn winner_scenario(plan: &Plan, input: &PlanInput) -> Option<Value> {
     }
     Some(json!({
         "name": "plan_winner",
-        "description": format!("The cheapest deployment `symbiote plan` found for {}: {} x {} at {:.2} $/hour, planned for {:.3} req/s under {}.",
-                               input.workload_label, replicas, c.label(), cost_per_hour(c, replicas), plan.target_rate, input.slo.describe()),
+        "description": format!("The cheapest deployment `symbiote plan` found for {}: {} at {:.2} $/hour, planned for {:.3} req/s under {}.",
+                               input.workload_label, fleet_text, cost, plan.target_rate, input.slo.describe()),
         "seeds": [input.seed],
         "slo": slo,
         "base": case,

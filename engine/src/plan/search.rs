@@ -26,6 +26,7 @@ use super::space::Candidate;
 use super::traffic::{faster, Census};
 use crate::report::metrics::Capture;
 use crate::report::summary::summarize;
+use crate::scenario::Case;
 use crate::sim::run::{run_case, RunResult};
 use crate::workload::WorkloadSpec;
 
@@ -75,6 +76,10 @@ pub struct Screen {
     pub beyond_cap: bool,
     /// The lowest rate tried, when `knee` is `None`.
     pub floor: f64,
+    /// Requests in the replica at once, on average, in the passing run at the knee (Little's
+    /// law: the requests' summed end-to-end latency over the run's duration): the load one
+    /// replica carries while still meeting the SLO, the default autoscaling target.
+    pub knee_concurrency: Option<f64>,
     pub work: Work,
 }
 
@@ -108,14 +113,25 @@ fn simulate(
     census: &Census,
     traffic: &Traffic,
 ) -> Result<RunResult, String> {
-    let mut case = candidate.sized(replicas);
+    let what = format!("{} with {replicas} replica(s)", candidate.label());
+    run_watched(candidate.sized(replicas), &what, workload, census, traffic)
+}
+
+/// Runs `case` on `workload`, watching the SLO for `census` and stopping once it cannot be met;
+/// `what` names the fleet in the error a broken invariant (a bug) gives.
+pub fn run_watched(
+    mut case: Case,
+    what: &str,
+    workload: &WorkloadSpec,
+    census: &Census,
+    traffic: &Traffic,
+) -> Result<RunResult, String> {
     case.workload = workload.clone();
     case.slo_watch = Some(traffic.slo.watch(census, true));
     let result = run_case(&case, traffic.seed, Capture::default());
     if !result.violations.is_empty() {
         return Err(format!(
-            "internal error (a bug in symbiote) while planning {} with {replicas} replica(s): {}",
-            candidate.label(),
+            "internal error (a bug in symbiote) while planning {what}: {}",
             result.violations.join("; ")
         ));
     }
@@ -150,11 +166,17 @@ pub fn screen_group(group: &[&Candidate], traffic: &Traffic, settings: &Settings
 fn screen(candidate: &Candidate, traffic: &Traffic, settings: &Settings, guess: Option<f64>) -> Result<Screen, String> {
     let mut work = Work::default();
     let sample = &traffic.sample_census;
+    // (rate, mean concurrency) of every passing run, to read the knee's concurrency from.
+    let mut passed: Vec<(f64, f64)> = Vec::new();
     let mut pass = |rate: f64| -> Result<bool, String> {
         let workload = faster(&traffic.sample, rate / sample.rate);
         let result = simulate(candidate, 1, &workload, sample, traffic)?;
         work.add(Work { simulations: 1, requests: result.metrics.arrivals });
-        Ok(traffic.slo.met(&result))
+        let met = traffic.slo.met(&result);
+        if met {
+            passed.push((rate, mean_concurrency(&result.metrics)));
+        }
+        Ok(met)
     };
     // Beyond 64 times the target, one replica is plenty; below the share of `max_replicas`
     // (halved), no fleet the plan may build would do.
@@ -167,7 +189,8 @@ fn screen(candidate: &Candidate, traffic: &Traffic, settings: &Settings, guess: 
         lo = start;
         loop {
             if lo >= cap {
-                return Ok(Screen { knee: Some(lo), beyond_cap: true, floor, work });
+                let knee_concurrency = concurrency_at(&passed, lo);
+                return Ok(Screen { knee: Some(lo), beyond_cap: true, floor, knee_concurrency, work });
             }
             let next = (lo * step).min(cap);
             if !pass(next)? {
@@ -181,7 +204,7 @@ fn screen(candidate: &Candidate, traffic: &Traffic, settings: &Settings, guess: 
         hi = start;
         loop {
             if hi <= floor {
-                return Ok(Screen { knee: None, beyond_cap: false, floor, work });
+                return Ok(Screen { knee: None, beyond_cap: false, floor, knee_concurrency: None, work });
             }
             let next = (hi / step).max(floor);
             if pass(next)? {
@@ -200,7 +223,27 @@ fn screen(candidate: &Candidate, traffic: &Traffic, settings: &Settings, guess: 
             hi = mid;
         }
     }
-    Ok(Screen { knee: Some(lo), beyond_cap: false, floor, work })
+    let knee_concurrency = concurrency_at(&passed, lo);
+    Ok(Screen { knee: Some(lo), beyond_cap: false, floor, knee_concurrency, work })
+}
+
+/// The mean concurrency recorded for the passing run at `rate` (the knee is always one).
+fn concurrency_at(passed: &[(f64, f64)], rate: f64) -> Option<f64> {
+    passed.iter().find(|p| p.0 == rate).map(|p| p.1)
+}
+
+/// Requests in the system at once, averaged over the run: the completed requests' summed
+/// end-to-end latency over the time to the last completion (Little's law).
+pub fn mean_concurrency(m: &crate::report::metrics::Metrics) -> f64 {
+    let end_ns = m.last_finish.0 as f64;
+    if end_ns <= 0.0 {
+        return 0.0;
+    }
+    let summed_ns = match m.e2el_ns.exact() {
+        Some(samples) => samples.iter().sum::<f64>(),
+        None => m.e2el_ns.summary_ms(&[]).map_or(0.0, |s| s.mean * 1e6 * m.e2el_ns.len() as f64),
+    };
+    summed_ns / end_ns
 }
 
 /// Replicas the screen says the target rate needs, if any number up to `max_replicas` does.

@@ -53,10 +53,7 @@ pub(super) fn resolve(
     };
     let before = ctx.problem_count();
     if batch {
-        ctx.push(
-            format!("{path}.autoscaling_config"),
-            "autoscaling applies to online fleets; a batch job's replicas are `batch.concurrency`, remove `autoscaling_config`",
-        );
+        ctx.push(format!("{path}.autoscaling_config"), BATCH_AUTOSCALING);
     }
     if fleet.replicas.is_some() {
         ctx.push(
@@ -70,24 +67,47 @@ pub(super) fn resolve(
     (ctx.problem_count() == before).then_some(config)
 }
 
-fn resolve_config(a: &AutoscalingConfigFile, path: &str, ctx: &mut Ctx<'_>) -> AutoscalingConfig {
-    let max_allowed = MAX_REPLICAS / 2;
-    let min_replicas = a.min_replicas.unwrap_or(1);
-    let max_replicas = a.max_replicas.unwrap_or(1);
+/// The most replicas an autoscaled fleet may reach: half the scenario limit, because a run
+/// sets up twice `max_replicas` slots (`Case::replica_slots`).
+pub const MAX_AUTOSCALED_REPLICAS: u32 = MAX_REPLICAS / 2;
+
+/// What is wrong with a `min_replicas`..`max_replicas` range, as (field, message) pairs:
+/// scale-to-zero, a maximum out of bounds, a minimum above the maximum. Shared with
+/// `symbiote plan --autoscale`, so both say the same.
+pub fn range_problems(min_replicas: u32, max_replicas: u32) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
     if min_replicas == 0 {
-        ctx.push(
-            format!("{path}.min_replicas"),
-            "scale-to-zero (min_replicas 0) is not modelled: requests would wait at Ray's handle for a cold start; use at least 1",
-        );
+        out.push((
+            "min_replicas",
+            "scale-to-zero (min_replicas 0) is not modelled: requests would wait at Ray's handle for a cold start; use at least 1".to_string(),
+        ));
     }
-    if max_replicas == 0 || max_replicas > max_allowed {
-        ctx.push(format!("{path}.max_replicas"), format!("need 1 to {max_allowed} replicas, got {max_replicas}"));
+    if max_replicas == 0 || max_replicas > MAX_AUTOSCALED_REPLICAS {
+        out.push(("max_replicas", format!("need 1 to {MAX_AUTOSCALED_REPLICAS} replicas, got {max_replicas}")));
     }
     if min_replicas > max_replicas {
-        ctx.push(
-            format!("{path}.min_replicas"),
+        out.push((
+            "min_replicas",
             format!("min_replicas ({min_replicas}) is above max_replicas ({max_replicas}); lower min_replicas or raise max_replicas (Ray's default max_replicas is 1)"),
-        );
+        ));
+    }
+    out
+}
+
+/// Why a disaggregated fleet cannot autoscale (the scenario layer and `plan` both say it).
+pub const DISAGGREGATED_AUTOSCALING: &str =
+    "autoscaling a disaggregated fleet's pools is not modelled; remove `fleet.autoscaling_config` or `fleet.disaggregation`";
+
+/// Why a batch job cannot autoscale.
+pub const BATCH_AUTOSCALING: &str =
+    "autoscaling applies to online fleets; a batch job's replicas are `batch.concurrency`, remove `autoscaling_config`";
+
+fn resolve_config(a: &AutoscalingConfigFile, path: &str, ctx: &mut Ctx<'_>) -> AutoscalingConfig {
+    let max_allowed = MAX_AUTOSCALED_REPLICAS;
+    let min_replicas = a.min_replicas.unwrap_or(1);
+    let max_replicas = a.max_replicas.unwrap_or(1);
+    for (field, message) in range_problems(min_replicas, max_replicas) {
+        ctx.push(format!("{path}.{field}"), message);
     }
     let initial_replicas = a.initial_replicas.unwrap_or(min_replicas);
     if a.initial_replicas.is_some() && !(min_replicas..=max_replicas).contains(&initial_replicas) {

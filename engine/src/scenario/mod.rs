@@ -2,7 +2,7 @@
 //! The engine only ever sees the validated types below: every default resolved, every unit
 //! converted, no `Option` where a value is required. Nothing here touches simulated time.
 
-mod autoscaling;
+pub mod autoscaling;
 pub mod bench_runs;
 mod disagg;
 mod expand;

@@ -359,10 +359,7 @@ fn resolve(name: String, f: CaseFile, expect: Option<ExpectFile>, path: &str, ct
                 );
             }
             if fleet.autoscaling_config.is_some() {
-                ctx.push(
-                    format!("{at}.autoscaling_config"),
-                    "autoscaling a disaggregated fleet's pools is not modelled; remove `fleet.autoscaling_config` or `fleet.disaggregation`",
-                );
+                ctx.push(format!("{at}.autoscaling_config"), super::autoscaling::DISAGGREGATED_AUTOSCALING);
             }
             if engine.kind != EngineKind::Vllm {
                 ctx.push(format!("{at}.disaggregation"), "disaggregated serving needs the vllm engine (NIXL connector); remove `engine.kind` or the disaggregation");

@@ -18,6 +18,7 @@ mod html;
 mod offload;
 mod phases;
 mod plan;
+mod plan_autoscale;
 mod sweeps;
 mod traces;
 mod untrusted;

@@ -18,7 +18,7 @@ use crate::{symbiote, temp_dir};
 
 /// 1,200 requests at 20 req/s of 200-1200 prompt and 8-64 output tokens on Llama-3.1-8B; two
 /// GPU types, two batch limits, two routers: eight configurations.
-fn input(rate: RateTarget) -> PlanInput {
+pub(crate) fn input(rate: RateTarget) -> PlanInput {
     PlanInput {
         base: json!({"model": "llama-3.1-8b",
                      "workload": {"arrival": {"rate": 20}, "num_requests": 1200,
@@ -46,6 +46,7 @@ fn input(rate: RateTarget) -> PlanInput {
         seed: 1,
         screen_requests: 300,
         settings: Settings { max_replicas: 12, precision: 0.04, verify_per_gpu: 3 },
+        autoscale: None,
     }
 }
 

@@ -1,10 +1,14 @@
 //! The paged KV cache of one replica, as vLLM V1's `KVCacheManager` and `BlockPool` run it:
 //! a block pool with reference counts, block 0 reserved as the null block, an LRU queue of
 //! free blocks (allocation pops the head, freed blocks join the tail, a request's blocks are
-//! freed tail-first), and prefix caching of full blocks by their hash chain. A free block keeps
-//! its hash, and can be hit again, until it is handed out and evicted.
+//! freed tail-first: `free_queue`), and prefix caching of full blocks by their hash chain. A
+//! free block keeps its hash, and can be hit again, until it is handed out and evicted.
+
+mod free_queue;
 
 use std::hash::{BuildHasherDefault, Hasher};
+
+use free_queue::{Entry, FreeQueue};
 
 use super::request::{KvState, Request};
 
@@ -35,6 +39,12 @@ type BlockMap = std::collections::HashMap<u64, u32, BuildHasherDefault<PassThrou
 
 const NONE: u32 = u32::MAX;
 
+/// Entries the prefix map is sized for at start (at most one per block, so a pool of up to
+/// this many blocks never rehashes; a larger one grows from here). Growing from empty was
+/// 3-4% of the six phases, every run rebuilding its map (issue 15). 32,768 entries are about
+/// 0.5 MB of address space, of which only the 32 KB of control bytes is written up front.
+const PRESIZED_MAP: u32 = 1 << 15;
+
 /// One block's state, kept together so that handing out, hitting or freeing a block touches
 /// one cache line rather than one per field: a fleet's pools do not fit in a core's cache, and
 /// with the fields in five vectors each of these cost up to five misses (issue 15: a
@@ -44,9 +54,8 @@ const NONE: u32 = u32::MAX;
 struct Block {
     /// The prefix hash the block holds, valid when `hashed` is set.
     hash: u64,
-    /// Doubly linked free queue (`NONE` at the ends and outside the queue).
-    prev: u32,
-    next: u32,
+    /// Its position in the free queue, valid while it is there (`ref_cnt` 0, handed out before).
+    queued: u64,
     ref_cnt: u32,
     /// Whether `hash` is set.
     hashed: bool,
@@ -57,7 +66,7 @@ struct Block {
 
 impl Block {
     /// A block just handed out (or block 0, the null block, which is never free).
-    const HELD: Block = Block { hash: 0, prev: NONE, next: NONE, ref_cnt: 1, hashed: false, mapped: false };
+    const HELD: Block = Block { hash: 0, queued: 0, ref_cnt: 1, hashed: false, mapped: false };
 
     fn hash(&self) -> Option<u64> {
         self.hashed.then_some(self.hash)
@@ -97,11 +106,10 @@ pub struct KvCache {
     num_blocks: u32,
     /// The first block never handed out; blocks `fresh..num_blocks` head the free queue.
     fresh: u32,
-    /// Blocks `0..fresh`. The free queue's blocks that were handed out before, after the fresh
-    /// range, form a doubly linked list through them.
+    /// Blocks `0..fresh`.
     blocks: Vec<Block>,
-    head: u32,
-    tail: u32,
+    /// The free queue's blocks that were handed out before, after the fresh range.
+    queue: FreeQueue,
     num_free: u32,
     /// Hash -> a block holding it. Used for lookups only; never iterated.
     cached: BlockMap,
@@ -119,10 +127,13 @@ impl KvCache {
             fresh: 1,
             // Block 0, the null block, is never free.
             blocks: vec![Block::HELD],
-            head: NONE,
-            tail: NONE,
+            queue: FreeQueue::default(),
             num_free: num_blocks - 1,
-            cached: BlockMap::default(),
+            cached: if prefix_caching {
+                BlockMap::with_capacity_and_hasher(num_blocks.min(PRESIZED_MAP) as usize, Default::default())
+            } else {
+                BlockMap::default()
+            },
             prefix_caching,
             stats: PrefixStats::default(),
         }
@@ -152,33 +163,15 @@ impl KvCache {
     }
 
     fn push_tail(&mut self, block: u32) {
-        let b = &mut self.blocks[block as usize];
-        b.prev = self.tail;
-        b.next = NONE;
-        if self.tail == NONE {
-            self.head = block;
-        } else {
-            self.blocks[self.tail as usize].next = block;
-        }
-        self.tail = block;
+        let b = &self.blocks[block as usize];
+        let position = self.queue.push(Entry { hash: b.hash, block, mapped: b.mapped });
+        self.blocks[block as usize].queued = position;
         self.num_free += 1;
     }
 
     fn unlink(&mut self, block: u32) {
-        let b = &mut self.blocks[block as usize];
-        let (p, n) = (b.prev, b.next);
-        b.prev = NONE;
-        b.next = NONE;
-        if p == NONE {
-            self.head = n;
-        } else {
-            self.blocks[p as usize].next = n;
-        }
-        if n == NONE {
-            self.tail = p;
-        } else {
-            self.blocks[n as usize].prev = p;
-        }
+        let blocks = &mut self.blocks;
+        self.queue.remove(blocks[block as usize].queued, |moved, position| blocks[moved as usize].queued = position);
         self.num_free -= 1;
     }
 
@@ -192,15 +185,16 @@ impl KvCache {
             self.blocks.push(Block::HELD);
             return block;
         }
-        let block = self.head;
-        assert!(block != NONE, "allocating from an empty free queue");
-        self.unlink(block);
-        let b = &mut self.blocks[block as usize];
-        if b.mapped {
-            self.cached.remove(&b.hash);
+        let entry = self.queue.pop().expect("allocating from an empty free queue");
+        self.num_free -= 1;
+        // The entry's copy of the hash, so the map's probe does not wait on the block's record.
+        if entry.mapped {
+            self.cached.remove(&entry.hash);
         }
+        let b = &mut self.blocks[entry.block as usize];
+        debug_assert!(b.ref_cnt == 0 && b.mapped == entry.mapped && (!b.mapped || b.hash == entry.hash));
         *b = Block::HELD;
-        block
+        entry.block
     }
 
     /// The longest run of cached full blocks from the start of the request's tokens, at most
@@ -370,15 +364,13 @@ impl KvCache {
         let used = self.blocks[1..].iter().filter(|b| b.ref_cnt > 0).count() as u32;
         // Blocks never handed out head the free queue as a range.
         let (mut free, mut cached, mut queued_in_use) = (self.num_blocks - self.fresh, 0, 0);
-        let mut block = self.head;
-        while block != NONE && free + cached <= self.num_blocks {
-            let b = &self.blocks[block as usize];
+        for (_, entry) in self.queue.iter() {
+            let b = &self.blocks[entry.block as usize];
             queued_in_use += (b.ref_cnt > 0) as u32;
             match b.hashed {
                 true => cached += 1,
                 false => free += 1,
             }
-            block = b.next;
         }
         BlockCounts { free, cached, used, total: self.usable_blocks(), counted_free: self.num_free, queued_in_use }
     }
@@ -408,14 +400,13 @@ impl KvCache {
         let in_use = self.blocks[1..].iter().filter(|b| b.ref_cnt > 0).count() as u32;
         assert_eq!(in_use + self.num_free, self.usable_blocks(), "KV blocks not conserved");
         let untouched = self.num_blocks - self.fresh;
-        let mut walked = 0;
-        let mut block = self.head;
-        while block != NONE {
-            assert_eq!(self.blocks[block as usize].ref_cnt, 0, "block {block} in free queue with references");
-            walked += 1;
-            block = self.blocks[block as usize].next;
+        for (position, entry) in self.queue.iter() {
+            let b = &self.blocks[entry.block as usize];
+            assert_eq!(b.ref_cnt, 0, "block {} in free queue with references", entry.block);
+            assert_eq!(b.queued, position, "block {}'s free-queue position", entry.block);
+            assert_eq!((b.mapped, b.mapped.then_some(b.hash)), (entry.mapped, entry.mapped.then_some(entry.hash)));
         }
-        assert_eq!(walked + untouched, self.num_free, "free queue length");
+        assert_eq!(self.queue.len() as u32 + untouched, self.num_free, "free queue length");
         let mapped = self.blocks.iter().filter(|b| b.mapped).count();
         assert_eq!(mapped, self.cached.len(), "blocks marked as mapped != prefix-cache entries");
         for (block, b) in self.blocks.iter().enumerate() {

@@ -6,22 +6,13 @@ use std::path::Path;
 
 use super::*;
 use crate::report::bench_fidelity;
-use crate::scenario::bench_runs::{self, BenchExperiment, Format};
+use crate::scenario::bench_runs::{self, Format};
 
 /// The format of a measurements file, or the exit code after printing why it has none.
 pub(super) fn format_of(file: &Path) -> std::result::Result<Format, u8> {
     bench_runs::read(file)
         .map(|(_, format, _)| format)
         .map_err(|problems| print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()))
-}
-
-pub(super) fn load(file: &Path, step_model: StepModel) -> std::result::Result<(Vec<BenchExperiment>, String), u8> {
-    let (mut experiments, hash) = bench_runs::load(file)
-        .map_err(|problems| print_problems(&problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()))?;
-    for e in &mut experiments {
-        step_model.apply(&mut e.case, &mut e.warnings);
-    }
-    Ok((experiments, hash))
 }
 
 /// `symbiote fidelity` on `vllm bench serve` runs: every run simulated, its capacity and

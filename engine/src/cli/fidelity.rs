@@ -156,29 +156,14 @@ pub fn cmd_calibrate(
 ) -> Result<u8> {
     use crate::report::{bench_fidelity, fidelity};
     let gpu_spec = crate::hardware::active_catalog().gpu(gpu)?;
-    let mut sim2real = Vec::new();
-    let mut bench = Vec::new();
-    let mut hashes = Vec::new();
-    for file in files {
-        match super::bench_fidelity::format_of(file) {
-            Ok(crate::scenario::bench_runs::Format::Sim2Real) => {
-                let (experiments, hash) = match crate::scenario::measurements::load(file, false) {
-                    Ok(x) => x,
-                    Err(p) => return Ok(print_problems(&p.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
-                };
-                hashes.push(hash);
-                sim2real.extend(experiments.into_iter().filter(|e| e.case.gpu.name == gpu_spec.name));
-            }
-            Ok(_) => {
-                let (experiments, hash) = match super::bench_fidelity::load(file, StepModel::Roofline) {
-                    Ok(x) => x,
-                    Err(code) => return Ok(code),
-                };
-                hashes.push(hash);
-                bench.extend(experiments.into_iter().filter(|e| e.case.gpu.name == gpu_spec.name));
-            }
-            Err(code) => return Ok(code),
-        }
+    let Measurements { sim2real, mut bench, hashes } = match read_measurements(files) {
+        Ok(m) => m,
+        Err(code) => return Ok(code),
+    };
+    let sim2real: Vec<_> = sim2real.into_iter().filter(|e| e.case.gpu.name == gpu_spec.name).collect();
+    bench.retain(|e| e.case.gpu.name == gpu_spec.name);
+    for e in &mut bench {
+        StepModel::Roofline.apply(&mut e.case, &mut e.warnings);
     }
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     if sim2real.is_empty() && bench.is_empty() {
@@ -258,30 +243,12 @@ pub fn cmd_calibrate_host(
     quiet: bool,
 ) -> Result<u8> {
     use crate::report::{bench_fidelity, fidelity};
-    let mut sim2real = Vec::new();
-    let mut bench = Vec::new();
-    let mut hashes = Vec::new();
-    for file in files {
-        match super::bench_fidelity::format_of(file) {
-            Ok(crate::scenario::bench_runs::Format::Sim2Real) => {
-                let (experiments, hash) = match crate::scenario::measurements::load(file, false) {
-                    Ok(x) => x,
-                    Err(p) => return Ok(print_problems(&p.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
-                };
-                hashes.push(hash);
-                sim2real.extend(kernel_priced(experiments, |e| (&mut e.case, &e.key)));
-            }
-            Ok(_) => {
-                let (experiments, hash) = match crate::scenario::bench_runs::load(file) {
-                    Ok(x) => x,
-                    Err(p) => return Ok(print_problems(&p.iter().map(|p| p.to_string()).collect::<Vec<_>>())),
-                };
-                hashes.push(hash);
-                bench.extend(kernel_priced(experiments, |e| (&mut e.case, &e.key)));
-            }
-            Err(code) => return Ok(code),
-        }
-    }
+    let Measurements { sim2real, bench, hashes } = match read_measurements(files) {
+        Ok(m) => m,
+        Err(code) => return Ok(code),
+    };
+    let sim2real = kernel_priced(sim2real, |e| (&mut e.case, &e.key));
+    let bench = kernel_priced(bench, |e| (&mut e.case, &e.key));
     let runs = sim2real.len() + bench.len();
     if runs == 0 {
         bail!("no run the kernel tables can price; nothing to fit");
@@ -343,6 +310,33 @@ pub fn cmd_calibrate_host(
 
 /// The experiments the kernel tables can price, each set to them; the others are left out
 /// with a warning naming why. `parts` gives an experiment's case and key.
+/// The measured runs of several files for a calibration, by kind, with each file's input hash.
+struct Measurements {
+    sim2real: Vec<crate::scenario::measurements::Experiment>,
+    bench: Vec<crate::scenario::bench_runs::BenchExperiment>,
+    hashes: Vec<String>,
+}
+
+/// Reads every file (a sim2real file or `vllm bench serve` runs, told apart by their keys);
+/// the exit code after printing a bad file's problems otherwise.
+fn read_measurements(files: &[std::path::PathBuf]) -> std::result::Result<Measurements, u8> {
+    let problems =
+        |p: Vec<crate::scenario::Diagnostic>| print_problems(&p.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+    let mut m = Measurements { sim2real: Vec::new(), bench: Vec::new(), hashes: Vec::new() };
+    for file in files {
+        if super::bench_fidelity::format_of(file)? == crate::scenario::bench_runs::Format::Sim2Real {
+            let (experiments, hash) = crate::scenario::measurements::load(file, false).map_err(problems)?;
+            m.hashes.push(hash);
+            m.sim2real.extend(experiments);
+        } else {
+            let (experiments, hash) = crate::scenario::bench_runs::load(file).map_err(problems)?;
+            m.hashes.push(hash);
+            m.bench.extend(experiments);
+        }
+    }
+    Ok(m)
+}
+
 fn kernel_priced<E>(experiments: Vec<E>, parts: impl Fn(&mut E) -> (&mut crate::scenario::Case, &String)) -> Vec<E> {
     let mut kept = Vec::new();
     for mut e in experiments {

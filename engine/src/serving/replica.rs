@@ -45,6 +45,18 @@ pub struct Finished {
     pub output: Segment,
 }
 
+impl Finished {
+    /// What the fleet needs of a request that just finished.
+    pub fn of(request: &Request) -> Finished {
+        Finished {
+            index: request.seq_no,
+            client: request.client,
+            session: request.session,
+            output: Segment { id: request.output_segment, len: request.output_tokens },
+        }
+    }
+}
+
 /// A prefill request that finished on a prefill replica (disaggregated serving): its decode
 /// copy, which the proxy routes to a decode replica; its blocks stay parked here.
 #[derive(Debug)]
@@ -324,12 +336,7 @@ impl Replica {
         }
         self.kv.free(&mut request.kv);
         metrics.record_request(RequestRecord::of(&request, now, self.index));
-        finished.push(Finished {
-            index: request.seq_no,
-            client: request.client,
-            session: request.session,
-            output: Segment { id: request.output_segment, len: request.output_tokens },
-        });
+        finished.push(Finished::of(&request));
     }
 
     /// The remote reads the last plan started (disaggregated decode), appended to `out`.

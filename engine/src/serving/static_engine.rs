@@ -15,7 +15,6 @@ use crate::hardware::memory::{plan_static, MemoryConfig, StaticMemory};
 use crate::hardware::{GpuSpec, ModelSpec, SeqWork, StepTimeModel};
 use crate::report::metrics::{Metrics, RequestRecord};
 use crate::sim::{Nanos, SimTime};
-use crate::workload::Segment;
 
 pub struct StaticEngine {
     pub index: u32,
@@ -169,12 +168,7 @@ impl StaticEngine {
             let mut request = self.requests.remove(id);
             request.status = Status::Finished;
             metrics.record_request(RequestRecord::of(&request, now, self.index));
-            finished.push(Finished {
-                index: request.seq_no,
-                client: request.client,
-                session: request.session,
-                output: Segment { id: request.output_segment, len: request.output_tokens },
-            });
+            finished.push(Finished::of(&request));
             self.finished += 1;
         }
         self.reserved = 0.0;

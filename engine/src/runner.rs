@@ -406,6 +406,12 @@ fn case_config(case: &Case) -> Map<String, Value> {
     if let Some(band) = case.error_band() {
         m.insert("step_time_calibrated".into(), case.step_time_calibrated().into());
         m.insert("error_band".into(), serde_json::json!(band));
+        // What caps compute-bound steps in a saturated vLLM server, and where it comes from.
+        let vllm = case.engine.kind == crate::scenario::file::EngineKind::Vllm;
+        if let Some(s) = crate::hardware::sustained::sustained(&case.gpu).filter(|_| vllm) {
+            m.insert("sustained_matmul_fraction".into(), serde_json::json!(s.fraction));
+            m.insert("sustained_basis".into(), s.describe().into());
+        }
     }
     if let Some(price) = &case.price {
         m.insert("usd_per_gpu_hour".into(), serde_json::json!(price.usd_per_gpu_hour));

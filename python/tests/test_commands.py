@@ -78,11 +78,11 @@ def test_plan_sizes_a_batch_job_against_a_deadline(tmp_path):
 def test_plan_tries_autoscaled_fleets_beside_fixed_ones():
     surge = REPO / "scenarios" / "plan" / "autoscale_surge.json"
     planned = symbiote.plan(surge, slo={"p99_ttft_ms": 2000, "p99_itl_ms": 100}, gpus=["h100-80gb"], quants=["fp16"],
-                            tp=[1], autoscale=["off", "1-4"], autoscale_target=[64])
+                            tp=[1], autoscale=["off", "1-4"], autoscale_target=[32])
     winner = planned.report["winner"]
     assert winner["fleet"] == "autoscaled" and winner["min_replicas"] == 1 and winner["max_replicas"] == 4
     assert winner["cost_usd_per_hour"] < winner["fixed_cost_usd_per_hour"]
-    assert planned.winner["base"]["fleet"]["autoscaling_config"]["target_ongoing_requests"] == 64
+    assert planned.winner["base"]["fleet"]["autoscaling_config"]["target_ongoing_requests"] == 32
     with pytest.raises(symbiote.InputError, match="scale-to-zero"):
         symbiote.plan(surge, slo={"p99_ttft_ms": 2000}, gpus=["h100-80gb"], tp=[1], autoscale=["0-4"])
 

@@ -57,6 +57,12 @@ pub struct StepTimeParams {
     /// pays this x sequences x vocabulary. 0 when absent.
     #[serde(default)]
     pub sampling_sort_ns_per_logit: f64,
+    /// The fraction of the dense peak that compute-bound linear layers sustain in a saturated
+    /// server, fitted on vLLM runs at request rate inf (`scripts/fit_sustained.py`): below
+    /// what isolated kernel timings reach. `None` where this GPU has no such runs; it is then
+    /// borrowed or derived ([`super::sustained`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sustained_matmul_fraction: Option<f64>,
     pub provenance: String,
     pub sources: BTreeMap<String, String>,
 }
@@ -86,6 +92,10 @@ pub struct GpuSpec {
     /// Fixed cost of one host-link transfer, microseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_link_latency_us: Option<f64>,
+    /// Board power limit (TDP) as the datasheet gives it, watts: what carries the sustained
+    /// compute of the GPUs with saturated runs over to the others ([`super::sustained`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tdp_watts: Option<f64>,
     /// Public list prices of one GPU-hour, each with provider, source and date
     /// ([`super::prices`] picks the one a report uses); empty where none was found.
     #[serde(default)]

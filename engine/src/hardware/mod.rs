@@ -16,6 +16,7 @@ pub mod prices;
 pub mod quant;
 pub mod shape;
 pub mod step_time;
+pub mod sustained;
 pub mod transfer;
 pub mod user_catalog;
 

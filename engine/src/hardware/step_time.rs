@@ -110,6 +110,8 @@ pub struct Roofline {
 }
 
 impl Roofline {
+    /// The roofline of a vLLM replica: the linear layers never faster than the GPU's sustained
+    /// fraction of its peak ([`super::sustained`]).
     pub fn new(
         model: &ModelSpec,
         gpu: &GpuSpec,
@@ -117,6 +119,32 @@ impl Roofline {
         kv_dtype: KvDtype,
         tp: u64,
         options: ServingOptions,
+    ) -> Roofline {
+        Roofline::with_cap(model, gpu, quant, kv_dtype, tp, options, super::sustained::cap(gpu))
+    }
+
+    /// The roofline at the GPU's own efficiencies, without the saturated server's cap: Hugging
+    /// Face's eager `generate`, whose one-second padded prefills on the H200 reached 45% of the
+    /// peak (h200_hf_generate.md), above the cap fitted on vLLM's saturated runs.
+    pub fn uncapped(
+        model: &ModelSpec,
+        gpu: &GpuSpec,
+        quant: Quant,
+        kv_dtype: KvDtype,
+        tp: u64,
+        options: ServingOptions,
+    ) -> Roofline {
+        Roofline::with_cap(model, gpu, quant, kv_dtype, tp, options, 1.0)
+    }
+
+    fn with_cap(
+        model: &ModelSpec,
+        gpu: &GpuSpec,
+        quant: Quant,
+        kv_dtype: KvDtype,
+        tp: u64,
+        options: ServingOptions,
+        cap: f64,
     ) -> Roofline {
         let p = ParamBreakdown::of(model);
         let tpf = tp as f64;
@@ -136,8 +164,12 @@ impl Roofline {
         let expert_ranks = if options.expert_parallel && num_experts > 0.0 && tp > 1 { tp as u32 } else { 1 };
         // vLLM's default for fp32 is the link the catalog names; PCIe when there is none.
         let link_gbps = gpu.interconnect_gbps.unwrap_or(gpu.pcie_gbps);
+        let mut params = gpu.step_time.clone();
+        // A saturated server sustains less than the fitted light-load efficiency where the
+        // GPU's sustained fraction is lower (super::sustained).
+        params.matmul_efficiency = params.matmul_efficiency.min(cap);
         Roofline {
-            params: gpu.step_time.clone(),
+            params,
             tp: tpf,
             layers: model.num_layers as f64,
             hidden: model.hidden_size as f64,
@@ -333,7 +365,33 @@ mod tests {
         let [linear, ..] = r.breakdown_secs(&[SeqWork { query_tokens: 8192, cached_tokens: 0 }]);
         let p = ParamBreakdown::of(Catalog::builtin().model("llama-3.1-8b").unwrap());
         let flops = 2.0 * p.linear as f64 * 8192.0 + 2.0 * p.lm_head as f64;
-        assert!((linear - flops / (989.4e12 * st.matmul_efficiency)).abs() / linear < 1e-9);
+        let efficiency = st.matmul_efficiency.min(st.sustained_matmul_fraction.unwrap());
+        assert!(efficiency < st.matmul_efficiency, "the H100's sustained fraction binds");
+        assert!((linear - flops / (989.4e12 * efficiency)).abs() / linear < 1e-9);
+        let c = Catalog::builtin();
+        let uncapped = Roofline::uncapped(
+            c.model("llama-3.1-8b").unwrap(),
+            c.gpu("h100").unwrap(),
+            Quant::Bf16,
+            KvDtype::Auto,
+            1,
+            ServingOptions::default(),
+        );
+        let [burst, ..] = uncapped.breakdown_secs(&[SeqWork { query_tokens: 8192, cached_tokens: 0 }]);
+        assert!((burst - flops / (989.4e12 * st.matmul_efficiency)).abs() / burst < 1e-9);
+    }
+
+    /// A decode step streams the weights: far under the sustained fraction's FLOP rate, so the
+    /// cap leaves it alone.
+    #[test]
+    fn the_sustained_cap_leaves_decode_steps_alone() {
+        let c = Catalog::builtin();
+        let (m, g) = (c.model("llama-3.1-8b").unwrap(), c.gpu("h100").unwrap());
+        let o = ServingOptions::default();
+        let decode = vec![SeqWork { query_tokens: 1, cached_tokens: 1000 }; 32];
+        let capped = Roofline::new(m, g, Quant::Bf16, KvDtype::Auto, 1, o).breakdown_secs(&decode);
+        let uncapped = Roofline::uncapped(m, g, Quant::Bf16, KvDtype::Auto, 1, o).breakdown_secs(&decode);
+        assert_eq!(capped, uncapped);
     }
 
     /// Llama-3.1-70B at TP 4 on H100, 256 decode tokens: per all-reduce 256 x 8192 x 2 B

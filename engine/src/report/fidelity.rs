@@ -311,6 +311,7 @@ pub fn uncalibrated(current: &StepTimeParams) -> StepTimeParams {
         allreduce_latency_us: 8.0,
         frontend_overhead_us: 0.0,
         sampling_sort_ns_per_logit: current.sampling_sort_ns_per_logit,
+        sustained_matmul_fraction: current.sustained_matmul_fraction,
         provenance: current.provenance.clone(),
         sources: current.sources.clone(),
     }

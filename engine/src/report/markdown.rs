@@ -149,11 +149,44 @@ pub fn sureness_line(report: &Report) -> Option<String> {
             "UNCALIBRATED on {gpus}: datasheet peaks with efficiencies borrowed from kernel tables, off by up to {band:.0}% on measured runs of uncalibrated GPUs"
         ));
     }
-    if !parts.is_empty() && !groups[..2].iter().all(BTreeMap::is_empty) {
-        parts.push(
-            "at saturation (every request at once) measured A100 and H100 capacity was up to 2x below the simulated"
-                .into(),
-        );
+    // At saturation: which GPUs' sustained compute was fitted on their own rate-inf runs, which
+    // carried over from those fits, and which have none (vLLM cases only).
+    let mut saturation: [std::collections::BTreeSet<String>; 3] = Default::default();
+    for case in &report.cases {
+        let Some(gpu) = case.config.get("gpu").and_then(Value::as_str) else { continue };
+        if case.config.get("engine").and_then(Value::as_str) != Some("vllm") || case.config.get("error_band").is_none()
+        {
+            continue;
+        }
+        let basis = case.config.get("sustained_basis").and_then(Value::as_str);
+        let group = match basis {
+            Some(b) if b.starts_with("fitted") => 0,
+            Some(_) => 1,
+            None => 2,
+        };
+        saturation[group].insert(gpu.to_string());
+    }
+    let names = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+    if !saturation[0].is_empty() {
+        parts.push(format!(
+            "at saturation, compute-bound steps on {} run at the sustained fraction fitted on measured rate-inf vLLM runs \
+             (README, Fidelity: median capacity error under 10% on the fitted runs)",
+            names(&saturation[0])
+        ));
+    }
+    if !saturation[1].is_empty() {
+        parts.push(format!(
+            "at saturation, {} has no measured runs: its sustained fraction is carried over from the A100/H100 fits \
+             (same die, or by board power; left one GPU out, the rule missed capacity by up to 17%)",
+            names(&saturation[1])
+        ));
+    }
+    if !saturation[2].is_empty() {
+        parts.push(format!(
+            "at saturation, {} has no sustained fraction (no board power in the catalog): its capacity is likely \
+             overstated, as the A100's and H100's were by up to 2x before their fits",
+            names(&saturation[2])
+        ));
     }
     (!parts.is_empty()).then(|| format!("How sure: {}", parts.join("; ")))
 }

@@ -142,7 +142,7 @@ fn plan_report(file: &str, out: &Path) -> Value {
         "--autoscale",
         "off,1-4,2-6",
         "--autoscale-target",
-        "64",
+        "32",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -152,7 +152,9 @@ fn plan_report(file: &str, out: &Path) -> Value {
 }
 
 /// On a surge (6 req/s, five times that for six minutes) a fleet of 1-4 replicas costs less
-/// than the fixed fleet sized for the peak, so the plan answers with it; on flat traffic
+/// than the fixed fleet sized for the peak, so the plan answers with it (at the scenario's
+/// target of 32 ongoing requests per replica: at 64 an H100 at its sustained compute misses
+/// the ITL target during the surge); on flat traffic
 /// (45 req/s) no autoscaled fleet beats the fixed one (starting below it misses the SLO; a
 /// minimum at its size is skipped as never cheaper), so the plan keeps the fixed fleet.
 #[test]
@@ -165,7 +167,7 @@ fn issue_17_plan_autoscales_a_surge_and_keeps_a_fixed_fleet_for_flat_traffic() {
     let cost = winner["cost_usd_per_hour"].as_f64().unwrap();
     assert!(cost < winner["fixed_cost_usd_per_hour"].as_f64().unwrap(), "{winner}");
     let md = std::fs::read_to_string(dir.join("plan_autoscale_surge/report.md")).unwrap();
-    assert!(md.contains("## Autoscaled fleets (Ray Serve)") && md.contains("autoscaled 1-4 target 64"), "{md}");
+    assert!(md.contains("## Autoscaled fleets (Ray Serve)") && md.contains("autoscaled 1-4 target 32"), "{md}");
     // winner.json reruns the autoscaled fleet with `symbiote run`.
     let winner_file: Value =
         serde_json::from_slice(&std::fs::read(dir.join("plan_autoscale_surge/winner.json")).unwrap()).unwrap();

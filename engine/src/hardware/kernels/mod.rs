@@ -11,7 +11,9 @@
 //!   grid, see [`tables::GemmTable::curve_for`]. Along m the time is linear between the table's
 //!   m (and proportional to m beyond the last), and never under the speed of light (FLOPs at
 //!   the GPU's dense peak, or weight and activation bytes at its bandwidth; AIConfigurator's
-//!   floor, which matters where the L40S's 96 MB L2 held a table's weights).
+//!   floor, which matters where the L40S's 96 MB L2 held a table's weights), nor under the
+//!   FLOPs at the fraction of the peak a saturated server sustains ([`super::sustained`]):
+//!   the tables time one kernel at a time, faster than a busy server keeps up.
 //! - **MoE experts**: as the roofline prices them (the experts one rank touches, read at the
 //!   GPU's calibrated MoE bandwidth efficiency, or their FLOPs at its matmul efficiency if
 //!   more), because vLLM's fused MoE kernel reads a rank's experts in one launch at a bandwidth
@@ -206,17 +208,20 @@ impl KernelStepTime {
                 let p = &gpu.step_time;
                 let efficiency = p.moe_bandwidth_efficiency.unwrap_or(p.bandwidth_efficiency);
                 expert_read_secs = slice * quant.weight_bytes_per_param() / (gpu.hbm_bandwidth_gbps * 1e9 * efficiency);
-                expert_secs_per_token =
-                    2.0 * params * experts_per_token / tpf / (quant.matmul_peak_flops(gpu) * p.matmul_efficiency);
+                expert_secs_per_token = 2.0 * params * experts_per_token
+                    / tpf
+                    / (quant.matmul_peak_flops(gpu) * p.matmul_efficiency.min(super::sustained::cap(gpu)));
             }
         }
         let bandwidth = gpu.hbm_bandwidth_gbps * 1e9;
+        // The FLOP rate a saturated server sustains (super::sustained): 1 where none is known.
+        let sustained = super::sustained::cap(gpu);
         let m = linear.m.clone();
         let sum = |gemms: &[Gemm]| {
             let mut total = vec![0.0; m.len()];
             for g in gemms {
                 for ((slot, t), &mv) in total.iter_mut().zip(g.table.curve_for(g.n, g.k)).zip(&m) {
-                    let flops = 2.0 * mv * g.n * g.k / g.peak;
+                    let flops = 2.0 * mv * g.n * g.k / (g.peak * sustained);
                     let bytes = (mv * g.k * g.input_bytes + g.n * g.k * g.weight_bytes + mv * g.n * 2.0) / bandwidth;
                     *slot += g.count * t.max(flops).max(bytes);
                 }
@@ -485,10 +490,37 @@ mod tests {
         m
     }
 
+    /// The H100's model at its tables' own speed (no sustained cap), so that steps are the sums
+    /// of table rows.
     fn model(spec: &ModelSpec, tp: u64) -> KernelStepTime {
-        let gpu = Catalog::builtin().gpu("h100").unwrap();
+        let mut gpu = Catalog::builtin().gpu("h100").unwrap().clone();
+        gpu.step_time.sustained_matmul_fraction = Some(1.0);
         let options = ServingOptions { model_sampling_defaults: false, ..Default::default() };
-        KernelStepTime::new(spec, gpu, Quant::Bf16, KvDtype::Auto, tp, options, HostParams::shipped()).unwrap()
+        KernelStepTime::new(spec, &gpu, Quant::Bf16, KvDtype::Auto, tp, options, HostParams::shipped()).unwrap()
+    }
+
+    /// With the H100's sustained fraction, an 8192-token prefill's linear layers run at that
+    /// fraction of the 989.4 TFLOPS peak, where the tables alone run them faster; a decode step
+    /// of 8 sequences is left as the tables price it.
+    #[test]
+    fn linear_layers_never_outrun_the_sustained_fraction() {
+        let c = Catalog::builtin();
+        let (spec, gpu) = (c.model("llama-3.1-8b").unwrap(), c.gpu("h100").unwrap());
+        let options = ServingOptions { model_sampling_defaults: false, ..Default::default() };
+        let capped =
+            KernelStepTime::new(spec, gpu, Quant::Bf16, KvDtype::Auto, 1, options, HostParams::shipped()).unwrap();
+        let tables = model(spec, 1);
+        let fraction = gpu.step_time.sustained_matmul_fraction.unwrap();
+        // Per token: QKV 6144 x 4096, O 4096 x 4096, gate/up 28672 x 4096, down 4096 x 14336,
+        // 32 layers; the LM head (one sequence, so m 1: bandwidth-bound) as the tables have it.
+        let flops = 8192.0 * 2.0 * 32.0 * (6144.0 + 4096.0 + 28672.0 + 14336.0) * 4096.0;
+        let lm_head = interp(&tables.m, &tables.lm_head, 1.0, 1.0);
+        let prefill = [SeqWork { query_tokens: 8192, cached_tokens: 0 }];
+        let [linear, ..] = capped.breakdown_secs(&prefill);
+        assert!((linear / (flops / (989.4e12 * fraction) + lm_head) - 1.0).abs() < 1e-9, "{linear}");
+        assert!(tables.breakdown_secs(&prefill)[0] < 0.6 * linear);
+        let decode = vec![SeqWork { query_tokens: 1, cached_tokens: 1000 }; 8];
+        assert_eq!(capped.breakdown_secs(&decode), tables.breakdown_secs(&decode));
     }
 
     /// 64 decodes of 4095-token contexts on one H100: 32 layers of QKV (6144 x 4096), O

@@ -335,7 +335,13 @@ pub struct Fit {
 /// Fits the roofline's step-time parameters ([`FITTED`]) to `experiments` by [`compass`].
 pub fn calibrate(experiments: &[Experiment], start: &StepTimeParams, max_evaluations: u32) -> Fit {
     let shortened = shortened(experiments);
-    search(start, max_evaluations, |p| objective(&simulate_all(&shortened, Some(p))))
+    // Light load is fitted without the saturated server's cap (a fraction of 1), which its
+    // runs barely see; `scripts/fit_sustained.py` fits the cap afterwards on saturated runs,
+    // over the result, and the result keeps `start`'s.
+    let uncapped = StepTimeParams { sustained_matmul_fraction: Some(1.0), ..start.clone() };
+    let mut fit = search(&uncapped, max_evaluations, |p| objective(&simulate_all(&shortened, Some(p))));
+    fit.params.sustained_matmul_fraction = start.sustained_matmul_fraction;
+    fit
 }
 
 /// The compass search of [`calibrate`] over any objective of the step-time parameters (lower

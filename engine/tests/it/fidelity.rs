@@ -159,10 +159,7 @@ fn calibration_is_deterministic() {
 fn calibration_across_load_fits_the_matmul_efficiency_to_saturated_runs() {
     use symbiote::report::bench_fidelity::{calibrate_across_load, simulate_all};
     use symbiote::scenario::bench_runs::BenchExperiment;
-    let (light, mut start) = toy_experiments();
-    // The matmul efficiency is what this fit moves: no sustained cap above it (a fraction of 1;
-    // an absent one would borrow the built-in H100's).
-    start.sustained_matmul_fraction = Some(1.0);
+    let (light, start) = toy_experiments();
     let alone = calibrate_across_load(&light, &[], &start, 20);
     assert_eq!(alone.fit.params, calibrate(&light, &start, 20).params);
 

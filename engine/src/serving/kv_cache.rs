@@ -3,6 +3,14 @@
 //! free blocks (allocation pops the head, freed blocks join the tail, a request's blocks are
 //! freed tail-first: `free_queue`), and prefix caching of full blocks by their hash chain. A
 //! free block keeps its hash, and can be hit again, until it is handed out and evicted.
+//!
+//! One departure from vLLM's bookkeeping, invisible in every result: a block that holds tokens
+//! only its request has (`Request::private_from`) can be hit by no other request, so it is not
+//! registered while the request runs. Only a preemption lets the request look its own blocks
+//! up again, so they are registered then, before they are freed, which leaves the map as
+//! vLLM's would be (issue 15: each insert and each eviction of such a block was a cache miss
+//! in a fleet's pools, and its hash a computation nobody needed). `Limits::step_by_step`
+//! registers every block eagerly, and `tests/it/fast_path.rs` compares the two.
 
 mod free_queue;
 
@@ -114,6 +122,8 @@ pub struct KvCache {
     /// Hash -> a block holding it. Used for lookups only; never iterated.
     cached: BlockMap,
     prefix_caching: bool,
+    /// Whether private blocks wait for a preemption to be registered (module doc).
+    defer_private: bool,
     pub stats: PrefixStats,
 }
 
@@ -135,7 +145,23 @@ impl KvCache {
                 BlockMap::default()
             },
             prefix_caching,
+            defer_private: true,
             stats: PrefixStats::default(),
+        }
+    }
+
+    /// Registers every full block as vLLM does, private ones included (the reference that
+    /// deferring them is compared with; also used where a CPU tier stores blocks by hash).
+    pub fn register_every_block(&mut self) {
+        self.defer_private = false;
+    }
+
+    /// The first of `request`'s blocks that is not registered while it runs: private blocks
+    /// wait until a preemption exposes them (module doc).
+    fn first_deferred(&self, request: &Request) -> usize {
+        match self.defer_private && !request.kv.exposed {
+            true => (request.private_from / self.block_size) as usize,
+            false => usize::MAX,
         }
     }
 
@@ -207,7 +233,8 @@ impl KvCache {
             return 0;
         }
         let num_tokens = request.num_tokens();
-        let max_blocks = ((num_tokens - 1) / self.block_size) as usize;
+        // Its private blocks cannot be in the cache until it was preempted.
+        let max_blocks = (((num_tokens - 1) / self.block_size) as usize).min(self.first_deferred(request));
         request.ensure_block_hashes(max_blocks as u32 * self.block_size, self.block_size);
         for &hash in &request.kv.block_hashes[..max_blocks] {
             match self.cached.get(&hash) {
@@ -314,14 +341,24 @@ impl KvCache {
         true
     }
 
-    /// Registers the request's blocks that are full within its first `tokens` tokens.
+    /// Registers the request's blocks that are full within its first `tokens` tokens, but for
+    /// private ones, which wait for a preemption (module doc).
     fn cache_full_blocks(&mut self, request: &mut Request, tokens: u32) {
         let full = ((tokens / self.block_size) as usize).min(request.kv.blocks.len());
         if full <= request.kv.num_cached_blocks {
             return;
         }
-        request.ensure_block_hashes(full as u32 * self.block_size, self.block_size);
-        for i in request.kv.num_cached_blocks..full {
+        let registered = full.min(self.first_deferred(request));
+        if registered > request.kv.num_cached_blocks {
+            self.register(request, request.kv.num_cached_blocks..registered);
+        }
+        request.kv.num_cached_blocks = full;
+    }
+
+    /// Registers the request's full blocks `range` (in order, as vLLM caches them).
+    fn register(&mut self, request: &mut Request, range: std::ops::Range<usize>) {
+        request.ensure_block_hashes(range.end as u32 * self.block_size, self.block_size);
+        for i in range {
             let block = request.kv.blocks[i];
             let hash = request.kv.block_hashes[i];
             let b = &mut self.blocks[block as usize];
@@ -335,7 +372,19 @@ impl KvCache {
                 }
             }
         }
-        request.kv.num_cached_blocks = full;
+    }
+
+    /// vLLM `_preempt_request`'s `kv_cache_manager.free`: the request may now hit its own
+    /// blocks when it is admitted again, so its private full blocks are registered first, as
+    /// they would have been when they filled (no entry for them can exist: nobody else has
+    /// their hashes, and it registered none of them before), then all are freed.
+    pub fn preempt(&mut self, request: &mut Request) {
+        let deferred = self.first_deferred(request);
+        request.kv.exposed = true;
+        if self.prefix_caching && deferred < request.kv.num_cached_blocks {
+            self.register(request, deferred..request.kv.num_cached_blocks);
+        }
+        self.free(&mut request.kv);
     }
 
     /// Releases a request's blocks, last block first, so that its tail is evicted first
@@ -434,6 +483,7 @@ mod tests {
                 output_segment: 1000 + id,
                 client: None,
                 session: None,
+                private_from: RequestSpec::SHARED,
             },
         )
     }
@@ -470,6 +520,61 @@ mod tests {
         kv.cache_loaded(&mut remote, 39);
         assert_eq!(kv.find_cached_prefix(&mut other, &mut hits), 32);
         kv.check_invariants();
+    }
+
+    /// The prefix map as sorted (hash, block) pairs, to compare two caches' contents.
+    fn map_of(kv: &KvCache) -> Vec<(u64, u32)> {
+        let mut entries: Vec<(u64, u32)> = kv.cached.iter().map(|(&h, &b)| (h, b)).collect();
+        entries.sort_unstable();
+        entries
+    }
+
+    // See: issue 15
+    /// A request's private blocks (after a 32-token shared prefix) stay out of the prefix map
+    /// while it runs; preempted, it registers them, and the map, the free queue and its own
+    /// hits on readmission are those of a cache that registered every block as it filled.
+    #[test]
+    fn issue_15_private_blocks_are_registered_at_preemption_as_if_eagerly() {
+        let mut deferred = KvCache::new(40, 16, true);
+        let mut eager = KvCache::new(40, 16, true);
+        eager.register_every_block();
+        let make = |id: u64| {
+            let mut r = request(id, vec![Segment { id: 1, len: 32 }, Segment { id: 100 + id, len: 50 }]);
+            r.private_from = 32;
+            r
+        };
+        let (mut a, mut b) = (make(1), make(1));
+        for (kv, r) in [(&mut deferred, &mut a), (&mut eager, &mut b)] {
+            assert!(kv.allocate_slots(r, 82, &[], 4096));
+            r.num_computed = 82;
+            // A decode that fills a sixth block: 96 tokens.
+            r.output_tokens = 14;
+            assert!(kv.allocate_slots(r, 14, &[], 4096));
+            r.num_computed = 96;
+        }
+        assert_eq!(a.kv.num_cached_blocks, 6);
+        assert_eq!(map_of(&deferred).len(), 2, "only the shared prefix's two blocks are registered");
+        assert_eq!(map_of(&eager).len(), 6);
+        // Another request shares the prefix only: both caches give it the same two blocks.
+        let mut other = make(2);
+        let (mut hits, mut hits_eager) = (Vec::new(), Vec::new());
+        assert_eq!(deferred.find_cached_prefix(&mut other.clone(), &mut hits), 32);
+        assert_eq!(eager.find_cached_prefix(&mut other, &mut hits_eager), 32);
+        assert_eq!(hits, hits_eager);
+        deferred.preempt(&mut a);
+        eager.preempt(&mut b);
+        assert_eq!(map_of(&deferred), map_of(&eager));
+        let in_queue = |kv: &KvCache| {
+            kv.queue.iter().map(|(_, e)| (e.block, e.mapped, e.mapped.then_some(e.hash))).collect::<Vec<_>>()
+        };
+        assert_eq!(in_queue(&deferred), in_queue(&eager));
+        // Readmitted, it hits its own five full blocks (the sixth holds its last token).
+        for (kv, r) in [(&mut deferred, &mut a), (&mut eager, &mut b)] {
+            r.num_computed = 0;
+            assert_eq!(kv.find_cached_prefix(r, &mut hits), 80);
+            kv.check_invariants();
+        }
+        assert_eq!(deferred.stats, eager.stats);
     }
 
     #[test]

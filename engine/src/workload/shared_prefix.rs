@@ -20,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::prefixes::{output_segment_id, Drawn};
+use super::RequestSpec;
 use super::Segment;
 use crate::sim::rng::mix2;
 
@@ -132,6 +133,8 @@ impl SharedPrefixData {
             segments,
             output_tokens: self.spec.output_len,
             output_segment: output_segment_id(index),
+            // Questions repeat across prompts, and a session's turns quote each other.
+            private_from: RequestSpec::SHARED,
         }
     }
 

@@ -392,6 +392,7 @@ impl Workload {
             output_segment: drawn.output_segment,
             client: ticket.client,
             session,
+            private_from: drawn.private_from,
         })
     }
 
@@ -407,6 +408,8 @@ impl Workload {
 /// A trace row as a request. Mooncake `hash_ids` become one segment per 512-token block, so
 /// requests that share leading ids share those tokens in the KV cache whatever its block size.
 fn trace_request(index: u64, row: TraceRow, now: SimTime) -> RequestSpec {
+    // A row without block ids is its own prompt; shared ids may recur in any later row.
+    let private_from = if row.hash_ids.is_empty() { 0 } else { RequestSpec::SHARED };
     let segments = if row.hash_ids.is_empty() {
         vec![Segment { id: mix2(TAG_TRACE_UNIQUE, index), len: row.prompt_tokens }]
     } else {
@@ -429,6 +432,7 @@ fn trace_request(index: u64, row: TraceRow, now: SimTime) -> RequestSpec {
         output_segment: output_segment_id(index),
         client: None,
         session: None,
+        private_from,
     }
 }
 

@@ -242,9 +242,13 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         }
     };
     let first_pool = pools.as_ref().map_or(slots, |(prefill, _)| prefill.replicas as usize);
+    let mut workload = Workload::new(&case.workload, &streams, &case.base_dir);
+    if case.engine.enable_prefix_caching {
+        workload.find_private_blocks(&case.workload, &case.base_dir);
+    }
     let mut world = World {
         queue: EventQueue::new(),
-        workload: Workload::new(&case.workload, &streams, &case.base_dir),
+        workload,
         engines,
         ready: vec![true; slots],
         wake_pending: vec![false; slots],

@@ -45,9 +45,12 @@ impl RecurringIds {
         self.seen[word] |= bit;
     }
 
-    /// Whether `id` may be held by more than one counted row (or twice by one).
+    /// Whether `id` may be held by more than one counted row (or twice by one): false only
+    /// for an id counted exactly once.
     pub fn recurs(&self, id: u64) -> bool {
-        id >= MAX_TRACKED || self.again.get((id / 64) as usize).is_none_or(|w| w & (1 << (id % 64)) != 0)
+        let (word, bit) = ((id / 64) as usize, 1u64 << (id % 64));
+        let once = id < MAX_TRACKED && self.seen.get(word).is_some_and(|w| w & bit != 0) && self.again[word] & bit == 0;
+        !once
     }
 
     /// `RequestSpec::private_from` of a row with these ids: the first token of its first

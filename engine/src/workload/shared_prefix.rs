@@ -128,13 +128,15 @@ impl SharedPrefixData {
                 ]
             }
         };
+        let prompt_tokens = segments.iter().map(|s| s.len).sum();
         Drawn {
-            prompt_tokens: segments.iter().map(|s| s.len).sum(),
+            prompt_tokens,
             segments,
             output_tokens: self.spec.output_len,
             output_segment: output_segment_id(index),
-            // Questions repeat across prompts, and a session's turns quote each other.
-            private_from: RequestSpec::SHARED,
+            // Questions repeat across prompts, so only the output is the request's own, and
+            // a session's next turn quotes even that.
+            private_from: if self.sessions.is_empty() { prompt_tokens } else { RequestSpec::SHARED },
         }
     }
 

@@ -425,11 +425,12 @@ impl Workload {
 /// `recurring`, when known, tells the ids that no other row holds.
 fn trace_request(index: u64, row: TraceRow, now: SimTime, recurring: Option<&RecurringIds>) -> RequestSpec {
     // A row without block ids is its own prompt; an id may recur in any later row unless the
-    // pass over the trace showed that it does not.
+    // pass over the trace showed that it does not. The output is the request's own in any
+    // case (a trace has no sessions to quote it).
     let private_from = match recurring {
         _ if row.hash_ids.is_empty() => 0,
-        Some(recurring) => recurring.private_from(&row.hash_ids).unwrap_or(RequestSpec::SHARED),
-        None => RequestSpec::SHARED,
+        Some(recurring) => recurring.private_from(&row.hash_ids).unwrap_or(row.prompt_tokens),
+        None => row.prompt_tokens,
     };
     let segments = if row.hash_ids.is_empty() {
         vec![Segment { id: mix2(TAG_TRACE_UNIQUE, index), len: row.prompt_tokens }]

@@ -3,12 +3,20 @@
 //! free blocks (allocation pops the head, freed blocks join the tail, a request's blocks are
 //! freed tail-first: `free_queue`), and prefix caching of full blocks by their hash chain. A
 //! free block keeps its hash, and can be hit again, until it is handed out and evicted.
+//!
+//! One departure from vLLM's bookkeeping, invisible in every result: a block that holds tokens
+//! only its request has (`Request::private_from`) can be hit by no other request, so it is not
+//! registered while the request runs. Only a preemption lets the request look its own blocks
+//! up again, so they are registered then, before they are freed, which leaves the map as
+//! vLLM's would be (issue 15: each insert and each eviction of such a block was a cache miss
+//! in a fleet's pools, and its hash a computation nobody needed). `Limits::step_by_step`
+//! registers every block eagerly, and `tests/it/fast_path.rs` compares the two.
 
 mod free_queue;
 
 use std::hash::{BuildHasherDefault, Hasher};
 
-use free_queue::{Entry, FreeQueue};
+use free_queue::{Entry, FreeQueue, ANONYMOUS};
 
 use super::request::{KvState, Request};
 
@@ -97,23 +105,37 @@ pub struct BlockCounts {
 }
 
 /// The free queue is vLLM's: at start every block in id order, allocation from the head,
-/// frees to the tail. Blocks never handed out are therefore always the queue's front, in id
-/// order, so they are kept as a range (`fresh..num_blocks`) and the per-block vectors grow only
-/// as blocks are first used: memory follows the blocks a run touches, not the pool's size.
+/// frees to the tail, and a hit on a cached free block takes it from the middle. What is
+/// handed out from each place in the queue follows vLLM, with one freedom: a free block that
+/// is not its hash's map entry can be neither hit nor evicted, so all such blocks are alike
+/// and only their number matters. Their places in the queue are kept (`ANONYMOUS` entries,
+/// and the blocks never handed out, which head the queue at start), and each of those places
+/// hands out the most recently freed such block (`spare`), or else one never handed out.
+/// Every hit and every eviction is vLLM's; block ids, which no output shows, differ. Reusing
+/// recent blocks keeps a fleet's pools small in the cache instead of cycling through every
+/// block (issue 15), and the per-block records grow only as blocks are first used: memory
+/// follows the blocks a run touches, not the pool's size.
 #[derive(Debug)]
 pub struct KvCache {
     block_size: u32,
     num_blocks: u32,
-    /// The first block never handed out; blocks `fresh..num_blocks` head the free queue.
+    /// The first block never handed out; blocks `fresh..num_blocks` are all untouched.
     fresh: u32,
     /// Blocks `0..fresh`.
     blocks: Vec<Block>,
-    /// The free queue's blocks that were handed out before, after the fresh range.
+    /// Places at the head of the free queue that blocks never handed out held at start.
+    leading: u32,
+    /// The rest of the free queue, in order: mapped blocks, and an `ANONYMOUS` place for each
+    /// other block freed.
     queue: FreeQueue,
+    /// Free blocks that are not map entries, handed out before; the last freed last.
+    spare: Vec<u32>,
     num_free: u32,
     /// Hash -> a block holding it. Used for lookups only; never iterated.
     cached: BlockMap,
     prefix_caching: bool,
+    /// Whether private blocks wait for a preemption to be registered (module doc).
+    defer_private: bool,
     pub stats: PrefixStats,
 }
 
@@ -127,7 +149,9 @@ impl KvCache {
             fresh: 1,
             // Block 0, the null block, is never free.
             blocks: vec![Block::HELD],
+            leading: num_blocks - 1,
             queue: FreeQueue::default(),
+            spare: Vec::new(),
             num_free: num_blocks - 1,
             cached: if prefix_caching {
                 BlockMap::with_capacity_and_hasher(num_blocks.min(PRESIZED_MAP) as usize, Default::default())
@@ -135,7 +159,23 @@ impl KvCache {
                 BlockMap::default()
             },
             prefix_caching,
+            defer_private: true,
             stats: PrefixStats::default(),
+        }
+    }
+
+    /// Registers every full block as vLLM does, private ones included (the reference that
+    /// deferring them is compared with; also used where a CPU tier stores blocks by hash).
+    pub fn register_every_block(&mut self) {
+        self.defer_private = false;
+    }
+
+    /// The first of `request`'s blocks that is not registered while it runs: private blocks
+    /// wait until a preemption exposes them (module doc).
+    fn first_deferred(&self, request: &Request) -> usize {
+        match self.defer_private && !request.kv.exposed {
+            true => (request.private_from / self.block_size) as usize,
+            false => usize::MAX,
         }
     }
 
@@ -162,39 +202,65 @@ impl KvCache {
         1.0 - self.num_free as f64 / self.usable_blocks() as f64
     }
 
+    /// A block whose last reference went joins the queue's tail: by id when it is its hash's
+    /// map entry (a hit may take it back), else as an anonymous place (struct doc).
     fn push_tail(&mut self, block: u32) {
         let b = &self.blocks[block as usize];
-        let position = self.queue.push(Entry { hash: b.hash, block, mapped: b.mapped });
-        self.blocks[block as usize].queued = position;
+        if b.mapped {
+            let position = self.queue.push(Entry { hash: b.hash, block, mapped: true });
+            self.blocks[block as usize].queued = position;
+        } else {
+            self.queue.push(Entry { hash: 0, block: ANONYMOUS, mapped: false });
+            self.spare.push(block);
+        }
         self.num_free += 1;
     }
 
+    /// Takes a mapped free block out of the queue (a prefix hit).
     fn unlink(&mut self, block: u32) {
         let blocks = &mut self.blocks;
-        self.queue.remove(blocks[block as usize].queued, |moved, position| blocks[moved as usize].queued = position);
+        let queued = blocks[block as usize].queued;
+        self.queue.remove(queued, |moved, position| {
+            if moved != ANONYMOUS {
+                blocks[moved as usize].queued = position;
+            }
+        });
         self.num_free -= 1;
     }
 
-    /// Pops the least recently freed block, evicting its cached hash; a block never handed out
-    /// comes first.
+    /// Pops the head of the free queue: a mapped block is evicted from the prefix cache and
+    /// handed out; an anonymous place hands out a spare block (struct doc).
     fn pop_free(&mut self) -> u32 {
-        if self.fresh < self.num_blocks {
-            let block = self.fresh;
-            self.fresh += 1;
-            self.num_free -= 1;
-            self.blocks.push(Block::HELD);
-            return block;
+        self.num_free -= 1;
+        if self.leading > 0 {
+            self.leading -= 1;
+            return self.take_spare();
         }
         let entry = self.queue.pop().expect("allocating from an empty free queue");
-        self.num_free -= 1;
-        // The entry's copy of the hash, so the map's probe does not wait on the block's record.
-        if entry.mapped {
-            self.cached.remove(&entry.hash);
+        if entry.block == ANONYMOUS {
+            return self.take_spare();
         }
+        // The entry's copy of the hash, so the map's probe does not wait on the block's record.
+        self.cached.remove(&entry.hash);
         let b = &mut self.blocks[entry.block as usize];
-        debug_assert!(b.ref_cnt == 0 && b.mapped == entry.mapped && (!b.mapped || b.hash == entry.hash));
+        debug_assert!(b.ref_cnt == 0 && b.mapped && entry.mapped && b.hash == entry.hash);
         *b = Block::HELD;
         entry.block
+    }
+
+    /// The most recently freed spare block, else the first block never handed out.
+    fn take_spare(&mut self) -> u32 {
+        if let Some(block) = self.spare.pop() {
+            let b = &mut self.blocks[block as usize];
+            debug_assert!(b.ref_cnt == 0 && !b.mapped);
+            *b = Block::HELD;
+            return block;
+        }
+        assert!(self.fresh < self.num_blocks, "an anonymous free place without a free block");
+        let block = self.fresh;
+        self.fresh += 1;
+        self.blocks.push(Block::HELD);
+        block
     }
 
     /// The longest run of cached full blocks from the start of the request's tokens, at most
@@ -207,7 +273,8 @@ impl KvCache {
             return 0;
         }
         let num_tokens = request.num_tokens();
-        let max_blocks = ((num_tokens - 1) / self.block_size) as usize;
+        // Its private blocks cannot be in the cache until it was preempted.
+        let max_blocks = (((num_tokens - 1) / self.block_size) as usize).min(self.first_deferred(request));
         request.ensure_block_hashes(max_blocks as u32 * self.block_size, self.block_size);
         for &hash in &request.kv.block_hashes[..max_blocks] {
             match self.cached.get(&hash) {
@@ -314,14 +381,24 @@ impl KvCache {
         true
     }
 
-    /// Registers the request's blocks that are full within its first `tokens` tokens.
+    /// Registers the request's blocks that are full within its first `tokens` tokens, but for
+    /// private ones, which wait for a preemption (module doc).
     fn cache_full_blocks(&mut self, request: &mut Request, tokens: u32) {
         let full = ((tokens / self.block_size) as usize).min(request.kv.blocks.len());
         if full <= request.kv.num_cached_blocks {
             return;
         }
-        request.ensure_block_hashes(full as u32 * self.block_size, self.block_size);
-        for i in request.kv.num_cached_blocks..full {
+        let registered = full.min(self.first_deferred(request));
+        if registered > request.kv.num_cached_blocks {
+            self.register(request, request.kv.num_cached_blocks..registered);
+        }
+        request.kv.num_cached_blocks = full;
+    }
+
+    /// Registers the request's full blocks `range` (in order, as vLLM caches them).
+    fn register(&mut self, request: &mut Request, range: std::ops::Range<usize>) {
+        request.ensure_block_hashes(range.end as u32 * self.block_size, self.block_size);
+        for i in range {
             let block = request.kv.blocks[i];
             let hash = request.kv.block_hashes[i];
             let b = &mut self.blocks[block as usize];
@@ -335,7 +412,19 @@ impl KvCache {
                 }
             }
         }
-        request.kv.num_cached_blocks = full;
+    }
+
+    /// vLLM `_preempt_request`'s `kv_cache_manager.free`: the request may now hit its own
+    /// blocks when it is admitted again, so its private full blocks are registered first, as
+    /// they would have been when they filled (no entry for them can exist: nobody else has
+    /// their hashes, and it registered none of them before), then all are freed.
+    pub fn preempt(&mut self, request: &mut Request) {
+        let deferred = self.first_deferred(request);
+        request.kv.exposed = true;
+        if self.prefix_caching && deferred < request.kv.num_cached_blocks {
+            self.register(request, deferred..request.kv.num_cached_blocks);
+        }
+        self.free(&mut request.kv);
     }
 
     /// Releases a request's blocks, last block first, so that its tail is evicted first
@@ -362,9 +451,14 @@ impl KvCache {
     /// queue: O(blocks touched), meant for once per run.
     pub fn block_counts(&self) -> BlockCounts {
         let used = self.blocks[1..].iter().filter(|b| b.ref_cnt > 0).count() as u32;
-        // Blocks never handed out head the free queue as a range.
-        let (mut free, mut cached, mut queued_in_use) = (self.num_blocks - self.fresh, 0, 0);
+        // Anonymous places hold blocks that no hit can find: free, whatever their hash.
+        let (mut free, mut cached) = (self.leading, 0);
+        let mut queued_in_use = self.spare.iter().filter(|&&b| self.blocks[b as usize].ref_cnt > 0).count() as u32;
         for (_, entry) in self.queue.iter() {
+            if entry.block == ANONYMOUS {
+                free += 1;
+                continue;
+            }
             let b = &self.blocks[entry.block as usize];
             queued_in_use += (b.ref_cnt > 0) as u32;
             match b.hashed {
@@ -400,13 +494,23 @@ impl KvCache {
         let in_use = self.blocks[1..].iter().filter(|b| b.ref_cnt > 0).count() as u32;
         assert_eq!(in_use + self.num_free, self.usable_blocks(), "KV blocks not conserved");
         let untouched = self.num_blocks - self.fresh;
+        let mut anonymous = 0;
         for (position, entry) in self.queue.iter() {
+            if entry.block == ANONYMOUS {
+                anonymous += 1;
+                continue;
+            }
             let b = &self.blocks[entry.block as usize];
             assert_eq!(b.ref_cnt, 0, "block {} in free queue with references", entry.block);
             assert_eq!(b.queued, position, "block {}'s free-queue position", entry.block);
-            assert_eq!((b.mapped, b.mapped.then_some(b.hash)), (entry.mapped, entry.mapped.then_some(entry.hash)));
+            assert!(b.mapped && entry.mapped && b.hash == entry.hash, "block {} queued by id unmapped", entry.block);
         }
-        assert_eq!(self.queue.len() as u32 + untouched, self.num_free, "free queue length");
+        for &block in &self.spare {
+            let b = &self.blocks[block as usize];
+            assert!(b.ref_cnt == 0 && !b.mapped, "spare block {block} referenced or mapped");
+        }
+        assert_eq!(self.queue.len() as u32 + self.leading, self.num_free, "free queue length");
+        assert_eq!(anonymous + self.leading, self.spare.len() as u32 + untouched, "anonymous places != spare blocks");
         let mapped = self.blocks.iter().filter(|b| b.mapped).count();
         assert_eq!(mapped, self.cached.len(), "blocks marked as mapped != prefix-cache entries");
         for (block, b) in self.blocks.iter().enumerate() {
@@ -434,6 +538,7 @@ mod tests {
                 output_segment: 1000 + id,
                 client: None,
                 session: None,
+                private_from: RequestSpec::SHARED,
             },
         )
     }
@@ -472,17 +577,108 @@ mod tests {
         kv.check_invariants();
     }
 
+    /// The prefix map as sorted (hash, block) pairs, to compare two caches' contents.
+    fn map_of(kv: &KvCache) -> Vec<(u64, u32)> {
+        let mut entries: Vec<(u64, u32)> = kv.cached.iter().map(|(&h, &b)| (h, b)).collect();
+        entries.sort_unstable();
+        entries
+    }
+
+    // See: issue 15
+    /// A request's private blocks (after a 32-token shared prefix) stay out of the prefix map
+    /// while it runs; preempted, it registers them, and the map, the free queue and its own
+    /// hits on readmission are those of a cache that registered every block as it filled.
     #[test]
-    fn never_used_blocks_come_before_freed_ones_as_in_vllms_queue() {
+    fn issue_15_private_blocks_are_registered_at_preemption_as_if_eagerly() {
+        let mut deferred = KvCache::new(40, 16, true);
+        let mut eager = KvCache::new(40, 16, true);
+        eager.register_every_block();
+        let make = |id: u64| {
+            let mut r = request(id, vec![Segment { id: 1, len: 32 }, Segment { id: 100 + id, len: 50 }]);
+            r.private_from = 32;
+            r
+        };
+        let (mut a, mut b) = (make(1), make(1));
+        for (kv, r) in [(&mut deferred, &mut a), (&mut eager, &mut b)] {
+            assert!(kv.allocate_slots(r, 82, &[], 4096));
+            r.num_computed = 82;
+            // A decode that fills a sixth block: 96 tokens.
+            r.output_tokens = 14;
+            assert!(kv.allocate_slots(r, 14, &[], 4096));
+            r.num_computed = 96;
+        }
+        assert_eq!(a.kv.num_cached_blocks, 6);
+        assert_eq!(map_of(&deferred).len(), 2, "only the shared prefix's two blocks are registered");
+        assert_eq!(map_of(&eager).len(), 6);
+        // Another request shares the prefix only: both caches give it the same two blocks.
+        let mut other = make(2);
+        let (mut hits, mut hits_eager) = (Vec::new(), Vec::new());
+        assert_eq!(deferred.find_cached_prefix(&mut other.clone(), &mut hits), 32);
+        assert_eq!(eager.find_cached_prefix(&mut other, &mut hits_eager), 32);
+        assert_eq!(hits, hits_eager);
+        deferred.preempt(&mut a);
+        eager.preempt(&mut b);
+        assert_eq!(map_of(&deferred), map_of(&eager));
+        let in_queue = |kv: &KvCache| {
+            kv.queue.iter().map(|(_, e)| (e.block, e.mapped, e.mapped.then_some(e.hash))).collect::<Vec<_>>()
+        };
+        assert_eq!(in_queue(&deferred), in_queue(&eager));
+        // Readmitted, it hits its own five full blocks (the sixth holds its last token).
+        for (kv, r) in [(&mut deferred, &mut a), (&mut eager, &mut b)] {
+            r.num_computed = 0;
+            assert_eq!(kv.find_cached_prefix(r, &mut hits), 80);
+            kv.check_invariants();
+        }
+        assert_eq!(deferred.stats, eager.stats);
+    }
+
+    // See: issue 15
+    /// Blocks that no hit can find are interchangeable: freed ones are reused, the most recently
+    /// freed first, before blocks never handed out.
+    #[test]
+    fn unmapped_blocks_are_reused_most_recent_first() {
         let mut kv = KvCache::new(6, 16, false);
         let mut a = request(1, vec![Segment { id: 1, len: 32 }]);
         assert!(kv.allocate_slots(&mut a, 32, &[], 4096));
+        assert_eq!(a.kv.blocks, vec![1, 2]);
+        // Freed tail first: 2, then 1, which is handed out first.
         kv.free(&mut a.kv);
-        // Blocks 3..5 were never handed out: they come first, then 2 and 1 (freed tail first).
         let mut b = request(2, vec![Segment { id: 2, len: 80 }]);
         assert!(kv.allocate_slots(&mut b, 80, &[], 4096));
-        assert_eq!(b.kv.blocks, vec![3, 4, 5, 2, 1]);
+        assert_eq!(b.kv.blocks, vec![1, 2, 3, 4, 5]);
+        assert_eq!(kv.blocks.len(), 6);
         kv.check_invariants();
+    }
+
+    // See: issue 15
+    /// vLLM's queue decides what each allocation evicts: cached blocks freed after unmapped
+    /// ones are evicted only once the places before them are used, whichever block filled
+    /// those places.
+    #[test]
+    fn evictions_follow_vllms_queue_order_through_anonymous_places() {
+        // 6 usable blocks.
+        let mut kv = KvCache::new(7, 16, true);
+        let mut cached = request(1, vec![Segment { id: 1, len: 32 }]);
+        let mut private = request(2, vec![Segment { id: 2, len: 48 }]);
+        private.private_from = 0;
+        assert!(kv.allocate_slots(&mut private, 48, &[], 4096));
+        assert!(kv.allocate_slots(&mut cached, 32, &[], 4096));
+        // Free queue: 1 untouched place, then 3 anonymous places (the private request's
+        // blocks), then the cached request's two blocks, tail first.
+        kv.free(&mut private.kv);
+        kv.free(&mut cached.kv);
+        let mut again = request(3, vec![Segment { id: 1, len: 40 }]);
+        let mut hits = Vec::new();
+        let mut filler = request(4, vec![Segment { id: 4, len: 64 }]);
+        // Four places are taken without evicting: the untouched one and the three anonymous.
+        assert!(kv.allocate_slots(&mut filler, 64, &[], 4096));
+        assert_eq!(kv.find_cached_prefix(&mut again, &mut hits), 32);
+        // The fifth place evicts the cached request's tail block; its first block still hits.
+        let mut one = request(5, vec![Segment { id: 5, len: 16 }]);
+        assert!(kv.allocate_slots(&mut one, 16, &[], 4096));
+        assert_eq!(kv.find_cached_prefix(&mut again, &mut hits), 16);
+        kv.check_invariants();
+        assert_eq!(kv.check_accounting(), Ok(()));
     }
 
     #[test]

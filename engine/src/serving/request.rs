@@ -39,8 +39,12 @@ pub struct KvState {
     pub blocks: Vec<u32>,
     /// Hash-chain values of the request's full blocks, computed as far as needed.
     pub block_hashes: Vec<u64>,
-    /// How many of `blocks` are registered in the prefix cache.
+    /// How many of `blocks` are registered in the prefix cache, or were passed over as
+    /// private (`KvCache` defers those until a preemption).
     pub num_cached_blocks: usize,
+    /// Whether its private blocks are registered like any other: set at its first
+    /// preemption, after which it may hit its own blocks (`KvCache::preempt`).
+    pub exposed: bool,
 }
 
 /// One request inside a replica.
@@ -55,6 +59,8 @@ pub struct Request {
     pub output_segment: u64,
     pub client: Option<u32>,
     pub session: Option<u32>,
+    /// `RequestSpec::private_from`: its blocks from there on can be hit only by itself.
+    pub private_from: u32,
     pub status: Status,
     /// Tokens whose KV is computed (vLLM `num_computed_tokens`).
     pub num_computed: u32,
@@ -89,6 +95,7 @@ impl Request {
             output_segment: spec.output_segment,
             client: spec.client,
             session: spec.session,
+            private_from: spec.private_from,
             status: Status::Waiting,
             num_computed: 0,
             output_tokens: 0,
@@ -111,6 +118,8 @@ impl Request {
     pub fn for_prefill(mut self) -> Request {
         self.remote = RemoteKv::Prefill { max_output_tokens: self.max_output_tokens };
         self.max_output_tokens = 1;
+        // Its decode copy reads these blocks by their hashes: register them all.
+        self.private_from = RequestSpec::SHARED;
         self
     }
 
@@ -131,6 +140,7 @@ impl Request {
             output_segment: self.output_segment,
             client: self.client,
             session: self.session,
+            private_from: RequestSpec::SHARED,
             status: Status::Waiting,
             num_computed: 0,
             output_tokens: 0,
@@ -144,6 +154,7 @@ impl Request {
                 blocks: Vec::new(),
                 block_hashes: std::mem::take(&mut self.kv.block_hashes),
                 num_cached_blocks: 0,
+                exposed: false,
             },
             scheduled_this_step: false,
             remote: RemoteKv::Pending { prefill, parked, since: SimTime::ZERO },
@@ -293,6 +304,7 @@ mod tests {
                 output_segment,
                 client: None,
                 session: None,
+                private_from: RequestSpec::SHARED,
             },
         )
     }

@@ -201,7 +201,7 @@ impl Scheduler {
             *budget += plan.scheduled.remove(pos).tokens;
             request.scheduled_this_step = false;
         }
-        kv.free(&mut request.kv);
+        kv.preempt(request);
         request.recomputed_tokens += request.num_computed as u64;
         request.num_computed = 0;
         request.num_preemptions += 1;
@@ -403,6 +403,7 @@ mod tests {
                 output_segment: 5000 + index,
                 client: None,
                 session: None,
+                private_from: RequestSpec::SHARED,
             };
             let id = self.requests.insert(Request::new(index, spec));
             self.scheduler.add(id);

@@ -73,8 +73,10 @@ pub struct Limits {
     pub max_sim_time: SimTime,
     pub max_events: u64,
     /// Plan every step with the full scheduler, turning off the replicas' fast path for runs of
-    /// pure-decode steps (`serving::decode_run`). Results are the same either way; this is for
-    /// the tests that show it (and `SYMBIOTE_STEP_BY_STEP=1` on the command line).
+    /// pure-decode steps (`serving::decode_run`), and register every full KV block in the prefix
+    /// cache as it fills, private ones too (`serving::kv_cache`). Results are the same either
+    /// way; this is for the tests that show it (and `SYMBIOTE_STEP_BY_STEP=1` on the command
+    /// line).
     pub step_by_step: bool,
 }
 
@@ -240,9 +242,13 @@ pub fn run_case(case: &Case, seed: u64, capture: Capture) -> RunResult {
         }
     };
     let first_pool = pools.as_ref().map_or(slots, |(prefill, _)| prefill.replicas as usize);
+    let mut workload = Workload::new(&case.workload, &streams, &case.base_dir);
+    if case.engine.enable_prefix_caching {
+        workload.find_private_blocks(&case.workload, &case.base_dir);
+    }
     let mut world = World {
         queue: EventQueue::new(),
-        workload: Workload::new(&case.workload, &streams, &case.base_dir),
+        workload,
         engines,
         ready: vec![true; slots],
         wake_pending: vec![false; slots],
@@ -363,6 +369,11 @@ fn build_engine(case: &Case, memory: &MemoryBreakdown, step_time: &Arc<dyn StepT
             // The decode fast path does not store the blocks decodes fill; with a CPU tier
             // every step takes the full path (same results, `tests/it/fast_path.rs`).
             replica.fast_path = !case.limits.step_by_step && replica.scheduler.offload.is_none();
+            if case.limits.step_by_step || replica.scheduler.offload.is_some() {
+                // The reference path registers private blocks as they fill, as vLLM does; so
+                // does a replica with a CPU tier, whose stores and loads go by hash.
+                replica.kv.register_every_block();
+            }
             replica.door = match case.engine.entrypoint {
                 Entrypoint::Server => FrontDoor::ApiServer,
                 Entrypoint::Offline => FrontDoor::Offline,

@@ -45,4 +45,15 @@ pub struct RequestSpec {
     pub client: Option<u32>,
     /// The multi-turn session it belongs to, if any.
     pub session: Option<u32>,
+    /// The first prompt token from which this request's tokens are its own by construction:
+    /// no other request holds them after the same tokens, so a KV block holding any of them
+    /// (or a later token) can be hit by no other request, only by this one after a preemption
+    /// (issue 15: such blocks need not be registered in the prefix cache while it runs).
+    /// [`RequestSpec::SHARED`] when that is not known.
+    pub private_from: u32,
+}
+
+impl RequestSpec {
+    /// `private_from` of a request whose every token may be shared with another.
+    pub const SHARED: u32 = u32::MAX;
 }

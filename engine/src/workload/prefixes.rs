@@ -69,6 +69,8 @@ pub struct Drawn {
     pub prompt_tokens: u32,
     pub output_tokens: u32,
     pub output_segment: u64,
+    /// `RequestSpec::private_from`.
+    pub private_from: u32,
 }
 
 /// Generates prompt content, request after request.
@@ -111,6 +113,10 @@ impl Content {
                         segments.push(Segment { id: mix2(TAG_PREFIX_GROUP, group as u64), len: groups.tokens });
                     }
                 }
+                // Everything after the group prefix is this request's alone: its unique segment
+                // and its output, which only a multi-turn session (never an independent prompt)
+                // quotes.
+                let private_from = segments.first().map_or(0, |s| s.len);
                 let unique = prompt.sample(rngs.prompt);
                 segments.push(Segment { id: mix2(TAG_UNIQUE, index), len: unique });
                 let prompt_tokens = segments.iter().map(|s| s.len).sum();
@@ -119,6 +125,7 @@ impl Content {
                     prompt_tokens,
                     output_tokens: output.sample(rngs.output),
                     output_segment: output_segment_id(index),
+                    private_from,
                 }
             }
             Content::SharedPrefix(data) => data.draw(index),

@@ -20,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::prefixes::{output_segment_id, Drawn};
+use super::RequestSpec;
 use super::Segment;
 use crate::sim::rng::mix2;
 
@@ -127,11 +128,15 @@ impl SharedPrefixData {
                 ]
             }
         };
+        let prompt_tokens = segments.iter().map(|s| s.len).sum();
         Drawn {
-            prompt_tokens: segments.iter().map(|s| s.len).sum(),
+            prompt_tokens,
             segments,
             output_tokens: self.spec.output_len,
             output_segment: output_segment_id(index),
+            // Questions repeat across prompts, so only the output is the request's own, and
+            // a session's next turn quotes even that.
+            private_from: if self.sessions.is_empty() { prompt_tokens } else { RequestSpec::SHARED },
         }
     }
 

@@ -10,7 +10,7 @@ use super::lengths::LengthDist;
 use super::prefixes::output_segment_id;
 use super::prefixes::{Content, ContentRngs, ContentSpec, PrefixGroups};
 use super::shared_prefix::SharedPrefixSpec;
-use super::trace::{TraceReader, TraceRow, TraceSpec};
+use super::trace::{RecurringIds, TraceReader, TraceRow, TraceSpec};
 use super::{RequestSpec, Segment};
 use crate::sim::bounds::{MAX_GROUPS, MAX_SECONDS, MAX_TOKENS};
 use crate::sim::rng::mix2;
@@ -284,6 +284,9 @@ pub struct Workload {
     pending: VecDeque<(u64, TraceRow)>,
     /// Why the trace stopped early, if it did (a file that vanished or a bad row).
     pub trace_error: Option<String>,
+    /// The trace's block ids held by more than one row, once looked for
+    /// ([`Workload::find_private_blocks`]).
+    recurring: Option<RecurringIds>,
 }
 
 impl Workload {
@@ -298,6 +301,7 @@ impl Workload {
             trace,
             pending: VecDeque::new(),
             trace_error,
+            recurring: None,
             arrivals: spec.arrival.as_ref().map(|a| ArrivalProcess::new(a, streams.get(Stream::Arrivals))),
             clients: spec.clients.clone(),
             content: Content::new(&spec.content(), &mut streams.get(Stream::Dataset)),
@@ -308,6 +312,17 @@ impl Workload {
             issued: 0,
             num_requests: spec.num_requests,
             end: spec.duration_s.map(SimTime::from_secs_f64),
+        }
+    }
+
+    /// Reads a Mooncake trace through once to find the block ids only one row holds, so that
+    /// its requests say where their own tokens start (`RequestSpec::private_from`); without
+    /// this pass every block id counts as shared. Worth it only with prefix caching on.
+    pub fn find_private_blocks(&mut self, spec: &WorkloadSpec, base_dir: &Path) {
+        if let (Some(reader), Some(trace)) = (&self.trace, &spec.trace) {
+            if reader.has_block_ids() {
+                self.recurring = RecurringIds::of_trace(trace, base_dir);
+            }
         }
     }
 
@@ -368,7 +383,7 @@ impl Workload {
     pub fn realize(&mut self, ticket: Ticket, now: SimTime) -> Option<RequestSpec> {
         if self.pending.front().is_some_and(|(index, _)| *index == ticket.index) {
             let (index, row) = self.pending.pop_front().expect("checked");
-            return Some(trace_request(index, row, now));
+            return Some(trace_request(index, row, now, self.recurring.as_ref()));
         }
         let session = match &mut self.content {
             Content::SharedPrefix(data) => data.session_of(ticket.index),
@@ -392,6 +407,7 @@ impl Workload {
             output_segment: drawn.output_segment,
             client: ticket.client,
             session,
+            private_from: drawn.private_from,
         })
     }
 
@@ -406,7 +422,16 @@ impl Workload {
 
 /// A trace row as a request. Mooncake `hash_ids` become one segment per 512-token block, so
 /// requests that share leading ids share those tokens in the KV cache whatever its block size.
-fn trace_request(index: u64, row: TraceRow, now: SimTime) -> RequestSpec {
+/// `recurring`, when known, tells the ids that no other row holds.
+fn trace_request(index: u64, row: TraceRow, now: SimTime, recurring: Option<&RecurringIds>) -> RequestSpec {
+    // A row without block ids is its own prompt; an id may recur in any later row unless the
+    // pass over the trace showed that it does not. The output is the request's own in any
+    // case (a trace has no sessions to quote it).
+    let private_from = match recurring {
+        _ if row.hash_ids.is_empty() => 0,
+        Some(recurring) => recurring.private_from(&row.hash_ids).unwrap_or(row.prompt_tokens),
+        None => row.prompt_tokens,
+    };
     let segments = if row.hash_ids.is_empty() {
         vec![Segment { id: mix2(TAG_TRACE_UNIQUE, index), len: row.prompt_tokens }]
     } else {
@@ -429,6 +454,7 @@ fn trace_request(index: u64, row: TraceRow, now: SimTime) -> RequestSpec {
         output_segment: output_segment_id(index),
         client: None,
         session: None,
+        private_from,
     }
 }
 

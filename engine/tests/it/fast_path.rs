@@ -1,6 +1,8 @@
 //! The replicas' fast path for runs of pure-decode steps (`serving::replica::decode_run`) must
 //! not move a single byte: every phase, example and benchmark scenario, scaled down, gives the
-//! same report, per-run files, timelines and request lists with it as step by step.
+//! same report, per-run files, timelines and request lists with it as step by step. Step by
+//! step also registers every full KV block as it fills, so these tests hold as well that
+//! deferring private blocks to a preemption (`serving::kv_cache`, issue 15) changes nothing.
 
 use std::path::{Path, PathBuf};
 

@@ -63,6 +63,7 @@ fn request(index: u64, arrival_ms: u64, segments: Vec<Segment>, output: u32) -> 
             output_segment: 9000 + index,
             client: None,
             session: None,
+            private_from: RequestSpec::SHARED,
         },
     )
 }

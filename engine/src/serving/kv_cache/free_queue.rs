@@ -26,6 +26,11 @@ pub(super) struct Entry {
 /// `Entry::block` of a block that left from the middle.
 const TOMBSTONE: u32 = u32::MAX;
 
+/// `Entry::block` of a place that any free block outside the prefix map may fill (the KV
+/// cache keeps those blocks apart). Block ids stay below it: a pool has fewer than
+/// `u32::MAX` blocks.
+pub(super) const ANONYMOUS: u32 = u32::MAX - 1;
+
 /// Tombstones allowed beyond the live entries before they are swept (so a workload that hits
 /// cached blocks often, and rarely takes the head, keeps the queue near its live length).
 const SLACK: usize = 1024;

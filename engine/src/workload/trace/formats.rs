@@ -68,16 +68,22 @@ fn time_ns(field: &str, value: &str, unit: TimeUnit) -> Result<i128, String> {
         return parse_datetime_ns(value);
     }
     let x: f64 = value.trim().parse().map_err(|_| format!("`{field}` is `{}`, not a number", clip(value)))?;
+    scaled_time_ns(x, unit)
+        .ok_or_else(|| format!("`{field}` is `{}`; times must be finite and not negative", clip(value)))
+}
+
+/// A time `x` in `unit` (not a date-time) as ns; `None` when it is not finite or negative.
+fn scaled_time_ns(x: f64, unit: TimeUnit) -> Option<i128> {
     if !x.is_finite() || x < 0.0 {
-        return Err(format!("`{field}` is `{}`; times must be finite and not negative", clip(value)));
+        return None;
     }
     let scale = match unit {
         TimeUnit::S => 1e9,
         TimeUnit::Ms => 1e6,
         TimeUnit::Us => 1e3,
-        TimeUnit::Datetime => unreachable!("handled above"),
+        TimeUnit::Datetime => unreachable!("date-times are parsed as text"),
     };
-    Ok((x * scale).round() as i128)
+    Some((x * scale).round() as i128)
 }
 
 fn check_prompt(prompt: u32) -> Result<(), String> {
@@ -112,7 +118,43 @@ pub(super) fn csv_row(
     Ok(RawRow { time_ns, prompt_tokens, output_tokens: output_tokens.max(1), hash_ids: Vec::new(), failed })
 }
 
+/// A Mooncake row written the usual way: numbers as numbers, `hash_ids` a list of integers,
+/// each field once (a repeated field is an error here, so such a row takes the general path).
+#[derive(serde::Deserialize)]
+struct PlainMooncakeRow {
+    timestamp: f64,
+    input_length: u32,
+    output_length: u32,
+    hash_ids: Vec<u64>,
+}
+
+/// A Mooncake row read straight into its types, or `None` for the general path
+/// ([`jsonl_row`]) to read or reject. Building the generic JSON tree of every row was most of
+/// the time a 10-million-row replay spent reading its trace, twice over with validation
+/// (issue 15). Every row this accepts, the general path reads to the same values: the time is
+/// the same `f64` (serde_json with `float_roundtrip`, whose shortest printing the general path
+/// parses back exactly), the counts and ids the same integers, and the same checks apply.
+fn plain_mooncake_row(text: &str) -> Option<RawRow> {
+    let row: PlainMooncakeRow = serde_json::from_str(text).ok()?;
+    let time_ns = scaled_time_ns(row.timestamp, TimeUnit::Ms)?;
+    let prompt_tokens = within_token_limit("input_length", row.input_length).ok()?;
+    let output_tokens = within_token_limit("output_length", row.output_length).ok()?;
+    let usable = prompt_tokens > 0 && output_tokens > 0;
+    (usable && row.hash_ids.len() == prompt_tokens.div_ceil(512) as usize).then_some(RawRow {
+        time_ns,
+        prompt_tokens,
+        output_tokens,
+        hash_ids: row.hash_ids,
+        failed: false,
+    })
+}
+
 pub(super) fn jsonl_row(text: &str, columns: Option<&Columns>) -> Result<RawRow, String> {
+    if columns.is_none() {
+        if let Some(row) = plain_mooncake_row(text) {
+            return Ok(row);
+        }
+    }
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
     let (t, p, o) = match columns {
         Some(c) => (c.arrival.as_str(), c.prompt_tokens.as_str(), c.output_tokens.as_str()),
@@ -155,6 +197,44 @@ pub(super) fn jsonl_row(text: &str, columns: Option<&Columns>) -> Result<RawRow,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The general path alone, as `jsonl_row` read Mooncake rows before the plain-row path.
+    fn general(text: &str) -> Result<RawRow, String> {
+        let spelled = text.replacen('{', "{\"timestamp\": \"x\", ", 1);
+        // A repeated key sends the row down the general path, whose map keeps the last value.
+        assert!(plain_mooncake_row(&spelled).is_none());
+        jsonl_row(&spelled, None)
+    }
+
+    fn fields(row: &RawRow) -> (i128, u32, u32, Vec<u64>, bool) {
+        (row.time_ns, row.prompt_tokens, row.output_tokens, row.hash_ids.clone(), row.failed)
+    }
+
+    // See: issue 15
+    /// Rows the plain path reads give the values the general path gives, and rows it does not
+    /// read fall through to the general path's value or message.
+    #[test]
+    fn issue_15_plain_mooncake_rows_read_as_the_general_path_reads_them() {
+        let rows = [
+            r#"{"timestamp": 1500, "input_length": 600, "output_length": 20, "hash_ids": [3, 99]}"#,
+            r#"{"timestamp": 0.1234567, "input_length": 1, "output_length": 1, "hash_ids": [18446744073709551615]}"#,
+            r#"{"timestamp": 9007199254740993, "input_length": 512, "output_length": 7, "hash_ids": [0], "extra": [1, {"a": 2}]}"#,
+            r#"{"hash_ids": [], "output_length": 3, "input_length": 0, "timestamp": 1}"#,
+            r#"{"timestamp": 2.5e3, "input_length": "600", "output_length": 2, "hash_ids": [1, 2]}"#,
+            r#"{"timestamp": -1, "input_length": 600, "output_length": 2, "hash_ids": [1, 2]}"#,
+            r#"{"timestamp": 1, "input_length": 600, "output_length": 0, "hash_ids": [1, 2]}"#,
+            r#"{"timestamp": 1, "input_length": 600, "output_length": 2, "hash_ids": [1]}"#,
+            r#"{"timestamp": 1, "input_length": 600.0, "output_length": 2, "hash_ids": [1, 2.5]}"#,
+            r#"{"timestamp": 1, "input_length": 4294967295, "output_length": 2, "hash_ids": []}"#,
+        ];
+        let mut plain = 0;
+        for text in rows {
+            let expected = general(text).map(|r| fields(&r));
+            plain += plain_mooncake_row(text).is_some() as u32;
+            assert_eq!(jsonl_row(text, None).map(|r| fields(&r)), expected, "{text}");
+        }
+        assert_eq!(plain, 3, "the first three rows are plain");
+    }
 
     #[test]
     fn azure_datetimes_parse_to_nanoseconds() {

@@ -10,6 +10,7 @@
 //! retrying the read would fail forever, and skipping past it is not possible.
 
 mod formats;
+mod recurring;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use formats::parse_datetime_ns;
+pub use recurring::RecurringIds;
 
 /// Trace file formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -270,6 +272,11 @@ impl TraceReader {
             skipped_failed: 0,
             done: false,
         })
+    }
+
+    /// Whether its rows carry Mooncake block ids.
+    pub fn has_block_ids(&self) -> bool {
+        matches!(self.source, Source::Jsonl { columns: None, .. })
     }
 
     /// The next raw row with its line number.

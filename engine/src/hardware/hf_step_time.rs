@@ -87,7 +87,7 @@ impl HfEagerStepTime {
         // `generate` applies no top-k/top-p sort unless asked: greedy, as the H200 runs were.
         let options = ServingOptions { expert_parallel: false, model_sampling_defaults: false };
         HfEagerStepTime {
-            roofline: Roofline::uncapped(model, gpu, quant, kv_dtype, tp, options),
+            roofline: Roofline::with_cap(model, gpu, quant, kv_dtype, tp, options, 1.0),
             cache,
             layers: model.num_layers as f64,
             elementwise_bytes_per_token: elementwise_bytes_per_token_layer(model, quant, tp) * model.num_layers as f64,

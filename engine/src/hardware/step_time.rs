@@ -123,21 +123,11 @@ impl Roofline {
         Roofline::with_cap(model, gpu, quant, kv_dtype, tp, options, super::sustained::cap(gpu))
     }
 
-    /// The roofline at the GPU's own efficiencies, without the saturated server's cap: Hugging
-    /// Face's eager `generate`, whose one-second padded prefills on the H200 reached 45% of the
-    /// peak (h200_hf_generate.md), above the cap fitted on vLLM's saturated runs.
-    pub fn uncapped(
-        model: &ModelSpec,
-        gpu: &GpuSpec,
-        quant: Quant,
-        kv_dtype: KvDtype,
-        tp: u64,
-        options: ServingOptions,
-    ) -> Roofline {
-        Roofline::with_cap(model, gpu, quant, kv_dtype, tp, options, 1.0)
-    }
-
-    fn with_cap(
+    /// The roofline with the linear layers' efficiency capped at `cap` of the peak: 1 is the
+    /// GPU's own efficiencies, as Hugging Face's eager `generate` runs, whose one-second padded
+    /// prefills on the H200 reached 45% of the peak (h200_hf_generate.md), above the cap fitted
+    /// on vLLM's saturated runs.
+    pub fn with_cap(
         model: &ModelSpec,
         gpu: &GpuSpec,
         quant: Quant,
@@ -369,13 +359,14 @@ mod tests {
         assert!(efficiency < st.matmul_efficiency, "the H100's sustained fraction binds");
         assert!((linear - flops / (989.4e12 * efficiency)).abs() / linear < 1e-9);
         let c = Catalog::builtin();
-        let uncapped = Roofline::uncapped(
+        let uncapped = Roofline::with_cap(
             c.model("llama-3.1-8b").unwrap(),
             c.gpu("h100").unwrap(),
             Quant::Bf16,
             KvDtype::Auto,
             1,
             ServingOptions::default(),
+            1.0,
         );
         let [burst, ..] = uncapped.breakdown_secs(&[SeqWork { query_tokens: 8192, cached_tokens: 0 }]);
         assert!((burst - flops / (989.4e12 * st.matmul_efficiency)).abs() / burst < 1e-9);
@@ -390,7 +381,7 @@ mod tests {
         let o = ServingOptions::default();
         let decode = vec![SeqWork { query_tokens: 1, cached_tokens: 1000 }; 32];
         let capped = Roofline::new(m, g, Quant::Bf16, KvDtype::Auto, 1, o).breakdown_secs(&decode);
-        let uncapped = Roofline::uncapped(m, g, Quant::Bf16, KvDtype::Auto, 1, o).breakdown_secs(&decode);
+        let uncapped = Roofline::with_cap(m, g, Quant::Bf16, KvDtype::Auto, 1, o, 1.0).breakdown_secs(&decode);
         assert_eq!(capped, uncapped);
     }
 

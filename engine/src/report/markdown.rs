@@ -167,6 +167,8 @@ pub fn sureness_line(report: &Report) -> Option<String> {
         saturation[group].insert(gpu.to_string());
     }
     let names = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+    // "l40s has ... its" or "h200, l40s have ... their".
+    let agree = |s: &std::collections::BTreeSet<String>| if s.len() > 1 { ("have", "their") } else { ("has", "its") };
     if !saturation[0].is_empty() {
         parts.push(format!(
             "at saturation, compute-bound steps on {} run at the sustained fraction fitted on measured rate-inf vLLM runs \
@@ -175,15 +177,17 @@ pub fn sureness_line(report: &Report) -> Option<String> {
         ));
     }
     if !saturation[1].is_empty() {
+        let (has, its) = agree(&saturation[1]);
         parts.push(format!(
-            "at saturation, {} has no measured runs: its sustained fraction is carried over from the A100/H100 fits \
-             (same die, or by board power; left one GPU out, the rule missed capacity by up to 17%)",
+            "at saturation, {} {has} no measured runs: {its} sustained fraction is carried over from the A100/H100 \
+             fits (same die, or by board power; left one GPU out, the rule missed capacity by up to 17%)",
             names(&saturation[1])
         ));
     }
     if !saturation[2].is_empty() {
+        let (has, its) = agree(&saturation[2]);
         parts.push(format!(
-            "at saturation, {} has no sustained fraction (no board power in the catalog): its capacity is likely \
+            "at saturation, {} {has} no sustained fraction (no board power in the catalog): {its} capacity is likely \
              overstated, as the A100's and H100's were by up to 2x before their fits",
             names(&saturation[2])
         ));

@@ -364,6 +364,10 @@ fn check_gpu(g: &GpuSpec) -> Vec<(String, String)> {
     if let Some(v) = g.host_link_latency_us {
         in_range(&mut out, "host_link_latency_us", v, true, 1e6, " us");
     }
+    // The largest board power shipped is about 1,200 W (B300); 10 kW leaves room.
+    if let Some(v) = g.tdp_watts {
+        in_range(&mut out, "tdp_watts", v, false, 1e4, " W");
+    }
     let t = &g.tflops;
     for (field, value) in [("tflops.fp32", Some(t.fp32)), ("tflops.fp16_bf16", Some(t.fp16_bf16))].into_iter().chain([
         ("tflops.tf32", t.tf32),
@@ -383,6 +387,7 @@ fn check_gpu(g: &GpuSpec) -> Vec<(String, String)> {
         ("step_time.allreduce_efficiency", Some(s.allreduce_efficiency)),
         ("step_time.kv_bandwidth_efficiency", s.kv_bandwidth_efficiency),
         ("step_time.moe_bandwidth_efficiency", s.moe_bandwidth_efficiency),
+        ("step_time.sustained_matmul_fraction", s.sustained_matmul_fraction),
     ] {
         if let Some(v) = value {
             in_range(&mut out, field, v, false, 1.0, " (a fraction of the peak)");
@@ -498,8 +503,20 @@ mod tests {
         g.memory_visible_gib = 30.0;
         g.step_time.matmul_efficiency = 1.5;
         g.name = "My GPU".into();
+        // A fraction of 0 would divide a step's FLOPs by zero; a negative TDP would make one.
+        g.step_time.sustained_matmul_fraction = Some(0.0);
+        g.tdp_watts = Some(-72.0);
         let fields: Vec<String> = check_gpu(&g).into_iter().map(|(f, _)| f).collect();
-        assert_eq!(fields, ["name", "memory_visible_gib", "step_time.matmul_efficiency"]);
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "memory_visible_gib",
+                "tdp_watts",
+                "step_time.matmul_efficiency",
+                "step_time.sustained_matmul_fraction"
+            ]
+        );
         let mut m = Catalog::builtin().model("llama-2-7b").unwrap().clone();
         m.num_kv_heads = 5;
         m.num_layers = 0;

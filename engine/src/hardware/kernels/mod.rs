@@ -182,6 +182,8 @@ impl KernelStepTime {
         };
         let mut gemms =
             vec![dense_gemm((q_heads + 2.0 * kv_heads) * hd, h, layers), dense_gemm(h, q_heads * hd, layers)];
+        // The FLOP rate a saturated server sustains (super::sustained): 1 where none is known.
+        let sustained = super::sustained::cap(gpu);
         let (mut expert_read_secs, mut expert_secs_per_token) = (0.0, 0.0);
         let (mut num_experts, mut experts_per_token, mut expert_ranks) = (0.0, 0.0, 1);
         match &model.moe {
@@ -210,12 +212,10 @@ impl KernelStepTime {
                 expert_read_secs = slice * quant.weight_bytes_per_param() / (gpu.hbm_bandwidth_gbps * 1e9 * efficiency);
                 expert_secs_per_token = 2.0 * params * experts_per_token
                     / tpf
-                    / (quant.matmul_peak_flops(gpu) * p.matmul_efficiency.min(super::sustained::cap(gpu)));
+                    / (quant.matmul_peak_flops(gpu) * p.matmul_efficiency.min(sustained));
             }
         }
         let bandwidth = gpu.hbm_bandwidth_gbps * 1e9;
-        // The FLOP rate a saturated server sustains (super::sustained): 1 where none is known.
-        let sustained = super::sustained::cap(gpu);
         let m = linear.m.clone();
         let sum = |gemms: &[Gemm]| {
             let mut total = vec![0.0; m.len()];

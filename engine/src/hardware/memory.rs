@@ -228,6 +228,12 @@ pub struct StaticMemory {
     /// (`hf_generate_replay`), or the terms live at once where the run is not replayed; for a
     /// batch that does not fit, what it held when it failed plus the failed request.
     pub peak_bytes: u64,
+    /// Of `peak_bytes`, what PyTorch's caching allocator holds reserved beyond the allocated
+    /// peak: cached blocks too small for the requests that came (fragmentation; under
+    /// `DynamicCache` at least `hf_memory::DYNAMIC_CACHE_RESERVED_PER_ALLOCATED` of the
+    /// allocated bytes, as measured). 0 where the replay failed or the terms alone did not fit.
+    #[serde(default)]
+    pub fragmentation_bytes: u64,
     /// The replay's out-of-memory error: the request the allocator could not serve and how
     /// many output tokens were done before it; `None` when it ran, was not replayed, or the
     /// terms alone did not fit.
@@ -273,7 +279,7 @@ impl StaticMemory {
             );
         }
         format!(
-            "torch.OutOfMemoryError: CUDA out of memory. A static batch of {} rows padded to {} prompt tokens with {} output tokens ({} cache) needs {:.2} GiB at its peak (weights {:.2}, KV cache {:.2}, prefill activations and logits {:.2}, CUDA context {:.2}) but the GPU has {:.2} GiB in total; lower the batch size or use paged attention (vLLM)",
+            "torch.OutOfMemoryError: CUDA out of memory. A static batch of {} rows padded to {} prompt tokens with {} output tokens ({} cache) needs {:.2} GiB at its peak (weights {:.2}, KV cache {:.2}, prefill activations and logits {:.2}, CUDA context {:.2}, cached by PyTorch's allocator in blocks too small to reuse {:.2}) but the GPU has {:.2} GiB in total; lower the batch size or use paged attention (vLLM)",
             self.rows,
             self.padded_prompt_tokens,
             self.output_tokens,
@@ -283,6 +289,7 @@ impl StaticMemory {
             gib(self.kv_cache_bytes),
             gib(self.activation_peak_bytes),
             gib(self.non_torch_bytes),
+            gib(self.fragmentation_bytes),
             gib(self.total_visible_bytes)
         )
     }
@@ -300,6 +307,11 @@ pub fn plan_static(
     output: u64,
 ) -> StaticMemory {
     let (_, terms, peak, replay) = hf_memory::fits(model, gpu, cfg, cache, rows, prompt, output);
+    let fixed = terms.weights_bytes + terms.context_bytes;
+    let allocated = terms.needed_bytes(hf_memory::prompt_kv_bytes(model, cfg, rows, prompt));
+    let allocated = replay.map_or(allocated, |r| allocated.max(fixed + r.peak_allocated));
+    let replay_failed = replay.is_some_and(|r| r.oom.is_some());
+    let fragmentation_bytes = if replay_failed { 0 } else { peak.saturating_sub(allocated) };
     let failed_allocation = replay.and_then(|r| r.oom).map(|(oom, tokens_done)| FailedAllocation {
         requested_bytes: oom.requested_bytes,
         reserved_bytes: oom.reserved_bytes,
@@ -317,6 +329,7 @@ pub fn plan_static(
         activation_peak_bytes: terms.prefill_activation_bytes + terms.logits_bytes,
         non_torch_bytes: terms.context_bytes,
         peak_bytes: peak,
+        fragmentation_bytes,
         failed_allocation,
     }
 }

@@ -62,11 +62,11 @@ fn phase3_static_batches_run_out_of_memory_where_vllm_completes() {
     let outcome = |case: &str| report.cases.iter().find(|c| c.name == case).unwrap().runs[0].outcome.clone();
     assert_eq!(outcome("batch 8192 static"), "oom");
     assert_eq!(outcome("batch 8192 vllm"), "completed");
-    assert_eq!(outcome("at the memory limit 174 static"), "completed");
+    assert_eq!(outcome("at the memory limit 134 static"), "completed");
     // The searched limit for the case's GPU is the batch the file runs at the limit.
     let limits = &report.findings.unwrap().details["safe_batch"];
     let a100 = limits.as_array().unwrap().iter().find(|l| l["gpu"] == "a100-80gb").unwrap();
-    assert_eq!(a100["static_rows"], 174);
+    assert_eq!(a100["static_rows"], 134);
 }
 
 #[test]

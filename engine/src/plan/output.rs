@@ -131,6 +131,22 @@ fn frontier(mut points: Vec<(usize, f64, f64)>, higher_is_better: bool) -> Vec<u
 }
 
 /// Whether fixed fleets may be the answer (always, unless `--autoscale` left out `off`).
+/// The short-request caveat (`report::caveats`) as a sentence to follow the "How sure" one, or
+/// nothing for a workload of longer requests (or one whose lengths are not known up front).
+fn caveat_sentence(mean_tokens: Option<f64>) -> String {
+    mean_tokens.and_then(crate::report::caveats::short_requests).map_or(String::new(), |line| {
+        let mut line = line;
+        line[..1].make_ascii_uppercase();
+        format!(" **Short requests:** {line}.")
+    })
+}
+
+/// [`caveat_sentence`] for the planned traffic's mean prompt + output tokens.
+fn short_request_caveat(plan: &Plan) -> String {
+    let f = &plan.full_census;
+    caveat_sentence((f.requests > 0).then(|| (f.input_tokens + f.output_tokens) as f64 / f.requests as f64))
+}
+
 pub fn fixed_offered(input: &PlanInput) -> bool {
     input.autoscale.as_ref().is_none_or(|a| a.fixed)
 }
@@ -318,7 +334,8 @@ pub fn report_markdown(plan: &Plan, input: &PlanInput, json: &Value) -> String {
                 )
             };
             md.push_str(&format!(
-                "{how_sure} Price: {} per GPU-hour ({}).\n\n",
+                "{how_sure}{} Price: {} per GPU-hour ({}).\n\n",
+                short_request_caveat(plan),
                 money(c.usd_per_gpu_hour),
                 c.price_basis
             ));
@@ -571,10 +588,13 @@ pub fn offline_markdown(
                 if v["meets_deadline"] == true { "meets" } else { "**misses**" }
             ));
             md.push_str(&if c.calibrated() {
-                format!("{}'s step times rest on measurements of it (vLLM runs or kernel timings; error band {:.0}%).\n\n", c.case.gpu.name, c.error_band() * 100.0)
+                format!("{}'s step times rest on measurements of it (vLLM runs or kernel timings; error band {:.0}%).", c.case.gpu.name, c.error_band() * 100.0)
             } else {
-                format!("**{} is uncalibrated**: throughput may be off by up to {:.0}%; leave that much slack in the deadline.\n\n", c.case.gpu.name, c.error_band() * 100.0)
+                format!("**{} is uncalibrated**: throughput may be off by up to {:.0}%; leave that much slack in the deadline.", c.case.gpu.name, c.error_band() * 100.0)
             });
+            let w = &c.case.workload;
+            let mean = w.prompt.as_ref().zip(w.output.as_ref()).map(|(p, o)| p.mean() + o.mean());
+            md.push_str(&format!("{}\n\n", caveat_sentence(mean)));
         }
         _ => md.push_str("**No configuration finishes within the deadline** with the replicas allowed.\n\n"),
     }

@@ -192,6 +192,23 @@ pub fn sureness_line(report: &Report) -> Option<String> {
             names(&saturation[2])
         ));
     }
+    // Short requests near saturation: the fewest tokens per request over the vLLM cases busy
+    // enough for the measured shortfall to matter.
+    let short = report
+        .cases
+        .iter()
+        .filter(|c| c.config.get("engine").and_then(Value::as_str) == Some("vllm"))
+        .flat_map(|c| &c.runs)
+        .filter_map(|r| {
+            let m = |k: &str| r.metrics.get(k).and_then(Value::as_f64);
+            let busy = m("busy_fraction")?;
+            let tokens = (m("total_input_tokens")? + m("total_output_tokens")?) / m("completed")?;
+            (busy >= crate::report::caveats::NEAR_SATURATION_BUSY && tokens.is_finite()).then_some(tokens)
+        })
+        .fold(None, |least: Option<f64>, t| Some(least.map_or(t, |l| l.min(t))));
+    if let Some(line) = short.and_then(crate::report::caveats::short_requests) {
+        parts.push(line);
+    }
     (!parts.is_empty()).then(|| format!("How sure: {}", parts.join("; ")))
 }
 

@@ -3,6 +3,7 @@
 
 pub mod attainment;
 pub mod bench_fidelity;
+pub mod caveats;
 pub mod check;
 pub mod concurrency;
 pub mod csv;

@@ -300,3 +300,36 @@ fn leave_one_gpu_out_never_sees_the_held_out_gpu() {
     assert_ne!(simulated(&before, "h100-80gb"), simulated(&after, "h100-80gb"));
     assert_eq!(before.len(), 4);
 }
+
+/// The short-request caveat's ranges (`report::caveats`) are what the model gives today on the
+/// GPUStack runs they name: measured over simulated duration of the four `random-128-4` runs
+/// and of the four bf16 ShareGPT runs of 1,000 prompts. A model change that moves them out
+/// fails here, so the sentence the reports print cannot go stale.
+#[test]
+fn short_request_caveat_matches_the_gpustack_runs() {
+    use symbiote::report::caveats::{SHAREGPT_SLOWDOWN, SHORT_REQUEST_TOKENS, TINY_REQUEST_SLOWDOWN};
+    let (experiments, _) = load(&gpustack_file()).unwrap();
+    let ratios = |suffix: &str| -> Vec<f64> {
+        let chosen: Vec<_> = experiments.iter().filter(|e| e.key.ends_with(suffix)).cloned().collect();
+        assert_eq!(chosen.len(), 4, "{suffix}");
+        simulate_all(&chosen, None).iter().map(|row| row.measured["duration"] / row.simulated["duration"]).collect()
+    };
+    for (suffix, (lo, hi)) in
+        [("/random-128-4/baseline", TINY_REQUEST_SLOWDOWN), ("/sharegpt/baseline", SHAREGPT_SLOWDOWN)]
+    {
+        let r = ratios(suffix);
+        assert!(r.iter().all(|&x| x >= lo && x <= hi), "{suffix}: measured/simulated {r:?} outside {lo}-{hi}");
+        // The range is tight: its ends are within 0.1 of the runs' extremes.
+        let (min, max) = r.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        assert!(min - lo < 0.1 && hi - max < 0.1, "{suffix}: {r:?} against {lo}-{hi}");
+    }
+    // Both kinds of run are short by the caveat's threshold; the 2,000 + 100-token runs are not.
+    let tokens = |id: &str| {
+        let r = run(id)["result"].clone();
+        (r["total_input_tokens"].as_f64().unwrap() + r["total_output_tokens"].as_f64().unwrap())
+            / r["completed"].as_f64().unwrap()
+    };
+    assert!(tokens("gpustack/qwen3-14b/h100/random-128-4/baseline") < SHORT_REQUEST_TOKENS);
+    assert!(tokens("gpustack/qwen3-14b/h100/sharegpt/baseline") < SHORT_REQUEST_TOKENS);
+    assert!(tokens("gpustack/qwen3-14b/h100/random-2000-100/baseline") > SHORT_REQUEST_TOKENS);
+}

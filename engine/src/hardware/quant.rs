@@ -124,6 +124,18 @@ impl Quant {
         tflops * 1e12
     }
 
+    /// Whether vLLM runs this precision's linear layers as weight-only kernels on `gpu`
+    /// (Marlin and the like: weights dequantized to 16 bits): INT4 always, FP8 and INT8 on GPUs
+    /// without tensor cores for them.
+    pub fn weight_only(self, gpu: &GpuSpec) -> bool {
+        match self {
+            Quant::Int4 => true,
+            Quant::Fp8 => gpu.tflops.fp8.is_none(),
+            Quant::Int8 => gpu.tflops.int8.is_none(),
+            Quant::Fp32 | Quant::Fp16 | Quant::Bf16 => false,
+        }
+    }
+
     /// Peak for attention, which runs in the activation dtype.
     pub fn attention_peak_flops(self, gpu: &GpuSpec) -> f64 {
         match self {

@@ -147,6 +147,16 @@ fn short_request_caveat(plan: &Plan) -> String {
     caveat_sentence((f.requests > 0).then(|| (f.input_tokens + f.output_tokens) as f64 / f.requests as f64))
 }
 
+/// The weight-only caveat (`report::caveats`) as a sentence, for a candidate whose quantization
+/// runs as weight-only kernels on its GPU; nothing otherwise.
+fn weight_only_sentence(c: &super::space::Candidate) -> String {
+    if !c.case.quant.weight_only(&c.case.gpu) {
+        return String::new();
+    }
+    let line = crate::report::caveats::weight_only(&[format!("{} on {}", c.case.quant, c.case.gpu.name)]);
+    format!(" **Weight-only:** {line}.")
+}
+
 pub fn fixed_offered(input: &PlanInput) -> bool {
     input.autoscale.as_ref().is_none_or(|a| a.fixed)
 }
@@ -334,8 +344,9 @@ pub fn report_markdown(plan: &Plan, input: &PlanInput, json: &Value) -> String {
                 )
             };
             md.push_str(&format!(
-                "{how_sure}{} Price: {} per GPU-hour ({}).\n\n",
+                "{how_sure}{}{} Price: {} per GPU-hour ({}).\n\n",
                 short_request_caveat(plan),
+                weight_only_sentence(c),
                 money(c.usd_per_gpu_hour),
                 c.price_basis
             ));
@@ -594,7 +605,7 @@ pub fn offline_markdown(
             });
             let w = &c.case.workload;
             let mean = w.prompt.as_ref().zip(w.output.as_ref()).map(|(p, o)| p.mean() + o.mean());
-            md.push_str(&format!("{}\n\n", caveat_sentence(mean)));
+            md.push_str(&format!("{}{}\n\n", caveat_sentence(mean), weight_only_sentence(c)));
         }
         _ => md.push_str("**No configuration finishes within the deadline** with the replicas allowed.\n\n"),
     }

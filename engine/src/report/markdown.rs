@@ -209,6 +209,21 @@ pub fn sureness_line(report: &Report) -> Option<String> {
     if let Some(line) = short.and_then(crate::report::caveats::short_requests) {
         parts.push(line);
     }
+    // Weight-only quantization: each (quant, GPU) pair of the vLLM cases that runs one.
+    let catalog = crate::hardware::active_catalog();
+    let weight_only: std::collections::BTreeSet<String> = report
+        .cases
+        .iter()
+        .filter(|c| c.config.get("engine").and_then(Value::as_str) == Some("vllm"))
+        .filter_map(|c| {
+            let gpu = catalog.gpu(c.config.get("gpu")?.as_str()?).ok()?;
+            let quant: crate::hardware::Quant = serde_json::from_value(c.config.get("quant")?.clone()).ok()?;
+            quant.weight_only(gpu).then(|| format!("{quant} on {}", gpu.name))
+        })
+        .collect();
+    if !weight_only.is_empty() {
+        parts.push(crate::report::caveats::weight_only(&weight_only.into_iter().collect::<Vec<_>>()));
+    }
     (!parts.is_empty()).then(|| format!("How sure: {}", parts.join("; ")))
 }
 

@@ -333,3 +333,36 @@ fn short_request_caveat_matches_the_gpustack_runs() {
     assert!(tokens("gpustack/qwen3-14b/h100/sharegpt/baseline") < SHORT_REQUEST_TOKENS);
     assert!(tokens("gpustack/qwen3-14b/h100/random-2000-100/baseline") > SHORT_REQUEST_TOKENS);
 }
+
+/// The weight-only caveat's ranges (`report::caveats`): GPUStack's A100-80GB ShareGPT runs with
+/// FP8 and AWQ weights over the bf16 run of the same model, measured and as simulated today.
+#[test]
+fn weight_only_caveat_matches_the_gpustack_runs() {
+    use symbiote::report::caveats::{WEIGHT_ONLY_MEASURED_VS_BF16, WEIGHT_ONLY_SIMULATED_VS_BF16};
+    let (experiments, _) = load(&gpustack_file()).unwrap();
+    let catalog = Catalog::builtin();
+    let a100 = catalog.gpu("a100-80gb").unwrap();
+    let (mut measured, mut simulated) = (Vec::new(), Vec::new());
+    for model in ["qwen3-14b", "qwen3-32b"] {
+        let pick = |q: &str| {
+            experiments.iter().find(|e| e.key == format!("gpustack/{model}/a100/sharegpt/{q}")).unwrap().clone()
+        };
+        let rows = simulate_all(&[pick("baseline"), pick("fp8"), pick("awq")], None);
+        for (row, e) in rows.iter().zip([pick("baseline"), pick("fp8"), pick("awq")]).skip(1) {
+            assert!(e.case.quant.weight_only(a100), "{}: {} is weight-only on the A100", row.key, e.case.quant);
+            measured.push(row.measured["duration"] / rows[0].measured["duration"]);
+            simulated.push(row.simulated["duration"] / rows[0].simulated["duration"]);
+        }
+    }
+    for (what, r, (lo, hi)) in [
+        ("measured", &measured, WEIGHT_ONLY_MEASURED_VS_BF16),
+        ("simulated", &simulated, WEIGHT_ONLY_SIMULATED_VS_BF16),
+    ] {
+        let (min, max) = r.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        assert!(min >= lo && max <= hi && min - lo < 0.1 && hi - max < 0.1, "{what}: {r:?} against {lo}-{hi}");
+    }
+    // The H100 has FP8 tensor cores: its FP8 is not weight-only; INT4 is everywhere.
+    let h100 = catalog.gpu("h100-80gb").unwrap();
+    assert!(!symbiote::hardware::Quant::Fp8.weight_only(h100));
+    assert!(symbiote::hardware::Quant::Int4.weight_only(h100));
+}

@@ -352,6 +352,13 @@ impl KvCache {
         if new_blocks + hits_in_free_queue > self.num_free {
             return false;
         }
+        if request.kv.blocks.capacity() == 0 {
+            // Room for the request's whole life at once (bounded, against huge output limits),
+            // before the hits are pushed: reserved after them, a request with hits grew its
+            // list push by push (issue 15: reallocations were 5% of a 64-replica replay).
+            let lifetime = (request.prompt_tokens as u64 + request.max_output_tokens as u64).min(max_model_len as u64);
+            request.kv.blocks.reserve_exact(lifetime.div_ceil(self.block_size as u64).min(4096) as usize);
+        }
         for &block in hits {
             if self.blocks[block as usize].ref_cnt == 0 {
                 self.unlink(block);
@@ -364,11 +371,6 @@ impl KvCache {
             // already registered in the cache under this request's hashes.
             debug_assert_eq!(held, hits.len());
             request.kv.num_cached_blocks = hits.len();
-        }
-        if request.kv.blocks.capacity() == 0 {
-            // Room for the request's whole life at once (bounded, against huge output limits).
-            let lifetime = (request.prompt_tokens as u64 + request.max_output_tokens as u64).min(max_model_len as u64);
-            request.kv.blocks.reserve_exact(lifetime.div_ceil(self.block_size as u64).min(4096) as usize);
         }
         for _ in 0..new_blocks {
             let block = self.pop_free();

@@ -11,6 +11,7 @@
 
 mod formats;
 mod recurring;
+mod scan;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -147,6 +148,8 @@ enum Source {
         /// Bytes of (decompressed) text read so far.
         bytes: u64,
         columns: Option<Columns>,
+        /// The line being read, its allocation kept from line to line.
+        buf: Vec<u8>,
     },
 }
 
@@ -224,10 +227,18 @@ impl TraceReader {
         })?;
         let input = open_reader(&path).map_err(|e| err(format!("cannot open the trace: {e}")))?;
         let source = match format {
-            TraceFormat::Mooncake => Source::Jsonl { input: BufReader::new(input), line: 0, bytes: 0, columns: None },
+            TraceFormat::Mooncake => {
+                Source::Jsonl { input: BufReader::new(input), line: 0, bytes: 0, columns: None, buf: Vec::new() }
+            }
             TraceFormat::Generic if spec.path.contains(".jsonl") => {
                 let columns = spec.columns.clone().ok_or_else(|| err("a generic trace needs `columns`".into()))?;
-                Source::Jsonl { input: BufReader::new(input), line: 0, bytes: 0, columns: Some(columns) }
+                Source::Jsonl {
+                    input: BufReader::new(input),
+                    line: 0,
+                    bytes: 0,
+                    columns: Some(columns),
+                    buf: Vec::new(),
+                }
             }
             TraceFormat::Azure | TraceFormat::Burstgpt | TraceFormat::Generic => {
                 let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
@@ -296,15 +307,24 @@ impl TraceReader {
                     Err(e) => Some((*records + 1, Raw::Bad(format!("unreadable CSV row: {e}")))),
                 }
             }
-            Source::Jsonl { input, line, bytes, columns } => loop {
+            Source::Jsonl { input, line, bytes, columns, buf } => loop {
                 *line += 1;
-                let mut buf = Vec::new();
-                match input.read_until(b'\n', &mut buf) {
+                buf.clear();
+                if buf.capacity() > 1 << 20 {
+                    // A long line's allocation is not kept for the rest of the trace.
+                    *buf = Vec::new();
+                }
+                match input.read_until(b'\n', buf) {
                     Ok(0) => return None,
                     Ok(n) => *bytes += n as u64,
                     Err(e) => return Some((*line, broken(*bytes, e))),
                 }
-                let Ok(text) = std::str::from_utf8(&buf) else {
+                if columns.is_none() {
+                    if let Some(row) = formats::scanned_mooncake_row(buf) {
+                        return Some((*line, Raw::Row(row)));
+                    }
+                }
+                let Ok(text) = std::str::from_utf8(buf) else {
                     return Some((*line, Raw::Bad("the line is not UTF-8 text".into())));
                 };
                 if text.trim().is_empty() {

@@ -172,14 +172,16 @@ pub fn parse_in(text: &str, label: &str, base_dir: &Path) -> Result<Scenario, Ve
 }
 
 /// Reads a case's trace through once (in constant memory) so a bad row is reported before any
-/// run starts, with its file and line.
+/// run starts, with its file and line. With prefix caching the same read counts the trace's
+/// block ids for the run (`RecurringIds::keep`), which then need not read it again.
 fn check_trace(case: &Case, path: &str, ctx: &mut Ctx<'_>) {
     let Some(spec) = &case.workload.trace else { return };
-    let key = format!("{}|{}", case.base_dir.display(), serde_json::to_string(spec).unwrap_or_default());
+    let count_ids = case.engine.enable_prefix_caching;
+    let key = format!("{}|{}|{count_ids}", case.base_dir.display(), serde_json::to_string(spec).unwrap_or_default());
     let problem = ctx
         .traces
         .entry(key)
-        .or_insert_with(|| crate::workload::trace::check(spec, &case.base_dir).err().map(|e| e.to_string()))
+        .or_insert_with(|| crate::workload::trace::check(spec, &case.base_dir, count_ids).err().map(|e| e.to_string()))
         .clone();
     if let Some(problem) = problem {
         ctx.push(format!("{path}.workload.trace"), problem);

@@ -13,10 +13,12 @@
 //! registers every block eagerly, and `tests/it/fast_path.rs` compares the two.
 
 mod free_queue;
+mod prefix_memo;
 
 use std::hash::{BuildHasherDefault, Hasher};
 
 use free_queue::{Entry, FreeQueue, ANONYMOUS};
+use prefix_memo::PrefixMemo;
 
 use super::request::{KvState, Request};
 
@@ -133,6 +135,8 @@ pub struct KvCache {
     num_free: u32,
     /// Hash -> a block holding it. Used for lookups only; never iterated.
     cached: BlockMap,
+    /// Chains recent lookups found, checked against `blocks` before use (`prefix_memo`).
+    memo: PrefixMemo,
     prefix_caching: bool,
     /// Whether private blocks wait for a preemption to be registered (module doc).
     defer_private: bool,
@@ -158,6 +162,7 @@ impl KvCache {
             } else {
                 BlockMap::default()
             },
+            memo: PrefixMemo::default(),
             prefix_caching,
             defer_private: true,
             stats: PrefixStats::default(),
@@ -276,11 +281,25 @@ impl KvCache {
         // Its private blocks cannot be in the cache until it was preempted.
         let max_blocks = (((num_tokens - 1) / self.block_size) as usize).min(self.first_deferred(request));
         request.ensure_block_hashes(max_blocks as u32 * self.block_size, self.block_size);
-        for &hash in &request.kv.block_hashes[..max_blocks] {
-            match self.cached.get(&hash) {
-                Some(&block) => hits.push(block),
-                None => break,
+        let hashes = &request.kv.block_hashes[..max_blocks];
+        if let Some(&first) = hashes.first() {
+            let chain = self.memo.chain(first);
+            // The remembered chain, while it is this request's and its blocks still hold it.
+            for (&hash, &(remembered, block)) in hashes.iter().zip(chain.iter()) {
+                let b = &self.blocks[block as usize];
+                if remembered != hash || !b.mapped || b.hash != hash {
+                    break;
+                }
+                hits.push(block);
             }
+            let checked = hits.len();
+            for &hash in &hashes[checked..] {
+                match self.cached.get(&hash) {
+                    Some(&block) => hits.push(block),
+                    None => break,
+                }
+            }
+            prefix_memo::remember(chain, checked, hashes, hits);
         }
         let hit_tokens = hits.len() as u32 * self.block_size;
         self.stats.queries += num_tokens as u64;
@@ -352,6 +371,13 @@ impl KvCache {
         if new_blocks + hits_in_free_queue > self.num_free {
             return false;
         }
+        if request.kv.blocks.capacity() == 0 {
+            // Room for the request's whole life at once (bounded, against huge output limits),
+            // before the hits are pushed: reserved after them, a request with hits grew its
+            // list push by push (issue 15: reallocations were 5% of a 64-replica replay).
+            let lifetime = (request.prompt_tokens as u64 + request.max_output_tokens as u64).min(max_model_len as u64);
+            request.kv.blocks.reserve_exact(lifetime.div_ceil(self.block_size as u64).min(4096) as usize);
+        }
         for &block in hits {
             if self.blocks[block as usize].ref_cnt == 0 {
                 self.unlink(block);
@@ -364,11 +390,6 @@ impl KvCache {
             // already registered in the cache under this request's hashes.
             debug_assert_eq!(held, hits.len());
             request.kv.num_cached_blocks = hits.len();
-        }
-        if request.kv.blocks.capacity() == 0 {
-            // Room for the request's whole life at once (bounded, against huge output limits).
-            let lifetime = (request.prompt_tokens as u64 + request.max_output_tokens as u64).min(max_model_len as u64);
-            request.kv.blocks.reserve_exact(lifetime.div_ceil(self.block_size as u64).min(4096) as usize);
         }
         for _ in 0..new_blocks {
             let block = self.pop_free();
@@ -709,6 +730,39 @@ mod tests {
         assert!(kv.allocate_slots(&mut b, 16, &hits, 4096));
         assert_eq!(b.kv.blocks.len(), 3);
         assert_eq!(kv.stats, PrefixStats { queries: 48, hits: 32 });
+        kv.check_invariants();
+    }
+
+    // See: issue 15
+    /// A remembered chain whose third block was evicted (its record now holds another hash):
+    /// the lookup stops where the map does, and once the hash is registered again it finds
+    /// the block the map holds.
+    #[test]
+    fn issue_15_a_remembered_chain_is_checked_against_evictions() {
+        // 9 usable blocks.
+        let mut kv = KvCache::new(10, 16, true);
+        let prompt = || request(1, vec![Segment { id: 1, len: 48 }, Segment { id: 9, len: 16 }]);
+        let mut a = prompt();
+        assert!(kv.allocate_slots(&mut a, 64, &[], 4096));
+        let a_blocks = a.kv.blocks.clone();
+        kv.free(&mut a.kv);
+        let mut hits = Vec::new();
+        let mut b = prompt();
+        assert_eq!(kv.find_cached_prefix(&mut b, &mut hits), 48);
+        assert_eq!(hits, a_blocks[..3]);
+        // Free queue: 5 untouched places, then a's blocks tail first: 7 blocks evict a's last
+        // two, the third of the shared segment among them.
+        let mut filler = request(2, vec![Segment { id: 2, len: 112 }]);
+        assert!(kv.allocate_slots(&mut filler, 112, &[], 4096));
+        kv.free(&mut filler.kv);
+        let mut c = prompt();
+        assert_eq!(kv.find_cached_prefix(&mut c, &mut hits), 32);
+        assert!(kv.allocate_slots(&mut c, 32, &hits, 4096));
+        c.num_computed = 64;
+        let mut d = prompt();
+        assert_eq!(kv.find_cached_prefix(&mut d, &mut hits), 48);
+        assert_eq!(hits, a_blocks_prefix(&kv, &d, 3));
+        assert_eq!(hits, c.kv.blocks[..3]);
         kv.check_invariants();
     }
 

@@ -286,7 +286,7 @@ pub struct Workload {
     pub trace_error: Option<String>,
     /// The trace's block ids held by more than one row, once looked for
     /// ([`Workload::find_private_blocks`]).
-    recurring: Option<RecurringIds>,
+    recurring: Option<std::sync::Arc<RecurringIds>>,
 }
 
 impl Workload {
@@ -383,7 +383,7 @@ impl Workload {
     pub fn realize(&mut self, ticket: Ticket, now: SimTime) -> Option<RequestSpec> {
         if self.pending.front().is_some_and(|(index, _)| *index == ticket.index) {
             let (index, row) = self.pending.pop_front().expect("checked");
-            return Some(trace_request(index, row, now, self.recurring.as_ref()));
+            return Some(trace_request(index, row, now, self.recurring.as_deref()));
         }
         let session = match &mut self.content {
             Content::SharedPrefix(data) => data.session_of(ticket.index),

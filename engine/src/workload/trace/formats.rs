@@ -121,11 +121,11 @@ pub(super) fn csv_row(
 /// A Mooncake row written the usual way: numbers as numbers, `hash_ids` a list of integers,
 /// each field once (a repeated field is an error here, so such a row takes the general path).
 #[derive(serde::Deserialize)]
-struct PlainMooncakeRow {
-    timestamp: f64,
-    input_length: u32,
-    output_length: u32,
-    hash_ids: Vec<u64>,
+pub(super) struct PlainMooncakeRow {
+    pub timestamp: f64,
+    pub input_length: u32,
+    pub output_length: u32,
+    pub hash_ids: Vec<u64>,
 }
 
 /// A Mooncake row read straight into its types, or `None` for the general path
@@ -135,7 +135,17 @@ struct PlainMooncakeRow {
 /// the same `f64` (serde_json with `float_roundtrip`, whose shortest printing the general path
 /// parses back exactly), the counts and ids the same integers, and the same checks apply.
 fn plain_mooncake_row(text: &str) -> Option<RawRow> {
-    let row: PlainMooncakeRow = serde_json::from_str(text).ok()?;
+    checked_plain_row(serde_json::from_str(text).ok()?)
+}
+
+/// A Mooncake row in its usual shape read by [`super::scan`], or `None` for [`jsonl_row`].
+pub(super) fn scanned_mooncake_row(text: &[u8]) -> Option<RawRow> {
+    checked_plain_row(super::scan::plain_row(text)?)
+}
+
+/// The checks of the general path on a plainly written row; `None` where any fails, so that
+/// the general path says what.
+fn checked_plain_row(row: PlainMooncakeRow) -> Option<RawRow> {
     let time_ns = scaled_time_ns(row.timestamp, TimeUnit::Ms)?;
     let prompt_tokens = within_token_limit("input_length", row.input_length).ok()?;
     let output_tokens = within_token_limit("output_length", row.output_length).ok()?;

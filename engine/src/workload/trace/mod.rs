@@ -11,6 +11,7 @@
 
 mod formats;
 mod recurring;
+mod scan;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -147,6 +148,8 @@ enum Source {
         /// Bytes of (decompressed) text read so far.
         bytes: u64,
         columns: Option<Columns>,
+        /// The line being read, its allocation kept from line to line.
+        buf: Vec<u8>,
     },
 }
 
@@ -224,10 +227,18 @@ impl TraceReader {
         })?;
         let input = open_reader(&path).map_err(|e| err(format!("cannot open the trace: {e}")))?;
         let source = match format {
-            TraceFormat::Mooncake => Source::Jsonl { input: BufReader::new(input), line: 0, bytes: 0, columns: None },
+            TraceFormat::Mooncake => {
+                Source::Jsonl { input: BufReader::new(input), line: 0, bytes: 0, columns: None, buf: Vec::new() }
+            }
             TraceFormat::Generic if spec.path.contains(".jsonl") => {
                 let columns = spec.columns.clone().ok_or_else(|| err("a generic trace needs `columns`".into()))?;
-                Source::Jsonl { input: BufReader::new(input), line: 0, bytes: 0, columns: Some(columns) }
+                Source::Jsonl {
+                    input: BufReader::new(input),
+                    line: 0,
+                    bytes: 0,
+                    columns: Some(columns),
+                    buf: Vec::new(),
+                }
             }
             TraceFormat::Azure | TraceFormat::Burstgpt | TraceFormat::Generic => {
                 let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
@@ -296,15 +307,24 @@ impl TraceReader {
                     Err(e) => Some((*records + 1, Raw::Bad(format!("unreadable CSV row: {e}")))),
                 }
             }
-            Source::Jsonl { input, line, bytes, columns } => loop {
+            Source::Jsonl { input, line, bytes, columns, buf } => loop {
                 *line += 1;
-                let mut buf = Vec::new();
-                match input.read_until(b'\n', &mut buf) {
+                buf.clear();
+                if buf.capacity() > 1 << 20 {
+                    // A long line's allocation is not kept for the rest of the trace.
+                    *buf = Vec::new();
+                }
+                match input.read_until(b'\n', buf) {
                     Ok(0) => return None,
                     Ok(n) => *bytes += n as u64,
                     Err(e) => return Some((*line, broken(*bytes, e))),
                 }
-                let Ok(text) = std::str::from_utf8(&buf) else {
+                if columns.is_none() {
+                    if let Some(row) = formats::scanned_mooncake_row(buf) {
+                        return Some((*line, Raw::Row(row)));
+                    }
+                }
+                let Ok(text) = std::str::from_utf8(buf) else {
                     return Some((*line, Raw::Bad("the line is not UTF-8 text".into())));
                 };
                 if text.trim().is_empty() {
@@ -421,17 +441,32 @@ pub struct TraceStats {
 
 /// Reads a whole trace once, in constant memory (apart from the set of seen block ids).
 pub fn stats(spec: &TraceSpec, base_dir: &Path) -> Result<TraceStats, TraceError> {
-    read_through(spec, base_dir, true)
+    read_through(spec, base_dir, true, None)
 }
 
 /// Reads a whole trace once to find its first bad row, in constant memory: [`stats`] without
 /// the prefix-hit counts, whose set of seen block ids grows with the trace (about 100 MB for
 /// 10 million Mooncake rows), so that validating a replay's trace costs no memory.
-pub fn check(spec: &TraceSpec, base_dir: &Path) -> Result<(), TraceError> {
-    read_through(spec, base_dir, false).map(|_| ())
+///
+/// With `count_ids` (a run with prefix caching will replay it) the same read also counts its
+/// Mooncake block ids and keeps them ([`RecurringIds::keep`]), so the run need not read the
+/// trace once more to find its private blocks.
+pub fn check(spec: &TraceSpec, base_dir: &Path, count_ids: bool) -> Result<(), TraceError> {
+    let mut ids = RecurringIds::default();
+    read_through(spec, base_dir, false, count_ids.then_some(&mut ids))?;
+    // A trace without block ids keeps an empty count, which its runs never look up.
+    if count_ids {
+        ids.keep(spec, base_dir);
+    }
+    Ok(())
 }
 
-fn read_through(spec: &TraceSpec, base_dir: &Path, count_hits: bool) -> Result<TraceStats, TraceError> {
+fn read_through(
+    spec: &TraceSpec,
+    base_dir: &Path,
+    count_hits: bool,
+    mut ids: Option<&mut RecurringIds>,
+) -> Result<TraceStats, TraceError> {
     let mut reader = TraceReader::open(spec, base_dir)?;
     let mut stats = TraceStats::default();
     let mut seen = std::collections::BTreeSet::new();
@@ -444,6 +479,9 @@ fn read_through(spec: &TraceSpec, base_dir: &Path, count_hits: bool) -> Result<T
         stats.prompt_tokens += row.prompt_tokens as u64;
         stats.output_tokens += row.output_tokens as u64;
         stats.last_arrival_ns = row.arrival_ns;
+        if let Some(ids) = ids.as_deref_mut() {
+            row.hash_ids.iter().for_each(|&id| ids.count(id));
+        }
         if !count_hits {
             continue;
         }
@@ -493,6 +531,30 @@ mod tests {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         encoder.write_all(text.as_bytes()).unwrap();
         encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn validation_keeps_its_count_of_block_ids_for_the_run_until_the_file_changes() {
+        let dir = scratch("counted");
+        let row = |t: u32, ids: &str| {
+            format!("{{\"timestamp\": {t}, \"input_length\": 600, \"output_length\": 5, \"hash_ids\": [{ids}]}}\n")
+        };
+        std::fs::write(dir.join("t.jsonl"), row(0, "0, 1") + &row(1, "0, 2")).unwrap();
+        let spec = spec("t.jsonl", BadRows::Fail);
+        check(&spec, &dir, true).unwrap();
+        let kept = RecurringIds::of_trace(&spec, &dir).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&kept, &RecurringIds::of_trace(&spec, &dir).unwrap()), "read again");
+        // Id 0 recurs, 1 is the first row's own: its tokens from the second block on.
+        assert_eq!(kept.private_from(&[0, 1]), Some(512));
+        // Rewritten (another length): id 1 now recurs, which only a fresh count sees.
+        std::fs::write(dir.join("t.jsonl"), row(0, "0, 1") + &row(1, "0, 1") + &row(2, "3")).unwrap();
+        assert_eq!(RecurringIds::of_trace(&spec, &dir).unwrap().private_from(&[0, 1]), None);
+        // Without prefix caching nothing is kept: each count is a fresh read.
+        let other = TraceSpec { limit: Some(2), ..spec };
+        check(&other, &dir, false).unwrap();
+        let (a, b) = (RecurringIds::of_trace(&other, &dir).unwrap(), RecurringIds::of_trace(&other, &dir).unwrap());
+        assert!(!std::sync::Arc::ptr_eq(&a, &b));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// `stats` on another thread, failing the test instead of hanging it.

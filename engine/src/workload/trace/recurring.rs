@@ -1,9 +1,12 @@
 //! Which Mooncake block ids recur in a trace. A row whose id at position `k` no other row holds
 //! (nor the row itself twice) owns its tokens from block `k` on: their KV blocks can be hit by
 //! no other request, so the KV cache need not register them while it runs
-//! (`RequestSpec::private_from`, issue 15). Found by one pass over the trace before the replay.
+//! (`RequestSpec::private_from`, issue 15). Counted while the scenario's trace is validated
+//! ([`super::check`] with ids), or by one pass over the trace before the replay when it was not.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use super::{TraceReader, TraceSpec};
 
@@ -11,6 +14,27 @@ use super::{TraceReader, TraceSpec};
 /// to 8 MiB each whatever the ids. Mooncake traces number blocks densely from 0 (the
 /// 10-million-row benchmark's ids stay under 10 million: 1.25 MB per bitset).
 const MAX_TRACKED: u64 = 1 << 26;
+
+/// Ids counted while validating, by trace and file state ([`RecurringIds::keep`]): the 10M-row
+/// replay read its trace three times (validation, this count, the replay), and one read is
+/// about 4% of it. They stay for the process (1.25 MB per bitset per 10 million ids), which
+/// also serves a scenario's other seeds and cases on the same trace. The key holds the file's
+/// length and modification time, so a file rewritten since reads again.
+static COUNTED: Mutex<BTreeMap<String, Arc<RecurringIds>>> = Mutex::new(BTreeMap::new());
+
+/// The map of counted ids; a panic elsewhere while it was held leaves it whole (inserts and
+/// reads only), so a poisoned lock is used as it is.
+fn lock() -> std::sync::MutexGuard<'static, BTreeMap<String, Arc<RecurringIds>>> {
+    COUNTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What names a trace's count: the folder, the spec (its window, stride and limit choose the
+/// rows) and the file's length and modification time. `None` when the file cannot be read.
+fn counted_key(spec: &TraceSpec, base_dir: &Path) -> Option<String> {
+    let meta = std::fs::metadata(base_dir.join(&spec.path)).ok()?;
+    let modified = meta.modified().ok()?;
+    Some(format!("{}|{}|{}|{modified:?}", base_dir.display(), serde_json::to_string(spec).ok()?, meta.len()))
+}
 
 /// Ids seen once and ids seen again, as bitsets indexed by id, grown to the largest id seen.
 #[derive(Debug, Default)]
@@ -23,13 +47,24 @@ impl RecurringIds {
     /// Counts every block id of the rows `spec` yields (its window, stride and limit applied),
     /// up to the first row the replay would stop at. `None` when the file cannot be opened (the
     /// replay reports that itself).
-    pub fn of_trace(spec: &TraceSpec, base_dir: &Path) -> Option<RecurringIds> {
+    pub fn of_trace(spec: &TraceSpec, base_dir: &Path) -> Option<Arc<RecurringIds>> {
+        if let Some(ids) = counted_key(spec, base_dir).and_then(|key| lock().get(&key).cloned()) {
+            return Some(ids);
+        }
         let mut reader = TraceReader::open(spec, base_dir).ok()?;
         let mut ids = RecurringIds::default();
         while let Some(Ok(row)) = reader.next_row() {
             row.hash_ids.iter().for_each(|&id| ids.count(id));
         }
-        Some(ids)
+        Some(Arc::new(ids))
+    }
+
+    /// Keeps the ids counted over every row of the trace `spec` names (as [`Self::of_trace`]
+    /// would count them), so that its runs need not read the trace again for them.
+    pub fn keep(self, spec: &TraceSpec, base_dir: &Path) {
+        if let Some(key) = counted_key(spec, base_dir) {
+            lock().insert(key, Arc::new(self));
+        }
     }
 
     pub fn count(&mut self, id: u64) {

@@ -181,7 +181,7 @@ pub fn prompt_kv_bytes(model: &ModelSpec, cfg: &MemoryConfig, rows: u64, prompt:
 /// are the test. The allocator replay runs the same program and finds 1.26 on every one of
 /// those rows, so some of `DynamicCache`'s fragmentation comes from something the replay does
 /// not model (not identified: the allocator's rules and transformers' tensor order are read
-/// from their code, and the replay's *allocated* peak matches every row within 0.2%). Until it
+/// from their code, and the replay's *allocated* peak matches every row within 0.25%). Until it
 /// is, a DynamicCache batch must fit with the measured ratio as well as in the replay. One model
 /// and one shape back this number; other prompt/output ratios may fragment differently.
 pub const DYNAMIC_CACHE_RESERVED_PER_ALLOCATED: f64 = 1.549;
